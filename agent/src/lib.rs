@@ -1,0 +1,1 @@
+//! ferry-agent: applies image releases to a GitOps config repository.

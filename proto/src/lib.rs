@@ -1,0 +1,21 @@
+//! ferry's shared contract.
+//!
+//! - [`pb`]: the generated gRPC service and messages (`proto/ferry.proto`).
+//! - [`names`]: validation of OCI repository names, tags and digests, with errors that name the rule.
+//! - [`reference`]: image-reference parsing and Docker-style normalisation, and the mapping between
+//!   image names and ferry repository names.
+//! - [`digest`]: computing and checking content digests.
+
+pub mod digest;
+pub mod names;
+pub mod reference;
+
+/// Generated protobuf types and the `Ferry` service client and server.
+#[allow(clippy::all, missing_docs)]
+pub mod pb {
+    tonic::include_proto!("ferry.v1");
+}
+
+/// gRPC messages can carry a manifest (4 MiB) plus children and configs; tonic's 4 MiB default is
+/// too small for a multi-arch publish.
+pub const MAX_GRPC_MESSAGE_BYTES: usize = 64 * 1024 * 1024;

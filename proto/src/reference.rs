@@ -1,0 +1,265 @@
+//! Image references as Kubernetes manifests write them, normalised the way Docker does.
+//!
+//! `nginx` → `docker.io/library/nginx`; `index.docker.io/x/y` → `docker.io/x/y`;
+//! `127.0.0.1:5001/team/app` stays as it is. A registry `:port` cannot appear in an OCI repository
+//! name, so ferry's repository for an image writes it `_port`: `127.0.0.1_5001/team/app`.
+
+use std::fmt;
+
+use thiserror::Error;
+
+use crate::names::{validate_digest, validate_repository, validate_tag, NameError};
+
+/// The registry Docker assumes when a reference names none.
+pub const DOCKER_HUB: &str = "docker.io";
+
+/// A reference that cannot be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ReferenceError {
+    /// Empty input.
+    #[error("empty image reference")]
+    Empty,
+    /// The registry host part is malformed.
+    #[error("invalid registry host {host:?} in {reference:?}: a host is letters, digits, '.' and '-', optionally followed by :PORT")]
+    Host {
+        /// The host part.
+        host: String,
+        /// The whole reference.
+        reference: String,
+    },
+    /// A tag or digest was given where only a name is allowed.
+    #[error("{0:?} is an image name with a tag or digest; expected a bare name such as gcr.io/team/app")]
+    NotBareName(String),
+    /// A name, tag or digest inside the reference is invalid.
+    #[error("in image reference {reference:?}: {source}")]
+    Name {
+        /// The whole reference.
+        reference: String,
+        /// Which part failed, and its rule.
+        source: NameError,
+    },
+}
+
+/// A normalised image name: registry host (with port) and repository path.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ImageName {
+    registry: String,
+    path: String,
+}
+
+/// A parsed reference: a name with an optional tag and digest (`name:tag@digest`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    /// The normalised name.
+    pub name: ImageName,
+    /// The tag, if written.
+    pub tag: Option<String>,
+    /// The digest, if written.
+    pub digest: Option<String>,
+}
+
+fn is_valid_host(host: &str) -> bool {
+    let (name, port) = match host.rsplit_once(':') {
+        Some((n, p)) => (n, Some(p)),
+        None => (host, None),
+    };
+    let name_ok = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .split('.')
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    name_ok && port_ok
+}
+
+/// Docker's rule: the first component is a registry host if it has a '.' or ':', is
+/// `localhost`, or has an upper-case letter (which a repository path cannot).
+fn looks_like_host(first: &str) -> bool {
+    first.contains('.') || first.contains(':') || first == "localhost" || first.bytes().any(|b| b.is_ascii_uppercase())
+}
+
+impl ImageName {
+    /// Parses a bare image name (no tag, no digest) and normalises it.
+    pub fn parse(s: &str) -> Result<Self, ReferenceError> {
+        let r = Reference::parse(s)?;
+        if r.tag.is_some() || r.digest.is_some() {
+            return Err(ReferenceError::NotBareName(s.to_string()));
+        }
+        Ok(r.name)
+    }
+
+    fn from_parts(registry: &str, path: &str, reference: &str) -> Result<Self, ReferenceError> {
+        if !is_valid_host(registry) {
+            return Err(ReferenceError::Host {
+                host: registry.to_string(),
+                reference: reference.to_string(),
+            });
+        }
+        let mut registry = registry.to_ascii_lowercase();
+        if registry == "index.docker.io" || registry == "registry-1.docker.io" {
+            registry = DOCKER_HUB.to_string();
+        }
+        let path = if registry == DOCKER_HUB && !path.contains('/') {
+            format!("library/{path}")
+        } else {
+            path.to_string()
+        };
+        validate_repository(&path).map_err(|source| ReferenceError::Name {
+            reference: reference.to_string(),
+            source,
+        })?;
+        let name = ImageName { registry, path };
+        // The whole ferry repository name must fit the grammar and length limit too.
+        validate_repository(&name.ferry_repository()).map_err(|source| ReferenceError::Name {
+            reference: reference.to_string(),
+            source,
+        })?;
+        Ok(name)
+    }
+
+    /// Inverse of [`ImageName::ferry_repository`]: `127.0.0.1_5001/team/app` → `127.0.0.1:5001/team/app`.
+    pub fn from_ferry_repository(repo: &str) -> Result<Self, ReferenceError> {
+        validate_repository(repo).map_err(|source| ReferenceError::Name {
+            reference: repo.to_string(),
+            source,
+        })?;
+        let Some((first, path)) = repo.split_once('/') else {
+            return Err(ReferenceError::Name {
+                reference: repo.to_string(),
+                source: NameError::Repository(repo.to_string()),
+            });
+        };
+        let host = match first.rsplit_once('_') {
+            Some((h, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+                format!("{h}:{port}")
+            }
+            _ => first.to_string(),
+        };
+        Self::from_parts(&host, path, repo)
+    }
+
+    /// The registry host, with port: `docker.io`, `127.0.0.1:5001`.
+    pub fn registry(&self) -> &str {
+        &self.registry
+    }
+
+    /// The repository path at the registry: `library/nginx`, `team/app`.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// ferry's repository name for this image: the normalised name with `:port` written `_port`.
+    pub fn ferry_repository(&self) -> String {
+        format!("{}/{}", self.registry.replace(':', "_"), self.path)
+    }
+}
+
+impl fmt::Display for ImageName {
+    /// The normalised name: `docker.io/library/nginx`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.registry, self.path)
+    }
+}
+
+impl Reference {
+    /// Parses `[host[:port]/]path[:tag][@digest]`.
+    pub fn parse(s: &str) -> Result<Self, ReferenceError> {
+        if s.is_empty() {
+            return Err(ReferenceError::Empty);
+        }
+        let name_err = |source| ReferenceError::Name {
+            reference: s.to_string(),
+            source,
+        };
+        let (rest, digest) = match s.split_once('@') {
+            Some((r, d)) => {
+                validate_digest(d).map_err(name_err)?;
+                (r, Some(d.to_string()))
+            }
+            None => (s, None),
+        };
+        // A ':' after the last '/' separates the tag; one before it belongs to a host:port.
+        let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+        let (name, tag) = match rest[last_slash..].rfind(':') {
+            Some(i) => {
+                let tag = &rest[last_slash + i + 1..];
+                validate_tag(tag).map_err(name_err)?;
+                (&rest[..last_slash + i], Some(tag.to_string()))
+            }
+            None => (rest, None),
+        };
+        let (registry, path) = match name.split_once('/') {
+            Some((first, path)) if looks_like_host(first) => (first, path),
+            _ => (DOCKER_HUB, name),
+        };
+        Ok(Reference {
+            name: ImageName::from_parts(registry, path, s)?,
+            tag,
+            digest,
+        })
+    }
+}
+
+impl fmt::Display for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.name)?;
+        if let Some(t) = &self.tag {
+            write!(f, ":{t}")?;
+        }
+        if let Some(d) = &self.digest {
+            write!(f, "@{d}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "sha256:4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f";
+
+    #[test]
+    fn normalises_like_docker() {
+        let cases = [
+            ("nginx", "docker.io/library/nginx", "docker.io/library/nginx"),
+            ("pipecd/bar", "docker.io/pipecd/bar", "docker.io/pipecd/bar"),
+            ("index.docker.io/library/nginx", "docker.io/library/nginx", "docker.io/library/nginx"),
+            ("docker.io/nginx", "docker.io/library/nginx", "docker.io/library/nginx"),
+            ("gcr.io/pipecd/foo", "gcr.io/pipecd/foo", "gcr.io/pipecd/foo"),
+            ("127.0.0.1:5001/team/app", "127.0.0.1:5001/team/app", "127.0.0.1_5001/team/app"),
+            ("localhost/app", "localhost/app", "localhost/app"),
+            ("localhost:5000/app", "localhost:5000/app", "localhost_5000/app"),
+            ("GCR.io/team/app", "gcr.io/team/app", "gcr.io/team/app"),
+        ];
+        for (input, normal, ferry) in cases {
+            let n = ImageName::parse(input).unwrap();
+            assert_eq!(n.to_string(), normal, "{input}");
+            assert_eq!(n.ferry_repository(), ferry, "{input}");
+            assert_eq!(ImageName::from_ferry_repository(ferry).unwrap(), n, "{ferry}");
+        }
+    }
+
+    #[test]
+    fn splits_tag_and_digest() {
+        let r = Reference::parse(&format!("127.0.0.1:5001/team/app:1.2.3@{D}")).unwrap();
+        assert_eq!(r.name.to_string(), "127.0.0.1:5001/team/app");
+        assert_eq!(r.tag.as_deref(), Some("1.2.3"));
+        assert_eq!(r.digest.as_deref(), Some(D));
+        let r = Reference::parse("localhost:5000/app").unwrap();
+        assert_eq!(r.tag, None);
+        assert_eq!(r.name.registry(), "localhost:5000");
+        let r = Reference::parse(&format!("nginx@{D}")).unwrap();
+        assert_eq!(r.to_string(), format!("docker.io/library/nginx@{D}"));
+    }
+
+    #[test]
+    fn rejects_bad_references_with_the_rule() {
+        for bad in ["", "Team/App", "app:v1:2", "gcr.io/team/app@sha256:abc", "gcr..io/x", "a b"] {
+            assert!(Reference::parse(bad).is_err(), "{bad}");
+        }
+        let msg = Reference::parse("gcr.io/Team/app").unwrap_err().to_string();
+        assert!(msg.contains("Team/app") && msg.contains("[a-z0-9]+"), "{msg}");
+        assert!(matches!(ImageName::parse("nginx:1"), Err(ReferenceError::NotBareName(_))));
+    }
+}
