@@ -1,1 +1,81 @@
-//! ferry CLI
+//! The `ferry` command, run by CI once per built image.
+//!
+//! - [`source`]: reading an image's manifests and configs from an origin registry or an OCI layout.
+//! - [`publish`]: building the `Publish` request and sending it to ferry-server.
+//! - [`client`]: the gRPC connection (server address, token).
+
+pub mod client;
+pub mod publish;
+pub mod source;
+
+use std::collections::BTreeMap;
+
+use clap::{Parser, Subcommand};
+
+/// Records built container images in ferry, so clusters learn about them without polling.
+#[derive(Debug, Parser)]
+#[command(name = "ferry", version)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Publish one image: prints its manifest digest (only that) on stdout.
+    Publish(PublishArgs),
+}
+
+/// `ferry publish`.
+#[derive(Debug, clap::Args)]
+pub struct PublishArgs {
+    /// docker://HOST/REPO:TAG, docker://HOST/REPO@DIGEST, or oci:DIR[:TAG].
+    pub source: String,
+    /// The image name clusters pull it as (default for docker://: HOST/REPO; required for oci:).
+    #[arg(long)]
+    pub image: Option<String>,
+    /// Extra tags to point at the image (repeatable).
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Labels merged over the image config's (repeatable), KEY=VALUE.
+    #[arg(long = "label", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+    /// For oci: sources, where the layers can be pulled from (docker://HOST/REPO), so that
+    /// ferry's registry can redirect layer reads there.
+    #[arg(long)]
+    pub origin: Option<String>,
+    /// Origin registry credentials, USER:PASSWORD (default: the docker config file).
+    #[arg(long, env = "FERRY_ORIGIN_CREDS", hide_env_values = true)]
+    pub creds: Option<String>,
+    /// Talk to the origin registry over plain HTTP.
+    #[arg(long)]
+    pub insecure: bool,
+    /// ferry-server's gRPC address.
+    #[arg(long, env = "FERRY_SERVER", default_value = "http://127.0.0.1:50051")]
+    pub server: String,
+    /// API token (role publisher).
+    #[arg(long, env = "FERRY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!(
+            "label {s:?} must be KEY=VALUE with a non-empty KEY"
+        )),
+    }
+}
+
+/// Runs a parsed command.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    match args.command {
+        Command::Publish(p) => {
+            let labels: BTreeMap<String, String> = p.labels.iter().cloned().collect();
+            let digest = publish::publish(&p, labels).await?;
+            println!("{digest}");
+            Ok(())
+        }
+    }
+}

@@ -59,6 +59,9 @@ mod tests {
         let err = verify(&d, b"hellO").unwrap_err();
         assert!(matches!(err, DigestError::Mismatch { .. }));
         assert!(err.to_string().contains(&d));
-        assert!(matches!(verify("sha256:zz", b""), Err(DigestError::Invalid(_))));
+        assert!(matches!(
+            verify("sha256:zz", b""),
+            Err(DigestError::Invalid(_))
+        ));
     }
 }

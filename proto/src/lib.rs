@@ -5,8 +5,10 @@
 //! - [`reference`]: image-reference parsing and Docker-style normalisation, and the mapping between
 //!   image names and ferry repository names.
 //! - [`digest`]: computing and checking content digests.
+//! - [`manifest`]: reading the fields of image manifests and indexes that ferry needs (never re-serialising them).
 
 pub mod digest;
+pub mod manifest;
 pub mod names;
 pub mod reference;
 

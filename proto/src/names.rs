@@ -21,7 +21,9 @@ pub enum NameError {
     #[error("invalid tag {0:?}: tags match [A-Za-z0-9_][A-Za-z0-9._-]{{0,127}}")]
     Tag(String),
     /// The digest is not `sha256:` + 64 or `sha512:` + 128 lowercase hex characters.
-    #[error("invalid digest {0:?}: digests are sha256:<64 lowercase hex> or sha512:<128 lowercase hex>")]
+    #[error(
+        "invalid digest {0:?}: digests are sha256:<64 lowercase hex> or sha512:<128 lowercase hex>"
+    )]
     Digest(String),
 }
 
@@ -99,7 +101,11 @@ pub fn validate_digest(digest: &str) -> Result<(), NameError> {
         _ => None,
     };
     match hex_len {
-        Some(hex) if hex.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)) => {
+        Some(hex)
+            if hex
+                .bytes()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)) =>
+        {
             Ok(())
         }
         _ => Err(NameError::Digest(digest.to_string())),
@@ -130,7 +136,17 @@ mod tests {
             assert_eq!(validate_repository(ok), Ok(()), "{ok}");
         }
         for bad in [
-            "", "A", "team/", "/app", "a___b", "a..b", "a.", "-a", "team//app", "app:1", "ü",
+            "",
+            "A",
+            "team/",
+            "/app",
+            "a___b",
+            "a..b",
+            "a.",
+            "-a",
+            "team//app",
+            "app:1",
+            "ü",
         ] {
             assert!(validate_repository(bad).is_err(), "{bad}");
         }
@@ -139,14 +155,24 @@ mod tests {
 
     #[test]
     fn tag_grammar() {
-        for ok in ["latest", "v1.2.3", "_x", "1", "main-abc1234", &"a".repeat(128)] {
+        for ok in [
+            "latest",
+            "v1.2.3",
+            "_x",
+            "1",
+            "main-abc1234",
+            &"a".repeat(128),
+        ] {
             assert_eq!(validate_tag(ok), Ok(()), "{ok}");
         }
         for bad in ["", "-x", ".x", "v1:2", "a/b", &"a".repeat(129)] {
             assert!(validate_tag(bad).is_err(), "{bad}");
         }
         let msg = validate_tag("v1:2").unwrap_err().to_string();
-        assert!(msg.contains("\"v1:2\"") && msg.contains("[A-Za-z0-9_]"), "{msg}");
+        assert!(
+            msg.contains("\"v1:2\"") && msg.contains("[A-Za-z0-9_]"),
+            "{msg}"
+        );
     }
 
     #[test]

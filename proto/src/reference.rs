@@ -28,7 +28,9 @@ pub enum ReferenceError {
         reference: String,
     },
     /// A tag or digest was given where only a name is allowed.
-    #[error("{0:?} is an image name with a tag or digest; expected a bare name such as gcr.io/team/app")]
+    #[error(
+        "{0:?} is an image name with a tag or digest; expected a bare name such as gcr.io/team/app"
+    )]
     NotBareName(String),
     /// A name, tag or digest inside the reference is invalid.
     #[error("in image reference {reference:?}: {source}")]
@@ -68,14 +70,18 @@ fn is_valid_host(host: &str) -> bool {
         && name
             .split('.')
             .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
-    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
     name_ok && port_ok
 }
 
 /// Docker's rule: the first component is a registry host if it has a '.' or ':', is
 /// `localhost`, or has an upper-case letter (which a repository path cannot).
 fn looks_like_host(first: &str) -> bool {
-    first.contains('.') || first.contains(':') || first == "localhost" || first.bytes().any(|b| b.is_ascii_uppercase())
+    first.contains('.')
+        || first.contains(':')
+        || first == "localhost"
+        || first.bytes().any(|b| b.is_ascii_uppercase())
 }
 
 impl ImageName {
@@ -222,21 +228,49 @@ mod tests {
     #[test]
     fn normalises_like_docker() {
         let cases = [
-            ("nginx", "docker.io/library/nginx", "docker.io/library/nginx"),
+            (
+                "nginx",
+                "docker.io/library/nginx",
+                "docker.io/library/nginx",
+            ),
             ("pipecd/bar", "docker.io/pipecd/bar", "docker.io/pipecd/bar"),
-            ("index.docker.io/library/nginx", "docker.io/library/nginx", "docker.io/library/nginx"),
-            ("docker.io/nginx", "docker.io/library/nginx", "docker.io/library/nginx"),
-            ("gcr.io/pipecd/foo", "gcr.io/pipecd/foo", "gcr.io/pipecd/foo"),
-            ("127.0.0.1:5001/team/app", "127.0.0.1:5001/team/app", "127.0.0.1_5001/team/app"),
+            (
+                "index.docker.io/library/nginx",
+                "docker.io/library/nginx",
+                "docker.io/library/nginx",
+            ),
+            (
+                "docker.io/nginx",
+                "docker.io/library/nginx",
+                "docker.io/library/nginx",
+            ),
+            (
+                "gcr.io/pipecd/foo",
+                "gcr.io/pipecd/foo",
+                "gcr.io/pipecd/foo",
+            ),
+            (
+                "127.0.0.1:5001/team/app",
+                "127.0.0.1:5001/team/app",
+                "127.0.0.1_5001/team/app",
+            ),
             ("localhost/app", "localhost/app", "localhost/app"),
-            ("localhost:5000/app", "localhost:5000/app", "localhost_5000/app"),
+            (
+                "localhost:5000/app",
+                "localhost:5000/app",
+                "localhost_5000/app",
+            ),
             ("GCR.io/team/app", "gcr.io/team/app", "gcr.io/team/app"),
         ];
         for (input, normal, ferry) in cases {
             let n = ImageName::parse(input).unwrap();
             assert_eq!(n.to_string(), normal, "{input}");
             assert_eq!(n.ferry_repository(), ferry, "{input}");
-            assert_eq!(ImageName::from_ferry_repository(ferry).unwrap(), n, "{ferry}");
+            assert_eq!(
+                ImageName::from_ferry_repository(ferry).unwrap(),
+                n,
+                "{ferry}"
+            );
         }
     }
 
@@ -255,11 +289,24 @@ mod tests {
 
     #[test]
     fn rejects_bad_references_with_the_rule() {
-        for bad in ["", "Team/App", "app:v1:2", "gcr.io/team/app@sha256:abc", "gcr..io/x", "a b"] {
+        for bad in [
+            "",
+            "Team/App",
+            "app:v1:2",
+            "gcr.io/team/app@sha256:abc",
+            "gcr..io/x",
+            "a b",
+        ] {
             assert!(Reference::parse(bad).is_err(), "{bad}");
         }
         let msg = Reference::parse("gcr.io/Team/app").unwrap_err().to_string();
-        assert!(msg.contains("Team/app") && msg.contains("[a-z0-9]+"), "{msg}");
-        assert!(matches!(ImageName::parse("nginx:1"), Err(ReferenceError::NotBareName(_))));
+        assert!(
+            msg.contains("Team/app") && msg.contains("[a-z0-9]+"),
+            "{msg}"
+        );
+        assert!(matches!(
+            ImageName::parse("nginx:1"),
+            Err(ReferenceError::NotBareName(_))
+        ));
     }
 }

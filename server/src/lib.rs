@@ -1,1 +1,17 @@
-//! ferry-server
+//! ferry-server: the control plane.
+//!
+//! - [`store`]: SQLite (WAL) — repositories, manifests, blobs, tags and the event log.
+//! - [`service`]: the domain — publish validation, the in-memory read catalog, event fan-out.
+//! - [`registry`]: the OCI distribution read API (actix-web).
+//! - [`grpc`]: the `Ferry` gRPC service (tonic): Publish, Subscribe, ListTags.
+//! - [`config`]: command-line configuration.
+//! - [`run`]: wiring both listeners to one service, with graceful shutdown.
+//!
+//! Direction: `registry`/`grpc` → `service` → `store`.
+
+pub mod config;
+pub mod grpc;
+pub mod registry;
+pub mod run;
+pub mod service;
+pub mod store;

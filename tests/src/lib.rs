@@ -1,1 +1,31 @@
-//! shared helpers for end-to-end tests
+//! Shared helpers for ferry's end-to-end tests (the tests live in `tests/tests/*.rs`).
+//!
+//! Every helper drives a real peer on loopback, never a mock (DESIGN.md §9):
+//!
+//! - [`ferry`]: the ferry binaries under test (server on free ports, `ferry publish`).
+//! - [`ports`]: free loopback ports and waiting for a listener.
+//! - [`http`]: a tiny HTTP/1.1 GET over `std::net`, enough for readiness probes.
+//! - [`process`]: child processes that are killed on drop, with their output in a log file.
+//! - [`origin`]: a `docker-registry` origin with its access log, to publish images from.
+//! - [`oci`]: OCI image layouts written by hand (images, multi-arch indexes, artifacts).
+//! - [`skopeo`]: `skopeo copy` / `inspect` / `list-tags` wrappers.
+//! - [`git`]: a `git daemon` serving bare repositories, and git CLI helpers.
+//! - [`gpg`]: a throwaway OpenPGP signing key and `git verify-commit` against it.
+//! - [`ssh_signing`]: a throwaway SSH signing key and `git verify-commit` against it.
+//!
+//! Conventions: fixtures that a test cannot go on without (`start`, `generate`, building a
+//! layout) panic with a message naming what failed; operations a test may expect to fail
+//! (copies, pushes, verification) return `anyhow::Result` with the tool's stderr in the error.
+//! A missing tool is a failure with install instructions, never a skip
+//! ([`process::require_tool`]).
+
+pub mod ferry;
+pub mod git;
+pub mod gpg;
+pub mod http;
+pub mod oci;
+pub mod origin;
+pub mod ports;
+pub mod process;
+pub mod skopeo;
+pub mod ssh_signing;

@@ -1,0 +1,76 @@
+//! `ferry publish`: read the image once, send one Publish call, return the digest.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Context};
+use ferry_proto::pb;
+use ferry_proto::reference::{ImageName, Reference};
+
+use crate::source::{self, registry::Credentials, Source};
+use crate::PublishArgs;
+
+/// Publishes per `args`; returns the manifest digest.
+pub async fn publish(
+    args: &PublishArgs,
+    labels: BTreeMap<String, String>,
+) -> anyhow::Result<String> {
+    let creds = args.creds.as_deref().map(Credentials::parse).transpose()?;
+    let mut tags: Vec<String> = Vec::new();
+    let (image, fetched, origin) = match Source::parse(&args.source)? {
+        Source::Docker(reference) => {
+            tags.extend(reference.tag.clone());
+            let (fetched, origin) =
+                source::registry::read(&reference, creds, args.insecure).await?;
+            let image = args
+                .image
+                .clone()
+                .unwrap_or_else(|| reference.name.to_string());
+            (image, fetched, Some(origin))
+        }
+        Source::OciLayout { dir, tag } => {
+            let Some(image) = args.image.clone() else {
+                bail!("an oci: source needs --image NAME: the image name clusters pull it as (e.g. gcr.io/team/app)");
+            };
+            let (fetched, found_tag) = source::oci_layout::read(&dir, tag.as_deref()).await?;
+            tags.extend(found_tag);
+            let origin = match &args.origin {
+                Some(o) => {
+                    let r = Reference::parse(o.strip_prefix("docker://").unwrap_or(o))
+                        .with_context(|| format!("--origin {o:?}"))?;
+                    Some(pb::Origin {
+                        registry_url: source::registry::base_url(r.name.registry(), args.insecure),
+                        repository: r.name.path().to_string(),
+                    })
+                }
+                None => None,
+            };
+            (image, fetched, origin)
+        }
+    };
+    ImageName::parse(&image).with_context(|| format!("--image {image:?}"))?;
+    for t in &args.tags {
+        ferry_proto::names::validate_tag(t).with_context(|| "--tag")?;
+        if !tags.contains(t) {
+            tags.push(t.clone());
+        }
+    }
+    let request = pb::PublishRequest {
+        image,
+        manifest: Some(fetched.manifest),
+        children: fetched.children,
+        blobs: fetched.blobs,
+        tags,
+        labels: labels.into_iter().collect(),
+        origin,
+    };
+    let mut client = crate::client::connect(&args.server, args.token.as_deref()).await?;
+    let resp = client
+        .publish(request)
+        .await
+        .map_err(|s| anyhow::anyhow!("ferry-server refused the publish: {}", s.message()))?;
+    let resp = resp.into_inner();
+    for m in &resp.moved {
+        tracing::info!(tag = %m.tag, digest = %m.digest, seq = m.seq, "tag moved");
+    }
+    Ok(resp.digest)
+}

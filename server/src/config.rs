@@ -1,0 +1,91 @@
+//! Command-line configuration of `ferry-server`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::service::Limits;
+
+/// ferry's control plane: stores published image metadata, serves it through the OCI
+/// distribution read API, and streams image events to agents over gRPC.
+#[derive(Debug, Parser)]
+#[command(name = "ferry-server", version)]
+pub struct Args {
+    /// Where the SQLite database lives.
+    #[arg(
+        long,
+        env = "FERRY_DATA_DIR",
+        default_value = "./ferry-data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+    /// The registry (OCI distribution API) listener.
+    #[arg(long, env = "FERRY_HTTP_ADDR", default_value = "0.0.0.0:5000")]
+    pub http_addr: SocketAddr,
+    /// The gRPC (publish, subscribe) listener.
+    #[arg(long, env = "FERRY_GRPC_ADDR", default_value = "0.0.0.0:50051")]
+    pub grpc_addr: SocketAddr,
+    /// Largest manifest accepted by publish, in bytes.
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    pub max_manifest_bytes: usize,
+    /// Largest config blob accepted by publish, in bytes.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    pub max_blob_bytes: usize,
+    /// Seconds between heartbeats on idle event streams.
+    #[arg(long, default_value_t = 5)]
+    pub heartbeat_secs: u64,
+    /// Registry worker threads (default: one per core).
+    #[arg(long)]
+    pub http_workers: Option<usize>,
+    /// Log format.
+    #[arg(long, value_parser = ["text", "json"], default_value = "text")]
+    pub log_format: String,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Administrative subcommands (none yet besides serving, which is the default).
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+}
+
+/// The validated server settings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Publish limits.
+    pub limits: Limits,
+    /// Heartbeat period on event streams.
+    pub heartbeat: Duration,
+    /// Registry worker threads.
+    pub http_workers: usize,
+}
+
+impl Args {
+    /// Validates the arguments into a [`ServerConfig`].
+    pub fn server_config(&self) -> anyhow::Result<ServerConfig> {
+        if self.heartbeat_secs == 0 {
+            anyhow::bail!("--heartbeat-secs 0: the heartbeat period must be at least 1 second");
+        }
+        if self.max_manifest_bytes == 0 || self.max_blob_bytes == 0 {
+            anyhow::bail!("--max-manifest-bytes and --max-blob-bytes must be greater than 0");
+        }
+        Ok(ServerConfig {
+            data_dir: self.data_dir.clone(),
+            limits: Limits {
+                max_manifest_bytes: self.max_manifest_bytes,
+                max_blob_bytes: self.max_blob_bytes,
+                ..Limits::default()
+            },
+            heartbeat: Duration::from_secs(self.heartbeat_secs),
+            http_workers: self
+                .http_workers
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+        })
+    }
+}

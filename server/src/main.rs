@@ -1,0 +1,39 @@
+//! `ferry-server`: parses flags and runs the control plane.
+
+use clap::Parser;
+use ferry_server::config::Args;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_logs(&args.log_format);
+    let cfg = args.server_config()?;
+    let service = ferry_server::run::open_service(&cfg)?;
+    let http = std::net::TcpListener::bind(args.http_addr)
+        .map_err(|e| anyhow::anyhow!("binding the registry listener {}: {e}", args.http_addr))?;
+    let grpc = tokio::net::TcpListener::bind(args.grpc_addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding the gRPC listener {}: {e}", args.grpc_addr))?;
+    ferry_server::run::run(
+        cfg,
+        service,
+        http,
+        grpc,
+        ferry_server::run::shutdown_signal(),
+    )
+    .await
+}
+
+fn init_logs(format: &str) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

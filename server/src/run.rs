@@ -1,0 +1,82 @@
+//! Wires the registry (actix-web) and gRPC (tonic) listeners to one service under one tokio
+//! runtime, and shuts both down on a signal.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::config::ServerConfig;
+use crate::grpc::FerryGrpc;
+use crate::registry;
+use crate::service::Service;
+use crate::store::Store;
+
+/// Opens the store and loads the service.
+pub fn open_service(cfg: &ServerConfig) -> anyhow::Result<Arc<Service>> {
+    let store = Store::open(&cfg.data_dir)
+        .with_context(|| format!("opening the store in {}", cfg.data_dir.display()))?;
+    let service =
+        Service::load(Arc::new(store), cfg.limits.clone()).context("loading the catalog")?;
+    Ok(Arc::new(service))
+}
+
+/// Serves until `shutdown` completes. Takes bound listeners so tests can bind port 0.
+pub async fn run(
+    cfg: ServerConfig,
+    service: Arc<Service>,
+    http: std::net::TcpListener,
+    grpc: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let http_addr = http.local_addr()?;
+    let grpc_addr = grpc.local_addr()?;
+    let data = actix_web::web::Data::new(service.clone());
+    let http_server = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(data.clone())
+            .configure(registry::configure)
+    })
+    .workers(cfg.http_workers)
+    .disable_signals()
+    .shutdown_timeout(5)
+    .listen(http)
+    .context("starting the registry listener")?
+    .run();
+    let http_handle = http_server.handle();
+
+    let (stop_grpc_tx, stop_grpc_rx) = tokio::sync::oneshot::channel::<()>();
+    let grpc_server = tonic::transport::Server::builder()
+        .add_service(FerryGrpc::new(service.clone(), cfg.heartbeat).into_server())
+        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), async {
+            let _ = stop_grpc_rx.await;
+        });
+
+    tracing::info!(%http_addr, %grpc_addr, data_dir = %cfg.data_dir.display(), "ferry-server listening");
+    let http_task = tokio::spawn(http_server);
+    let grpc_task = tokio::spawn(grpc_server);
+    shutdown.await;
+    tracing::info!("shutting down");
+    let _ = stop_grpc_tx.send(());
+    http_handle.stop(true).await;
+    http_task.await?.context("registry server")?;
+    grpc_task.await?.context("gRPC server")?;
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

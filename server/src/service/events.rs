@@ -1,0 +1,81 @@
+//! The event side of the service: live fan-out, log replay and tag snapshots.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
+
+use super::{Service, ServiceError};
+use crate::store::StoredEvent;
+
+/// The events of one publish, shared by every subscriber: one allocation per publish, not per
+/// subscriber.
+pub type EventBatch = Arc<[StoredEvent]>;
+
+/// A tag's current state, for snapshots and reconciliation.
+#[derive(Debug, Clone)]
+pub struct CurrentTag {
+    /// Normalised image name.
+    pub image: String,
+    /// ferry repository name.
+    pub repository: String,
+    /// The tag.
+    pub tag: String,
+    /// Its digest.
+    pub digest: String,
+    /// The event that last moved it.
+    pub seq: u64,
+    /// The manifest's media type.
+    pub media_type: String,
+    /// The manifest's labels.
+    pub labels: BTreeMap<String, String>,
+    /// When it moved (ms since the epoch).
+    pub updated_at_ms: i64,
+}
+
+impl Service {
+    /// A receiver of live event batches. Subscribe *before* replaying the log so nothing published
+    /// in between is missed; drop anything at or below the last seq sent.
+    pub fn subscribe_live(&self) -> broadcast::Receiver<EventBatch> {
+        self.live.subscribe()
+    }
+
+    /// Up to `limit` logged events after `after_seq`. Blocking (SQLite).
+    pub fn replay(&self, after_seq: u64, limit: usize) -> Result<Vec<StoredEvent>, ServiceError> {
+        Ok(self.store.events_after(after_seq, limit)?)
+    }
+
+    /// The lowest seq the log still holds; a cursor below `oldest - 1` needs a snapshot.
+    pub fn oldest_retained_seq(&self) -> Result<Option<u64>, ServiceError> {
+        Ok(self.store.oldest_seq()?)
+    }
+
+    /// Current tags of the repositories `wanted` accepts (all when `wanted` is None), with the
+    /// head seq they are consistent with.
+    pub fn current_tags(&self, wanted: impl Fn(&str) -> bool) -> (u64, Vec<CurrentTag>) {
+        // Read the head while holding the catalog lock: publishes update the catalog before the
+        // head, so the snapshot is at least as new as the seq we report.
+        let catalog = self.catalog.read().expect("catalog lock poisoned");
+        let head = self.head_seq();
+        let mut out = Vec::new();
+        for (name, repo) in &catalog.repos {
+            if !wanted(&repo.image) {
+                continue;
+            }
+            for (tag, t) in &repo.tags {
+                let m = repo.manifests.get(&t.digest);
+                out.push(CurrentTag {
+                    image: repo.image.clone(),
+                    repository: name.clone(),
+                    tag: tag.clone(),
+                    digest: t.digest.clone(),
+                    seq: t.seq,
+                    media_type: m.map(|m| m.media_type.clone()).unwrap_or_default(),
+                    labels: m.map(|m| m.labels.clone()).unwrap_or_default(),
+                    updated_at_ms: t.updated_at_ms,
+                });
+            }
+        }
+        (head, out)
+    }
+}

@@ -1,0 +1,183 @@
+//! The domain layer: what ferry does, independent of HTTP and gRPC.
+//!
+//! Direction: `registry/` and `grpc/` (protocols) → `service` → `store/` (SQLite). Reads are
+//! answered from the in-memory [`catalog`]; writes go through the store first, then the catalog,
+//! then the event fan-out, in that order, under one lock.
+
+pub mod catalog;
+mod error;
+mod events;
+mod publish;
+mod reads;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use bytes::Bytes;
+use tokio::sync::broadcast;
+
+use ferry_proto::manifest::ManifestInfo;
+
+use crate::store::Store;
+use catalog::{BlobMeta, Catalog, ManifestEntry, RepoView, TagEntry};
+
+pub use error::ServiceError;
+pub use events::{CurrentTag, EventBatch};
+pub use publish::{Content, PublishInput, PublishOutcome};
+pub use reads::{BlobAnswer, Referrer};
+
+/// Size caps on published content.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest manifest accepted, in bytes.
+    pub max_manifest_bytes: usize,
+    /// Largest stored blob (config) accepted, in bytes.
+    pub max_blob_bytes: usize,
+    /// Most tags one publish may move.
+    pub max_tags_per_publish: usize,
+    /// Most child manifests an index may carry.
+    pub max_children: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_manifest_bytes: 4 * 1024 * 1024,
+            max_blob_bytes: 1024 * 1024,
+            max_tags_per_publish: 100,
+            max_children: 256,
+        }
+    }
+}
+
+/// Live events are fanned out through one broadcast channel. Its capacity bounds how far a slow
+/// subscriber may lag before it is moved back to replay from the log.
+const LIVE_BUFFER: usize = 4096;
+
+/// The ferry service: store, in-memory catalog and event fan-out.
+pub struct Service {
+    store: Arc<Store>,
+    catalog: RwLock<Catalog>,
+    /// Serialises publishes so the store commit, the catalog update and the broadcast happen in
+    /// seq order.
+    publish_lock: Mutex<()>,
+    live: broadcast::Sender<EventBatch>,
+    head_seq: AtomicU64,
+    limits: Limits,
+}
+
+impl Service {
+    /// Loads the catalog from `store`.
+    pub fn load(store: Arc<Store>, limits: Limits) -> Result<Self, ServiceError> {
+        let state = store.load_state()?;
+        let mut catalog = Catalog::default();
+        for r in state.repositories {
+            catalog.repos.insert(
+                r.name,
+                RepoView {
+                    image: r.image,
+                    origin: r.origin,
+                    ..Default::default()
+                },
+            );
+        }
+        for m in state.manifests {
+            let Some(repo) = catalog.repos.get_mut(&m.repository) else {
+                continue;
+            };
+            let (entry, layers) = manifest_entry(
+                m.digest,
+                m.media_type,
+                m.artifact_type,
+                m.subject,
+                m.labels,
+                m.data,
+            );
+            repo.insert_manifest(entry, layers);
+        }
+        for b in state.blobs {
+            if let Some(repo) = catalog.repos.get_mut(&b.repository) {
+                repo.blobs.insert(
+                    b.digest,
+                    BlobMeta {
+                        media_type: b.media_type,
+                        size: b.size,
+                    },
+                );
+            }
+        }
+        for t in state.tags {
+            if let Some(repo) = catalog.repos.get_mut(&t.repository) {
+                repo.tags.insert(
+                    t.tag,
+                    TagEntry {
+                        digest: t.digest,
+                        seq: t.seq,
+                        updated_at_ms: t.updated_at_ms,
+                    },
+                );
+            }
+        }
+        tracing::info!(
+            repositories = catalog.repos.len(),
+            head_seq = state.head_seq,
+            "catalog loaded"
+        );
+        let (live, _) = broadcast::channel(LIVE_BUFFER);
+        Ok(Service {
+            store,
+            catalog: RwLock::new(catalog),
+            publish_lock: Mutex::new(()),
+            live,
+            head_seq: AtomicU64::new(state.head_seq),
+            limits,
+        })
+    }
+
+    /// The store underneath (for replay and health checks).
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// The seq of the newest event.
+    pub fn head_seq(&self) -> u64 {
+        self.head_seq.load(Ordering::Acquire)
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+}
+
+/// Builds a catalog entry from stored bytes; returns it with the layer digests it references.
+/// The bytes were validated at publish, so a parse failure here only loses the layer index.
+fn manifest_entry(
+    digest: String,
+    media_type: String,
+    artifact_type: Option<String>,
+    subject: Option<String>,
+    labels: std::collections::BTreeMap<String, String>,
+    data: Vec<u8>,
+) -> (ManifestEntry, Vec<String>) {
+    let info = ManifestInfo::parse(Some(&media_type), &data).ok();
+    let layers = match info.as_ref().map(|i| &i.kind) {
+        Some(ferry_proto::manifest::Kind::Image { layers, .. }) => {
+            layers.iter().map(|l| l.digest.clone()).collect()
+        }
+        _ => Vec::new(),
+    };
+    let annotations = info.map(|i| i.annotations).unwrap_or_default();
+    (
+        ManifestEntry {
+            digest,
+            media_type,
+            artifact_type,
+            subject,
+            annotations,
+            labels,
+            data: Bytes::from(data),
+        },
+        layers,
+    )
+}

@@ -1,0 +1,159 @@
+//! The SQLite store: the durable record of repositories, manifests, blobs, tags and the event log.
+//!
+//! Direction: `service` → `store`. The store knows SQL and nothing of HTTP or gRPC. One writer
+//! connection (SQLite has one writer anyway) and a small pool of readers: WAL lets readers run
+//! beside the writer.
+
+mod publish;
+mod read;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::Connection;
+use thiserror::Error;
+
+pub use publish::{BlobRecord, ManifestRecord, PublishRecord};
+pub use read::{LoadedBlob, LoadedManifest, LoadedRepository, LoadedState, LoadedTag};
+
+/// A failure of the store.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// SQLite said no.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The data directory could not be created or opened.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The database was written by a newer ferry.
+    #[error("database {path} has schema version {found}, newer than this ferry-server supports ({supported}); upgrade ferry-server")]
+    SchemaTooNew {
+        /// The database file.
+        path: PathBuf,
+        /// Version in the file.
+        found: i64,
+        /// Newest version this binary knows.
+        supported: i64,
+    },
+    /// A stored row that cannot be read back (e.g. labels that are not JSON).
+    #[error("corrupt row in {table}: {reason}")]
+    Corrupt {
+        /// Which table.
+        table: &'static str,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+/// One appended event, as stored in the `events` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// Gapless, strictly increasing position in the log.
+    pub seq: u64,
+    /// `TAG_MOVED` (room for `TAG_DELETED`, `RING_MOVED`).
+    pub kind: String,
+    /// ferry repository name.
+    pub repository: String,
+    /// Normalised image name.
+    pub image: String,
+    /// The tag that moved.
+    pub tag: String,
+    /// Where it points now.
+    pub digest: String,
+    /// Where it pointed before; empty for a new tag.
+    pub previous_digest: String,
+    /// Media type of the manifest at `digest`.
+    pub media_type: String,
+    /// The image's labels at publish.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// When it happened (ms since the Unix epoch).
+    pub created_at_ms: i64,
+}
+
+/// The store. Cheap to share behind an `Arc`.
+pub struct Store {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+const DB_FILE: &str = "ferry.db";
+
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    // WAL: readers never block the writer. synchronous=FULL: a publish is acknowledged only once
+    // its commit is on disk, so a crash never loses an acknowledged release.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(conn)
+}
+
+impl Store {
+    /// Opens (creating if needed) `data_dir/ferry.db` and brings its schema up to date.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        let path = data_dir.join(DB_FILE);
+        let mut conn = open_connection(&path)?;
+        schema::migrate(&mut conn, &path)?;
+        Ok(Store {
+            path,
+            writer: Mutex::new(conn),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on a reader connection from the pool (opening one if none is free).
+    fn with_reader<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let conn = self.readers.lock().expect("reader pool poisoned").pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => open_connection(&self.path)?,
+        };
+        let result = f(&conn);
+        self.readers
+            .lock()
+            .expect("reader pool poisoned")
+            .push(conn);
+        result
+    }
+
+    /// Runs `f` on the single writer connection.
+    fn with_writer<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.writer.lock().expect("writer poisoned");
+        f(&mut conn)
+    }
+
+    /// `PRAGMA integrity_check`: "ok" when the file is sound.
+    pub fn integrity_check(&self) -> Result<String, StoreError> {
+        self.with_reader(|c| Ok(c.query_row("PRAGMA integrity_check", [], |r| r.get(0))?))
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

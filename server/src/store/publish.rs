@@ -1,0 +1,168 @@
+//! Writing a publish: everything in one transaction, one event per tag that moved.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{params, OptionalExtension, Transaction};
+
+use super::{now_ms, Store, StoreError, StoredEvent};
+
+/// A manifest to store, already verified by the service.
+#[derive(Debug, Clone)]
+pub struct ManifestRecord {
+    /// Verified digest of `data`.
+    pub digest: String,
+    /// Effective media type.
+    pub media_type: String,
+    /// OCI 1.1 artifactType, if any.
+    pub artifact_type: Option<String>,
+    /// OCI 1.1 subject digest, if any.
+    pub subject: Option<String>,
+    /// Bytes exactly as published.
+    pub data: Vec<u8>,
+}
+
+/// A blob to store (configs and other small blobs), already verified.
+#[derive(Debug, Clone)]
+pub struct BlobRecord {
+    /// Verified digest of `data`.
+    pub digest: String,
+    /// Media type from the referencing descriptor.
+    pub media_type: String,
+    /// The bytes.
+    pub data: Vec<u8>,
+}
+
+/// One validated publish.
+#[derive(Debug, Clone)]
+pub struct PublishRecord {
+    /// ferry repository name.
+    pub repository: String,
+    /// Normalised image name.
+    pub image: String,
+    /// Origin registry base URL and repository, for layer redirects.
+    pub origin: Option<(String, String)>,
+    /// The top-level manifest first, then index children.
+    pub manifests: Vec<ManifestRecord>,
+    /// Config blobs.
+    pub blobs: Vec<BlobRecord>,
+    /// Tags to point at the top-level manifest.
+    pub tags: Vec<String>,
+    /// Labels recorded on the top-level manifest and carried by its events.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl PublishRecord {
+    /// The digest the tags point at.
+    pub fn top_digest(&self) -> &str {
+        &self.manifests[0].digest
+    }
+}
+
+impl Store {
+    /// Stores `rec` in one transaction and returns the events it appended (none when every tag
+    /// already pointed at this digest). `next_seq` is the seq the first new event gets; the caller
+    /// holds the single-writer lock that makes this gapless.
+    pub fn commit_publish(&self, rec: &PublishRecord) -> Result<Vec<StoredEvent>, StoreError> {
+        self.with_writer(|conn| {
+            let tx = conn.transaction()?;
+            let events = write_publish(&tx, rec)?;
+            tx.commit()?;
+            Ok(events)
+        })
+    }
+}
+
+fn upsert_repository(tx: &Transaction, rec: &PublishRecord, now: i64) -> Result<i64, StoreError> {
+    let existing: Option<i64> = tx
+        .query_row(
+            "SELECT id FROM repositories WHERE name = ?1",
+            [&rec.repository],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let id = match existing {
+        Some(id) => id,
+        None => {
+            tx.execute(
+                "INSERT INTO repositories (name, image, created_at) VALUES (?1, ?2, ?3)",
+                params![rec.repository, rec.image, now],
+            )?;
+            tx.last_insert_rowid()
+        }
+    };
+    if let Some((url, repo)) = &rec.origin {
+        tx.execute(
+            "UPDATE repositories SET origin_url = ?2, origin_repository = ?3 WHERE id = ?1",
+            params![id, url, repo],
+        )?;
+    }
+    Ok(id)
+}
+
+fn write_publish(tx: &Transaction, rec: &PublishRecord) -> Result<Vec<StoredEvent>, StoreError> {
+    let now = now_ms();
+    let repo_id = upsert_repository(tx, rec, now)?;
+    let labels_json = serde_json::to_string(&rec.labels).expect("string map serialises");
+    for (i, m) in rec.manifests.iter().enumerate() {
+        // Labels describe the release, so they live on the top-level manifest only. A digest is
+        // immutable content: re-publishing it keeps the first bytes (they are equal anyway).
+        let labels = if i == 0 { labels_json.as_str() } else { "{}" };
+        tx.execute(
+            "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, subject, labels, data, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (repository_id, digest) DO UPDATE SET labels = excluded.labels
+             WHERE ?9",
+            params![repo_id, m.digest, m.media_type, m.artifact_type, m.subject, labels, m.data, now, i == 0],
+        )?;
+    }
+    for b in &rec.blobs {
+        tx.execute(
+            "INSERT INTO blobs (repository_id, digest, media_type, data) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (repository_id, digest) DO NOTHING",
+            params![repo_id, b.digest, b.media_type, b.data],
+        )?;
+    }
+    let mut next_seq: u64 =
+        tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM events", [], |r| {
+            r.get::<_, i64>(0)
+        })? as u64;
+    let top = &rec.manifests[0];
+    let mut events = Vec::new();
+    for tag in &rec.tags {
+        let previous: Option<String> = tx
+            .query_row(
+                "SELECT digest FROM tags WHERE repository_id = ?1 AND tag = ?2",
+                params![repo_id, tag],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if previous.as_deref() == Some(top.digest.as_str()) {
+            continue; // unchanged: no event
+        }
+        let ev = StoredEvent {
+            seq: next_seq,
+            kind: "TAG_MOVED".into(),
+            repository: rec.repository.clone(),
+            image: rec.image.clone(),
+            tag: tag.clone(),
+            digest: top.digest.clone(),
+            previous_digest: previous.unwrap_or_default(),
+            media_type: top.media_type.clone(),
+            labels: rec.labels.clone(),
+            created_at_ms: now,
+        };
+        tx.execute(
+            "INSERT INTO tags (repository_id, tag, digest, seq, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (repository_id, tag) DO UPDATE SET digest = excluded.digest, seq = excluded.seq, updated_at = excluded.updated_at",
+            params![repo_id, tag, top.digest, ev.seq as i64, now],
+        )?;
+        tx.execute(
+            "INSERT INTO events (seq, kind, repository, image, tag, digest, previous_digest, media_type, labels, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![ev.seq as i64, ev.kind, ev.repository, ev.image, ev.tag, ev.digest, ev.previous_digest, ev.media_type, labels_json, now],
+        )?;
+        next_seq += 1;
+        events.push(ev);
+    }
+    Ok(events)
+}

@@ -1,0 +1,106 @@
+//! Schema migrations, tracked in `PRAGMA user_version`.
+//!
+//! Each entry of [`MIGRATIONS`] moves the schema one version up and runs in its own transaction.
+//! Never edit a migration that has shipped; append a new one.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    r#"
+    CREATE TABLE repositories (
+        id                INTEGER PRIMARY KEY,
+        name              TEXT NOT NULL UNIQUE,   -- ferry repository: 127.0.0.1_5001/team/app
+        image             TEXT NOT NULL,          -- normalised image: 127.0.0.1:5001/team/app
+        origin_url        TEXT,                   -- where layers live: http://127.0.0.1:5001
+        origin_repository TEXT,                   -- repository path at the origin
+        created_at        INTEGER NOT NULL
+    );
+    CREATE TABLE manifests (
+        repository_id INTEGER NOT NULL REFERENCES repositories(id),
+        digest        TEXT NOT NULL,
+        media_type    TEXT NOT NULL,
+        artifact_type TEXT,
+        subject       TEXT,                       -- OCI 1.1 referrers
+        labels        TEXT NOT NULL DEFAULT '{}', -- JSON object
+        data          BLOB NOT NULL,              -- bytes exactly as published
+        created_at    INTEGER NOT NULL,
+        PRIMARY KEY (repository_id, digest)
+    );
+    CREATE INDEX manifests_by_subject ON manifests(repository_id, subject) WHERE subject IS NOT NULL;
+    CREATE TABLE blobs (
+        repository_id INTEGER NOT NULL REFERENCES repositories(id),
+        digest        TEXT NOT NULL,
+        media_type    TEXT NOT NULL,
+        data          BLOB NOT NULL,
+        PRIMARY KEY (repository_id, digest)
+    );
+    CREATE TABLE tags (
+        repository_id INTEGER NOT NULL REFERENCES repositories(id),
+        tag           TEXT NOT NULL,
+        digest        TEXT NOT NULL,
+        seq           INTEGER NOT NULL,           -- the event that last moved it
+        updated_at    INTEGER NOT NULL,
+        PRIMARY KEY (repository_id, tag)
+    ) WITHOUT ROWID;
+    CREATE TABLE events (
+        seq             INTEGER PRIMARY KEY,      -- gapless: assigned by the single writer
+        kind            TEXT NOT NULL,            -- TAG_MOVED | TAG_DELETED | RING_MOVED
+        repository      TEXT NOT NULL,
+        image           TEXT NOT NULL,
+        tag             TEXT NOT NULL,
+        digest          TEXT NOT NULL,
+        previous_digest TEXT NOT NULL DEFAULT '',
+        media_type      TEXT NOT NULL DEFAULT '',
+        labels          TEXT NOT NULL DEFAULT '{}',
+        ring            TEXT NOT NULL DEFAULT '',
+        created_at      INTEGER NOT NULL
+    );
+    "#,
+];
+
+/// The newest schema version this binary knows.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Applies the migrations the database has not seen; refuses a database from a newer ferry.
+pub fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            path: path.to_path_buf(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "applied schema migration");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_a_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.db");
+        let mut conn = Connection::open(&path).unwrap();
+        migrate(&mut conn, &path).unwrap();
+        migrate(&mut conn, &path).unwrap(); // idempotent
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        let err = migrate(&mut conn, &path).unwrap_err();
+        assert!(matches!(err, StoreError::SchemaTooNew { .. }), "{err}");
+        assert!(err.to_string().contains("upgrade ferry-server"));
+    }
+}

@@ -1,0 +1,149 @@
+//! The ferry binaries under test: `ferry-server` on free ports, and `ferry publish`.
+//!
+//! The binaries come from the workspace's target directory (`cargo build --workspace --bins`
+//! first; `scripts/test.sh` does that).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use crate::ports::{free_port, wait_for_tcp};
+use crate::process::{spawn_logged, ChildGuard};
+
+/// `target/<profile>/NAME`, next to the test executable's `deps/` directory.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile> directory");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} not found: build the binaries first with `cargo build --workspace --bins` (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// A running `ferry-server` with its own data directory and ports.
+pub struct FerryServer {
+    /// Registry address, "127.0.0.1:PORT".
+    pub http_addr: String,
+    /// gRPC address, "127.0.0.1:PORT".
+    pub grpc_addr: String,
+    data_dir: PathBuf,
+    log_dir: tempfile::TempDir,
+    extra_args: Vec<String>,
+    child: Option<ChildGuard>,
+    _data: Option<tempfile::TempDir>,
+}
+
+impl FerryServer {
+    /// Starts a server on a fresh data directory.
+    pub fn start() -> FerryServer {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server with extra command-line arguments.
+    pub fn start_with(extra_args: &[&str]) -> FerryServer {
+        let data = tempfile::tempdir().expect("data dir");
+        let mut s = FerryServer {
+            http_addr: format!("127.0.0.1:{}", free_port()),
+            grpc_addr: format!("127.0.0.1:{}", free_port()),
+            data_dir: data.path().to_path_buf(),
+            log_dir: tempfile::tempdir().expect("log dir"),
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            child: None,
+            _data: Some(data),
+        };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = Command::new(binary("ferry-server"));
+        cmd.arg("--data-dir")
+            .arg(&self.data_dir)
+            .args([
+                "--http-addr",
+                &self.http_addr,
+                "--grpc-addr",
+                &self.grpc_addr,
+            ])
+            .args(&self.extra_args)
+            .env("RUST_LOG", "info");
+        let mut child = spawn_logged(cmd, "ferry-server", self.log_dir.path());
+        for addr in [&self.http_addr, &self.grpc_addr] {
+            if let Err(e) = wait_for_tcp(addr.as_str(), Duration::from_secs(20)) {
+                child.assert_running();
+                panic!(
+                    "ferry-server did not listen on {addr}: {e:#}\n{}",
+                    child.log_tail(40)
+                );
+            }
+        }
+        self.child = Some(child);
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// `http://127.0.0.1:PORT` of the gRPC listener.
+    pub fn grpc_url(&self) -> String {
+        format!("http://{}", self.grpc_addr)
+    }
+
+    /// `docker://127.0.0.1:PORT/REPO` for skopeo.
+    pub fn docker_ref(&self, repo_and_ref: &str) -> String {
+        format!("docker://{}/{repo_and_ref}", self.http_addr)
+    }
+
+    /// SIGKILLs the server (no shutdown, no flush).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill();
+        }
+    }
+
+    /// Starts the server again on the same data directory and ports.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        self.child.as_ref().map(|c| c.log()).unwrap_or_default()
+    }
+
+    /// Runs `ferry publish ARGS… --server <this server>`.
+    pub fn publish(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(binary("ferry"));
+        cmd.arg("publish")
+            .args(args)
+            .args(["--server", &self.grpc_url()]);
+        cmd.env_remove("FERRY_TOKEN").env("NO_COLOR", "1");
+        cmd.output().expect("running ferry publish")
+    }
+
+    /// Like [`FerryServer::publish`] but panics unless it succeeds; returns the digest it printed.
+    pub fn publish_ok(&self, args: &[&str]) -> String {
+        let out = self.publish(args);
+        assert!(
+            out.status.success(),
+            "ferry publish {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        let stdout = String::from_utf8(out.stdout).expect("utf-8 stdout");
+        let digest = stdout.trim().to_string();
+        assert!(
+            digest.starts_with("sha256:") && !digest.contains('\n'),
+            "stdout must be only the digest: {stdout:?}"
+        );
+        digest
+    }
+}

@@ -1,0 +1,179 @@
+//! A real git server (`git daemon` on loopback, push enabled) and git CLI helpers.
+//!
+//! Every git command runs hermetically: no system or global config (`GIT_CONFIG_NOSYSTEM`,
+//! `GIT_CONFIG_GLOBAL=/dev/null`), a fixed identity, no prompts. Default branch is `main`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tempfile::TempDir;
+
+use crate::ports::{free_port, wait_for_tcp};
+use crate::process::{require_tool, run, spawn_logged, ChildGuard};
+
+/// Identity of commits made by these helpers (a "human" in the tests' stories).
+pub const USER_NAME: &str = "Test Human";
+pub const USER_EMAIL: &str = "human@ferry-tests.invalid";
+
+/// `git` with the hermetic environment and identity; add `-c` options, then the subcommand.
+pub fn git_command() -> Command {
+    let mut cmd = Command::new(require_tool("git"));
+    cmd.env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .env_remove("GIT_INDEX_FILE")
+        .args([
+            "-c",
+            &format!("user.name={USER_NAME}"),
+            "-c",
+            &format!("user.email={USER_EMAIL}"),
+        ])
+        .args([
+            "-c",
+            "init.defaultBranch=main",
+            "-c",
+            "commit.gpgsign=false",
+        ]);
+    cmd
+}
+
+/// Runs `git ARGS…` in `dir`; returns stdout.
+pub fn git(dir: &Path, args: &[&str]) -> Result<String> {
+    run(git_command().current_dir(dir).args(args))
+}
+
+/// A `git daemon` serving every repository under its base dir, push included; killed on drop.
+pub struct GitDaemon {
+    child: ChildGuard,
+    port: u16,
+    base: PathBuf,
+    _logs: TempDir,
+}
+
+impl GitDaemon {
+    /// Starts `git daemon` on a free 127.0.0.1 port serving `base_dir` (created if missing),
+    /// and returns once the port accepts connections.
+    pub fn start(base_dir: impl Into<PathBuf>) -> GitDaemon {
+        let base = base_dir.into();
+        std::fs::create_dir_all(&base)
+            .unwrap_or_else(|e| panic!("creating {}: {e}", base.display()));
+        let logs = tempfile::Builder::new()
+            .prefix("ferry-git-daemon-")
+            .tempdir()
+            .expect("creating a temp dir");
+        let port = free_port();
+        let mut cmd = git_command();
+        cmd.arg("daemon")
+            .args([
+                "--reuseaddr",
+                "--export-all",
+                "--enable=receive-pack",
+                "--informative-errors",
+            ])
+            .arg(format!("--base-path={}", base.display()))
+            .args(["--listen=127.0.0.1", &format!("--port={port}")])
+            .arg(&base);
+        let mut child = spawn_logged(cmd, "git-daemon", logs.path());
+        if let Err(e) = wait_for_tcp(format!("127.0.0.1:{port}"), Duration::from_secs(10)) {
+            child.assert_running();
+            panic!("git daemon: {e}\n{}", child.log_tail(20));
+        }
+        GitDaemon {
+            child,
+            port,
+            base,
+            _logs: logs,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn base_dir(&self) -> &Path {
+        &self.base
+    }
+
+    /// `git://127.0.0.1:PORT/{repo}.git`.
+    pub fn url(&self, repo: &str) -> String {
+        format!("git://127.0.0.1:{}/{repo}.git", self.port)
+    }
+
+    /// Where the bare repository `repo` lives on disk: `BASE/{repo}.git`.
+    pub fn repo_path(&self, repo: &str) -> PathBuf {
+        self.base.join(format!("{repo}.git"))
+    }
+
+    /// Creates the bare repository `name` whose `main` has one commit ("initial commit")
+    /// holding `files` (`(path, content)`, parent dirs created); returns its URL.
+    pub fn init_bare_repo_with_files(&self, name: &str, files: &[(&str, &str)]) -> String {
+        let bare = self.repo_path(name);
+        let work = tempfile::tempdir().expect("creating a temp dir");
+        let setup = || -> Result<()> {
+            run(git_command()
+                .args(["init", "--bare", "--initial-branch=main"])
+                .arg(&bare))?;
+            git(work.path(), &["init", "--initial-branch=main", "."])?;
+            for (path, content) in files {
+                write_file(work.path(), path, content)?;
+            }
+            git(work.path(), &["add", "-A"])?;
+            git(
+                work.path(),
+                &["commit", "--allow-empty", "-m", "initial commit"],
+            )?;
+            git(work.path(), &["push", &bare.to_string_lossy(), "main"])?;
+            Ok(())
+        };
+        setup().unwrap_or_else(|e| panic!("creating repository {}: {e:#}", bare.display()));
+        self.url(name)
+    }
+
+    /// The daemon's log tail (connections, errors), for failure messages.
+    pub fn log_tail(&self, lines: usize) -> String {
+        self.child.log_tail(lines)
+    }
+}
+
+fn write_file(root: &Path, path: &str, content: &str) -> Result<()> {
+    let full = root.join(path);
+    if let Some(parent) = full.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(&full, content).with_context(|| format!("writing {}", full.display()))
+}
+
+/// `git clone URL DIR`.
+pub fn clone(url: &str, dir: &Path) -> Result<()> {
+    run(git_command().args(["clone", "--quiet", url]).arg(dir)).map(drop)
+}
+
+/// `git log` of HEAD in `dir`, newest first, one `"<full hash> <subject>"` per commit.
+pub fn log(dir: &Path) -> Result<Vec<String>> {
+    Ok(git(dir, &["log", "--format=%H %s"])?
+        .lines()
+        .map(String::from)
+        .collect())
+}
+
+/// `git show REV` in `dir`; `REV` may be `HEAD:path/to/file` to read a file's content.
+pub fn show(dir: &Path, rev: &str) -> Result<String> {
+    git(dir, &["show", rev])
+}
+
+/// Clones `url`, writes `path` = `content`, commits with `message` as [`USER_NAME`] and
+/// pushes to the checked-out branch, as a human racing the agent would. Returns the new
+/// commit's hash.
+pub fn commit_file_and_push(url: &str, path: &str, content: &str, message: &str) -> Result<String> {
+    let work = tempfile::tempdir()?;
+    clone(url, work.path())?;
+    write_file(work.path(), path, content)?;
+    git(work.path(), &["add", "-A"])?;
+    git(work.path(), &["commit", "-m", message])?;
+    git(work.path(), &["push", "--quiet", "origin", "HEAD"])?;
+    Ok(git(work.path(), &["rev-parse", "HEAD"])?.trim().to_string())
+}
