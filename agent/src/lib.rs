@@ -1,1 +1,20 @@
 //! ferry-agent: applies image releases to a GitOps config repository.
+//! - `apply`: planning and committing one repository's edits from the known tags.
+//! - `client`: the gRPC connection to a FERRY image provider.
+//! - `config`: the Piped agent config and ImageWatcher files (raw YAML → validated), commit message templates.
+//! - `cursor`: the durable last-applied event seq.
+//! - `edit`: format-preserving manifest edits (field, kustomize, Helm) that change only the edited scalar.
+//! - `git`: the config-repo clone, confined paths, signed commits and the push/retry loop.
+//! - `policy`: tag selection (semver ranges, tag patterns, newest tag) for a target.
+//! - `run`: the main loop: list-then-watch, batching, reconnect with backoff.
+//! - `targets`: loading ImageWatcher targets with their policies.
+
+pub mod apply;
+pub mod client;
+pub mod config;
+pub mod cursor;
+pub mod edit;
+pub mod git;
+pub mod policy;
+pub mod run;
+pub mod targets;

@@ -147,3 +147,74 @@ impl FerryServer {
         digest
     }
 }
+
+/// A running `ferry-agent` with its own state directory.
+pub struct FerryAgent {
+    config: PathBuf,
+    state_dir: PathBuf,
+    log_dir: tempfile::TempDir,
+    child: Option<ChildGuard>,
+    _dirs: tempfile::TempDir,
+}
+
+impl FerryAgent {
+    /// Writes `config_yaml` to a file (with `key_files` beside it) and starts the agent on it.
+    pub fn start(config_yaml: &str, key_files: &[(&str, &str)]) -> FerryAgent {
+        let dirs = tempfile::tempdir().expect("agent dir");
+        for (name, content) in key_files {
+            std::fs::write(dirs.path().join(name), content).expect("writing a key file");
+        }
+        let config = dirs.path().join("agent.yaml");
+        std::fs::write(&config, config_yaml).expect("writing the agent config");
+        let mut a = FerryAgent {
+            config,
+            state_dir: dirs.path().join("state"),
+            log_dir: tempfile::tempdir().expect("log dir"),
+            child: None,
+            _dirs: dirs,
+        };
+        a.spawn();
+        a
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = Command::new(binary("ferry-agent"));
+        cmd.arg("--config")
+            .arg(&self.config)
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .args(["--resync-secs", "2"]);
+        cmd.env("RUST_LOG", "info,ferry_agent=debug");
+        self.child = Some(spawn_logged(cmd, "ferry-agent", self.log_dir.path()));
+    }
+
+    /// SIGKILLs the agent.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill();
+        }
+    }
+
+    /// Starts it again on the same state directory.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    /// The agent's log so far.
+    pub fn log(&self) -> String {
+        self.child.as_ref().map(|c| c.log()).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `needle` `times` times.
+    pub fn wait_for_log(&self, needle: &str, times: usize, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if self.log().matches(needle).count() >= times {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+}

@@ -1,0 +1,434 @@
+use super::*;
+
+const FULL: &str = "\
+apiVersion: pipecd.dev/v1beta1          # ferry.dev/v1 is accepted too
+kind: Piped
+spec:
+  git:
+    username: ferry-bot
+    email: ferry-bot@example.com
+    sshKeyFile: /etc/ferry/ssh-key
+    signingKeyFile: keys/gpg.asc
+  repositories:
+    - repoId: config
+      remote: git://git.example.com/config.git
+      branch: main
+    - repoId: apps
+      remote: https://git.example.com/apps.git
+      branch: release
+  imageProviders:
+    - name: ferry
+      type: FERRY
+      config:
+        address: http://ferry.example.com:50051
+        tokenFile: agent-token
+    - name: ferry-tls
+      type: FERRY
+      config:
+        address: https://ferry.example.com
+        caFile: /etc/ferry/ca.pem
+  imageWatcher:
+    - repoId: config
+      includes: [.pipe/imagewatcher-prod.yaml, ./.pipe/team-*.yaml]
+      excludes: [.pipe/team-old.yaml]
+";
+
+fn parse(text: &str) -> Result<AgentConfig, ConfigError> {
+    AgentConfig::parse(text, "/etc/ferry/agent.yaml")
+}
+
+/// Asserts that the error names the file, the field path and every expected part of the rule.
+#[track_caller]
+fn assert_err(text: &str, field: &str, parts: &[&str]) -> ConfigError {
+    let err = parse(text).expect_err("config should be refused");
+    let shown = err.to_string();
+    assert!(
+        shown.starts_with("/etc/ferry/agent.yaml:"),
+        "file not named: {shown}"
+    );
+    assert_eq!(err.field(), field, "{shown}");
+    assert!(
+        shown.contains(&format!(": {field}: ")),
+        "field not shown: {shown}"
+    );
+    for part in parts {
+        assert!(shown.contains(part), "{part:?} missing from: {shown}");
+    }
+    err
+}
+
+fn with(old: &str, new: &str) -> String {
+    assert!(FULL.contains(old), "{old:?} not in the example");
+    FULL.replacen(old, new, 1)
+}
+
+#[test]
+fn full_example_round_trip() {
+    let c = parse(FULL).unwrap();
+    assert_eq!(
+        c,
+        AgentConfig {
+            identity: GitIdentity {
+                username: "ferry-bot".into(),
+                email: "ferry-bot@example.com".into(),
+            },
+            ssh_key_file: Some("/etc/ferry/ssh-key".into()),
+            signing_key_file: Some("/etc/ferry/keys/gpg.asc".into()),
+            repositories: vec![
+                RepositoryConfig {
+                    repo_id: "config".into(),
+                    remote: "git://git.example.com/config.git".into(),
+                    branch: "main".into(),
+                },
+                RepositoryConfig {
+                    repo_id: "apps".into(),
+                    remote: "https://git.example.com/apps.git".into(),
+                    branch: "release".into(),
+                },
+            ],
+            providers: vec![
+                ProviderConfig {
+                    name: "ferry".into(),
+                    address: "http://ferry.example.com:50051".into(),
+                    token_file: Some("/etc/ferry/agent-token".into()),
+                    ca_file: None,
+                },
+                ProviderConfig {
+                    name: "ferry-tls".into(),
+                    address: "https://ferry.example.com".into(),
+                    token_file: None,
+                    ca_file: Some("/etc/ferry/ca.pem".into()),
+                },
+            ],
+            watchers: vec![
+                WatcherConfig {
+                    repo_id: "config".into(),
+                    includes: vec![
+                        ".pipe/imagewatcher-prod.yaml".into(),
+                        ".pipe/team-*.yaml".into()
+                    ],
+                    excludes: vec![".pipe/team-old.yaml".into()],
+                },
+                // Not listed under imageWatcher: watched with the default, as in PipeCD.
+                WatcherConfig {
+                    repo_id: "apps".into(),
+                    includes: vec![],
+                    excludes: vec![],
+                },
+            ],
+        }
+    );
+    assert_eq!(c.repository("apps").unwrap().branch, "release");
+    assert_eq!(
+        c.provider("ferry-tls").unwrap().address,
+        "https://ferry.example.com"
+    );
+    assert!(c.provider("gcr").is_none());
+}
+
+#[test]
+fn minimal_config_and_ferry_api_version() {
+    let text = "\
+apiVersion: ferry.dev/v1
+kind: Piped
+spec:
+  git: {username: bot, email: bot@example.com}
+  repositories: [{repoId: config, remote: /srv/git/config.git, branch: main}]
+  imageProviders: [{name: ferry, type: FERRY, config: {address: 'http://127.0.0.1:50051'}}]
+";
+    let c = parse(text).unwrap();
+    assert_eq!(c.ssh_key_file, None);
+    assert_eq!(c.signing_key_file, None);
+    assert_eq!(c.providers[0].token_file, None);
+    assert_eq!(c.watchers.len(), 1);
+    assert!(c.watchers[0].includes.is_empty());
+}
+
+#[test]
+fn load_reads_the_file_and_resolves_paths_against_its_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent.yaml");
+    std::fs::write(&path, FULL).unwrap();
+    let c = AgentConfig::load(&path).unwrap();
+    assert_eq!(c.signing_key_file, Some(dir.path().join("keys/gpg.asc")));
+    assert_eq!(
+        c.providers[0].token_file,
+        Some(dir.path().join("agent-token"))
+    );
+    assert_eq!(c.ssh_key_file, Some(PathBuf::from("/etc/ferry/ssh-key")));
+
+    let missing = dir.path().join("nope.yaml");
+    let err = AgentConfig::load(&missing).unwrap_err();
+    assert!(matches!(err, ConfigError::Read { .. }));
+    assert!(err.to_string().contains("nope.yaml"), "{err}");
+
+    std::fs::write(
+        &path,
+        with("apiVersion: pipecd.dev/v1beta1", "apiVersion: v1"),
+    )
+    .unwrap();
+    let err = AgentConfig::load(&path).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with(&format!("{}:1:13: apiVersion: ", path.display())),
+        "{err}"
+    );
+}
+
+#[test]
+fn api_version_and_kind() {
+    let err = assert_err(
+        &with(
+            "apiVersion: pipecd.dev/v1beta1",
+            "apiVersion: pipecd.dev/v1",
+        ),
+        "apiVersion",
+        &[
+            "unsupported apiVersion \"pipecd.dev/v1\"",
+            "pipecd.dev/v1beta1 or ferry.dev/v1",
+        ],
+    );
+    assert_eq!(
+        err.diagnostic().unwrap().pos,
+        Some(Pos {
+            line: 1,
+            column: 13
+        })
+    );
+    assert_err(
+        &with("kind: Piped", "kind: ImageWatcher"),
+        "kind",
+        &["\"ImageWatcher\"", "kind Piped"],
+    );
+}
+
+#[test]
+fn other_pipecd_provider_types_are_refused_by_type() {
+    // A GCR provider has a different config shape; the error is about its type, not its fields.
+    let text = with(
+        "    - name: ferry-tls\n      type: FERRY\n      config:\n        address: https://ferry.example.com\n        caFile: /etc/ferry/ca.pem\n",
+        "    - name: gcr\n      type: GCR\n      config:\n        serviceAccountFile: /etc/sa.json\n",
+    );
+    let err = assert_err(
+        &text,
+        "spec.imageProviders[1].type",
+        &["unsupported image provider type \"GCR\" for provider \"gcr\": ferry-agent only reads FERRY"],
+    );
+    assert_eq!(
+        err.diagnostic().unwrap().pos,
+        Some(Pos {
+            line: 23,
+            column: 13
+        })
+    );
+    for other in ["ECR", "DOCKER_HUB"] {
+        assert_err(
+            &with("type: FERRY", &format!("type: {other}")),
+            "spec.imageProviders[0].type",
+            &[other],
+        );
+    }
+    assert_err(
+        &with("type: FERRY", "type: ferry"),
+        "spec.imageProviders[0].type",
+        &["upper case"],
+    );
+}
+
+#[test]
+fn unknown_fields_are_errors_naming_the_field() {
+    let err = assert_err(
+        &with("tokenFile: agent-token", "tokenFiel: agent-token"),
+        "spec.imageProviders[0].config.tokenFiel",
+        &["unknown field `tokenFiel`", "tokenFile"],
+    );
+    assert!(matches!(err, ConfigError::Yaml(_)));
+    assert_eq!(
+        err.diagnostic().unwrap().pos,
+        Some(Pos {
+            line: 21,
+            column: 9
+        })
+    );
+    assert_err(
+        &with("  git:\n", "  gti: {}\n  git:\n"),
+        "spec.gti",
+        &["unknown field `gti`"],
+    );
+    assert_err(
+        &with(
+            "      branch: main\n",
+            "      branch: main\n      brnach: x\n",
+        ),
+        "spec.repositories[0].brnach",
+        &["unknown field"],
+    );
+    assert_err(
+        &with("      excludes:", "      exclude:"),
+        "spec.imageWatcher[0].exclude",
+        &["unknown field"],
+    );
+}
+
+#[test]
+fn missing_and_mistyped_fields() {
+    assert_err(
+        &with("      branch: main\n", ""),
+        "spec.repositories[0]",
+        &["missing field `branch`"],
+    );
+    assert_err(
+        &with("      branch: main\n", "      branch: [main]\n"),
+        "spec.repositories[0].branch",
+        &["expected string"],
+    );
+    assert_err(
+        &with("      branch: main\n", "      branch: \"\"\n"),
+        "spec.repositories[0].branch",
+        &["must not be empty"],
+    );
+    let no_config = with(
+        "      config:\n        address: http://ferry.example.com:50051\n        tokenFile: agent-token\n",
+        "",
+    );
+    assert_err(
+        &no_config,
+        "spec.imageProviders[0].config",
+        &["provider \"ferry\" has no config", "config.address"],
+    );
+    let err = parse("").unwrap_err();
+    assert!(err.to_string().contains("empty"), "{err}");
+}
+
+#[test]
+fn provider_rules() {
+    assert_err(
+        &with("name: ferry-tls", "name: ferry"),
+        "spec.imageProviders[1].name",
+        &[
+            "duplicate provider name \"ferry\"",
+            "spec.imageProviders[0].name",
+        ],
+    );
+    for bad in [
+        "ferry.example.com:50051",
+        "grpc://ferry.example.com",
+        "http://",
+        "http:///x",
+    ] {
+        assert_err(
+            &with(
+                "address: http://ferry.example.com:50051",
+                &format!("address: '{bad}'"),
+            ),
+            "spec.imageProviders[0].config.address",
+            &[&format!("invalid address {bad:?}"), "http:// or https://"],
+        );
+    }
+    assert_err(
+        &with(
+            "address: https://ferry.example.com",
+            "address: http://ferry.example.com",
+        ),
+        "spec.imageProviders[1].config.caFile",
+        &["caFile is set", "\"http://ferry.example.com\""],
+    );
+}
+
+#[test]
+fn repository_rules() {
+    assert_err(
+        &with("repoId: apps", "repoId: config"),
+        "spec.repositories[1].repoId",
+        &["duplicate repoId \"config\"", "spec.repositories[0].repoId"],
+    );
+    for bad in ["../x", "a/b", "", "-x"] {
+        assert_err(
+            &with("repoId: apps", &format!("repoId: '{bad}'")),
+            "spec.repositories[1].repoId",
+            &[&format!("invalid repoId {bad:?}")],
+        );
+    }
+    let text = "apiVersion: ferry.dev/v1\nkind: Piped\nspec:\n  git: {username: bot, email: bot@example.com}\n  repositories: []\n  imageProviders: [{name: f, type: FERRY, config: {address: 'http://x'}}]\n";
+    assert_err(text, "spec.repositories", &["at least one repository"]);
+    let text = text
+        .replace(
+            "repositories: []",
+            "repositories: [{repoId: c, remote: x, branch: main}]",
+        )
+        .replace(
+            "imageProviders: [{name: f, type: FERRY, config: {address: 'http://x'}}]",
+            "imageProviders: []",
+        );
+    assert_err(
+        &text,
+        "spec.imageProviders",
+        &["at least one image provider of type FERRY"],
+    );
+}
+
+#[test]
+fn git_identity_rules() {
+    for bad in [
+        "ferry-bot",
+        "@example.com",
+        "ferry-bot@",
+        "a b@example.com",
+        "<bot@example.com>",
+    ] {
+        assert_err(
+            &with("email: ferry-bot@example.com", &format!("email: '{bad}'")),
+            "spec.git.email",
+            &[&format!("invalid email {bad:?}")],
+        );
+    }
+    assert_err(
+        &with("username: ferry-bot", "username: ' '"),
+        "spec.git.username",
+        &["must not be empty"],
+    );
+    assert_err(
+        &with("sshKeyFile: /etc/ferry/ssh-key", "sshKeyFile: ''"),
+        "spec.git.sshKeyFile",
+        &["must not be empty"],
+    );
+}
+
+#[test]
+fn image_watcher_rules() {
+    assert_err(
+        &with(
+            "    - repoId: config\n      includes",
+            "    - repoId: cfg\n      includes",
+        ),
+        "spec.imageWatcher[0].repoId",
+        &["repoId \"cfg\" is not in spec.repositories", "config, apps"],
+    );
+    let twice = with(
+        "      excludes: [.pipe/team-old.yaml]\n",
+        "      excludes: [.pipe/team-old.yaml]\n    - repoId: config\n",
+    );
+    assert_err(
+        &twice,
+        "spec.imageWatcher[1].repoId",
+        &["two imageWatcher entries", "spec.imageWatcher[0]"],
+    );
+    assert_err(
+        &with("./.pipe/team-*.yaml", "../other/.pipe/x.yaml"),
+        "spec.imageWatcher[0].includes[1]",
+        &["\"../other/.pipe/x.yaml\"", "`..` is not allowed"],
+    );
+    assert_err(
+        &with(
+            "includes: [.pipe/imagewatcher-prod.yaml",
+            "includes: [/etc/x.yaml",
+        ),
+        "spec.imageWatcher[0].includes[0]",
+        &["\"/etc/x.yaml\" is absolute"],
+    );
+    assert_err(
+        &with("excludes: [.pipe/team-old.yaml]", "excludes: ['*/x.yaml']"),
+        "spec.imageWatcher[0].excludes[0]",
+        &["file-name part"],
+    );
+}

@@ -1,0 +1,426 @@
+//! ImageWatcher files: which manifest field each image's releases are written to.
+//!
+//! A bad target must not stop the others (DESIGN §5), so the document is read once without its
+//! targets, then each target is read on its own; every target yields its own `Result`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use ferry_proto::reference::ImageName;
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Deserializer};
+use serde_saphyr::Spanned;
+
+use super::error::{ConfigError, Pos};
+use super::message::validate_template;
+use super::piped::{check_api_version, AgentConfig};
+use super::yaml::{element_from_yaml, from_yaml};
+
+/// The `kind` of an ImageWatcher file.
+pub const WATCHER_KIND: &str = "ImageWatcher";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawFile {
+    api_version: Spanned<String>,
+    kind: Spanned<String>,
+    spec: RawSpec,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawSpec {
+    commit_message: Option<Spanned<String>>,
+    /// Only counted here; each target is read alone afterwards.
+    targets: Vec<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawTarget {
+    image: Spanned<String>,
+    provider: Spanned<String>,
+    file_path: Spanned<String>,
+    field: Option<Spanned<String>>,
+    // `kustomize:` with no value still selects kustomize: Some(None).
+    #[serde(default, deserialize_with = "present")]
+    kustomize: Option<Option<RawKustomize>>,
+    #[serde(default, deserialize_with = "present")]
+    helm: Option<Option<RawHelm>>,
+    format: Option<Spanned<String>>,
+    policy: Option<RawPolicy>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKustomize {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHelm {
+    repository: Option<Spanned<String>>,
+    tag: Option<Spanned<String>>,
+    digest: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawPolicy {
+    semver: Option<Spanned<String>>,
+    tag_pattern: Option<Spanned<String>>,
+}
+
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// How the image reference is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// `img:tag` (the default).
+    #[default]
+    Tag,
+    /// `img@sha256:...`.
+    Digest,
+    /// `img:tag@sha256:...`.
+    TagDigest,
+}
+
+impl Format {
+    /// The spelling in ImageWatcher files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Tag => "tag",
+            Format::Digest => "digest",
+            Format::TagDigest => "tag+digest",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Format {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Format, String> {
+        match s {
+            "tag" => Ok(Format::Tag),
+            "digest" => Ok(Format::Digest),
+            "tag+digest" => Ok(Format::TagDigest),
+            _ => Err(format!(
+                "unknown format {s:?}: use tag, digest or tag+digest"
+            )),
+        }
+    }
+}
+
+/// What in the file is edited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetKind {
+    /// `field:` a raw YAML path whose scalar is the whole image reference.
+    Field {
+        /// `spec.template.spec.containers[0].image`, as written.
+        path: String,
+    },
+    /// `kustomize: {}`: the `images[]` entry named after the image.
+    Kustomize,
+    /// `helm:` value paths; at least one of `tag` and `digest` is set.
+    Helm {
+        /// Where the image repository goes (`image.repository`), if it is written at all.
+        repository: Option<String>,
+        /// Where the tag goes (`image.tag`).
+        tag: Option<String>,
+        /// Where the digest goes (`image.digest`).
+        digest: Option<String>,
+    },
+}
+
+/// `policy:` of a target; the policy module interprets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicySpec {
+    /// Masterminds-style range, as written (checked by the policy module).
+    pub semver: Option<String>,
+    /// Regular expression the tag must match; checked to compile.
+    pub tag_pattern: Option<String>,
+}
+
+/// One valid target of an ImageWatcher file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetSpec {
+    /// Position in `spec.targets`, for messages (`spec.targets[2]`).
+    pub index: usize,
+    /// Where the target starts in the file.
+    pub pos: Option<Pos>,
+    /// The normalised image name (`pipecd/bar` → `docker.io/pipecd/bar`).
+    pub image: ImageName,
+    /// The image as written in the file.
+    pub image_raw: String,
+    /// The image provider's name (see [`ImageWatcherFile::check_providers`]).
+    pub provider: String,
+    /// The manifest to edit, repo-relative, as written (confinement is checked where it is opened).
+    pub file_path: String,
+    /// What in the manifest is edited.
+    pub kind: TargetKind,
+    /// How the reference is written.
+    pub format: Format,
+    /// Which tags may be deployed; `None`: the most recently published tag wins.
+    pub policy: Option<PolicySpec>,
+}
+
+/// A parsed ImageWatcher file: file-level settings, and each target's own outcome.
+#[derive(Debug)]
+pub struct ImageWatcherFile {
+    /// The file name used in messages.
+    pub file: String,
+    /// `spec.commitMessage`, checked to use only known placeholders.
+    pub commit_message: Option<String>,
+    /// One entry per `spec.targets[]` item, in order: a bad target does not stop the others.
+    pub targets: Vec<Result<TargetSpec, ConfigError>>,
+}
+
+impl ImageWatcherFile {
+    /// Parses an ImageWatcher file. `Err` only for file-level problems (not YAML, wrong
+    /// apiVersion or kind, unknown field outside the targets, bad commitMessage); target
+    /// problems are in [`ImageWatcherFile::targets`].
+    pub fn parse(text: &str, file: &str) -> Result<ImageWatcherFile, ConfigError> {
+        let raw: RawFile = from_yaml(text, file)?;
+        check_api_version(file, &raw.api_version)?;
+        if raw.kind.value != WATCHER_KIND {
+            return Err(ConfigError::invalid(
+                file,
+                "kind",
+                Pos::of(&raw.kind),
+                format!("kind is {:?}; expected {WATCHER_KIND}", raw.kind.value),
+            ));
+        }
+        let commit_message = match &raw.spec.commit_message {
+            None => None,
+            Some(m) => {
+                let fail =
+                    |msg: String| ConfigError::invalid(file, "spec.commitMessage", Pos::of(m), msg);
+                if m.value.trim().is_empty() {
+                    return Err(fail(
+                        "is empty: remove it to use the default message".into(),
+                    ));
+                }
+                validate_template(&m.value).map_err(|e| fail(e.to_string()))?;
+                Some(m.value.clone())
+            }
+        };
+        let targets = (0..raw.spec.targets.len())
+            .map(|i| {
+                match element_from_yaml::<Spanned<RawTarget>>(text, file, &["spec", "targets"], i)?
+                {
+                    Some(raw) => validate_target(file, i, raw),
+                    // Unreachable: the first pass counted this many targets in the same text.
+                    None => Err(ConfigError::invalid(
+                        file,
+                        format!("spec.targets[{i}]"),
+                        None,
+                        "target not found",
+                    )),
+                }
+            })
+            .collect();
+        Ok(ImageWatcherFile {
+            file: file.to_string(),
+            commit_message,
+            targets,
+        })
+    }
+
+    /// The targets that are usable.
+    pub fn valid_targets(&self) -> impl Iterator<Item = &TargetSpec> {
+        self.targets.iter().filter_map(|t| t.as_ref().ok())
+    }
+
+    /// The problems of the targets that are not.
+    pub fn target_errors(&self) -> impl Iterator<Item = &ConfigError> {
+        self.targets.iter().filter_map(|t| t.as_ref().err())
+    }
+
+    /// Turns every target whose `provider` is not an image provider of `config` into an error.
+    pub fn check_providers(&mut self, config: &AgentConfig) {
+        let known: Vec<&str> = config.providers.iter().map(|p| p.name.as_str()).collect();
+        for slot in &mut self.targets {
+            let Ok(t) = slot else { continue };
+            if !known.contains(&t.provider.as_str()) {
+                let err = ConfigError::invalid(
+                    &self.file,
+                    format!("spec.targets[{}].provider", t.index),
+                    t.pos,
+                    format!(
+                        "provider {:?} is not an image provider of the agent (known: {})",
+                        t.provider,
+                        known.join(", ")
+                    ),
+                );
+                *slot = Err(err);
+            }
+        }
+    }
+}
+
+fn validate_target(
+    file: &str,
+    index: usize,
+    raw: Spanned<RawTarget>,
+) -> Result<TargetSpec, ConfigError> {
+    let pos = Pos::of(&raw);
+    let t = raw.value;
+    let fail = |name: &str, at: Option<Pos>, msg: String| {
+        let field = if name.is_empty() {
+            format!("spec.targets[{index}]")
+        } else {
+            format!("spec.targets[{index}].{name}")
+        };
+        ConfigError::invalid(file, field, at, msg)
+    };
+    let non_empty = |name: &str, v: &Spanned<String>| {
+        if v.value.trim().is_empty() {
+            Err(fail(name, Pos::of(v), "must not be empty".into()))
+        } else {
+            Ok(v.value.clone())
+        }
+    };
+
+    let image_raw = non_empty("image", &t.image)?;
+    let image = ImageName::parse(&image_raw).map_err(|e| {
+        fail(
+            "image",
+            Pos::of(&t.image),
+            format!("invalid image {image_raw:?}: {e}"),
+        )
+    })?;
+    let provider = non_empty("provider", &t.provider)?;
+    let file_path = non_empty("filePath", &t.file_path)?;
+    let format = match &t.format {
+        None => Format::Tag,
+        Some(f) => f.value.parse().map_err(|m| fail("format", Pos::of(f), m))?,
+    };
+
+    let mut given = Vec::new();
+    if t.field.is_some() {
+        given.push("field");
+    }
+    if t.kustomize.is_some() {
+        given.push("kustomize");
+    }
+    if t.helm.is_some() {
+        given.push("helm");
+    }
+    if given.len() != 1 {
+        let found = if given.is_empty() {
+            "none".to_string()
+        } else {
+            given.join(" and ")
+        };
+        return Err(fail(
+            "",
+            pos,
+            format!("give exactly one of field, kustomize or helm; found {found}"),
+        ));
+    }
+    let kind = if let Some(f) = &t.field {
+        TargetKind::Field {
+            path: non_empty("field", f)?,
+        }
+    } else if t.kustomize.is_some() {
+        TargetKind::Kustomize
+    } else {
+        let helm = t.helm.and_then(|h| h).unwrap_or(RawHelm {
+            repository: None,
+            tag: None,
+            digest: None,
+        });
+        let key = |name: &str, v: &Option<Spanned<String>>| {
+            v.as_ref()
+                .map(|v| non_empty(&format!("helm.{name}"), v))
+                .transpose()
+        };
+        let repository = key("repository", &helm.repository)?;
+        let tag = key("tag", &helm.tag)?;
+        let digest = key("digest", &helm.digest)?;
+        if tag.is_none() && digest.is_none() {
+            return Err(fail(
+                "helm",
+                pos,
+                "give at least one of tag and digest (value paths such as image.tag)".into(),
+            ));
+        }
+        let needs = match format {
+            Format::Tag if tag.is_none() => Some(("tag", "format: digest")),
+            Format::Digest if digest.is_none() => Some(("digest", "format: tag")),
+            _ => None,
+        };
+        if let Some((missing, other)) = needs {
+            return Err(fail(
+                "helm",
+                pos,
+                format!("format is {format} but helm has no {missing} path: add helm.{missing} or set {other}"),
+            ));
+        }
+        TargetKind::Helm {
+            repository,
+            tag,
+            digest,
+        }
+    };
+
+    let policy = match t.policy {
+        None => None,
+        Some(p) => {
+            let semver = p
+                .semver
+                .as_ref()
+                .map(|v| non_empty("policy.semver", v))
+                .transpose()?;
+            let tag_pattern = p
+                .tag_pattern
+                .as_ref()
+                .map(|v| non_empty("policy.tagPattern", v))
+                .transpose()?;
+            if let (Some(pattern), Some(v)) = (&tag_pattern, &p.tag_pattern) {
+                regex::Regex::new(pattern).map_err(|e| {
+                    fail("policy.tagPattern", Pos::of(v), {
+                        // regex errors draw a caret under the pattern over several lines; the
+                        // last line says what is wrong.
+                        let e = e.to_string();
+                        let why = e
+                            .lines()
+                            .last()
+                            .unwrap_or_default()
+                            .trim_start_matches("error: ");
+                        format!("invalid regular expression {pattern:?}: {why}")
+                    })
+                })?;
+            }
+            (semver.is_some() || tag_pattern.is_some()).then_some(PolicySpec {
+                semver,
+                tag_pattern,
+            })
+        }
+    };
+
+    Ok(TargetSpec {
+        index,
+        pos,
+        image,
+        image_raw,
+        provider,
+        file_path,
+        kind,
+        format,
+        policy,
+    })
+}
+
+#[cfg(test)]
+#[path = "watcher_tests.rs"]
+mod tests;

@@ -1,0 +1,144 @@
+//! Credentials for talking to the remote, and URLs made safe to print.
+//!
+//! `ssh://` (and scp-like `user@host:path`) authenticates with the configured key file; host
+//! keys are checked by libgit2 against `~/.ssh/known_hosts`. `https://USER:TOKEN@host/…` sends
+//! the URL's user and password. `git://`, `file://` and plain paths need nothing.
+
+use std::path::PathBuf;
+
+use git2::{Cred, CredentialType, RemoteCallbacks};
+
+/// How the agent authenticates to a remote.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteAuth {
+    /// Private key for `ssh://` remotes (the agent config's `sshKeyFile`), unencrypted.
+    pub ssh_key_file: Option<PathBuf>,
+}
+
+/// libgit2 asks again after a rejected credential; past this many asks the credentials are
+/// wrong and asking forever would hang the agent.
+const MAX_CREDENTIAL_ASKS: u32 = 4;
+
+impl RemoteAuth {
+    /// Callbacks answering libgit2's credential requests for `url`.
+    pub(crate) fn callbacks<'a>(&'a self, url: &'a str) -> RemoteCallbacks<'a> {
+        let mut callbacks = RemoteCallbacks::new();
+        let mut asks = 0;
+        callbacks.credentials(move |_url, username_from_url, allowed| {
+            asks += 1;
+            if asks > MAX_CREDENTIAL_ASKS {
+                return Err(git2::Error::from_str(
+                    "the remote refused every credential offered; check the key or token",
+                ));
+            }
+            let user = username_from_url.unwrap_or("git");
+            if allowed.contains(CredentialType::SSH_KEY) {
+                return match &self.ssh_key_file {
+                    Some(key) => Cred::ssh_key(user, None, key, None),
+                    None => Err(git2::Error::from_str(
+                        "the remote asks for an SSH key and none is configured (sshKeyFile)",
+                    )),
+                };
+            }
+            if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
+                return match url_credentials(url) {
+                    Some((user, password)) => Cred::userpass_plaintext(&user, &password),
+                    None => Err(git2::Error::from_str(
+                        "the remote asks for a username and password; \
+                         give them in the URL: https://USER:TOKEN@host/…",
+                    )),
+                };
+            }
+            if allowed.contains(CredentialType::USERNAME) {
+                return Cred::username(user);
+            }
+            Err(git2::Error::from_str(&format!(
+                "the remote asks for credentials the agent cannot give ({allowed:?})"
+            )))
+        });
+        callbacks
+    }
+}
+
+/// The `user:password` of a URL's authority, percent-decoded.
+fn url_credentials(url: &str) -> Option<(String, String)> {
+    let (_, rest) = url.split_once("://")?;
+    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+    let (userinfo, _host) = authority.rsplit_once('@')?;
+    let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    Some((percent_decode(user), percent_decode(password)))
+}
+
+/// `url` with any password in its authority replaced by `***`, for messages and logs.
+pub(crate) fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            format!("{scheme}://{user}:***@{host}{path}")
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_come_from_the_url() {
+        assert_eq!(
+            url_credentials("https://bot:t%40k%2Fen@git.example.com/org/config.git"),
+            Some(("bot".into(), "t@k/en".into()))
+        );
+        assert_eq!(
+            url_credentials("https://bot@git.example.com/config.git"),
+            Some(("bot".into(), String::new()))
+        );
+        assert_eq!(url_credentials("https://git.example.com/a@b.git"), None);
+        assert_eq!(url_credentials("/srv/git/config.git"), None);
+    }
+
+    #[test]
+    fn redact_hides_only_the_password() {
+        assert_eq!(
+            redact("https://bot:secret@git.example.com/config.git"),
+            "https://bot:***@git.example.com/config.git"
+        );
+        for url in [
+            "https://git.example.com/config.git",
+            "ssh://git@git.example.com/config.git",
+            "git://127.0.0.1:9418/config.git",
+            "/srv/git/config.git",
+        ] {
+            assert_eq!(redact(url), url);
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! The git layer's error type. Every message names the remote, branch, directory, path or key
+//! file it is about, and where the fix is on the operator's side, says what to do.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Boxed error returned by the edit callback of
+/// [`Workspace::commit_and_push`](super::Workspace::commit_and_push).
+pub type ApplyError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why the git layer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    /// The clone directory exists and is not empty, but holds no git repository; the agent will
+    /// not clone over someone else's files.
+    #[error(
+        "{}: the directory exists, is not empty and is not a git clone; \
+         give the agent an empty or missing directory",
+        dir.display()
+    )]
+    NotAClone { dir: PathBuf },
+
+    /// A filesystem operation on the clone directory failed.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The configured branch is not a valid git branch name.
+    #[error("branch {branch:?} of {remote} is not a valid git branch name")]
+    InvalidBranch { remote: String, branch: String },
+
+    /// A local repository operation (init, index, tree, commit, reset, refs) failed.
+    #[error("{action} in {}: {source}", dir.display())]
+    Local {
+        action: &'static str,
+        dir: PathBuf,
+        #[source]
+        source: git2::Error,
+    },
+
+    /// Fetching the branch failed: network, authentication, or no repository at the URL.
+    #[error("fetching branch {branch:?} from {remote}: {source}")]
+    Fetch {
+        remote: String,
+        branch: String,
+        #[source]
+        source: git2::Error,
+    },
+
+    /// The fetch worked but the remote has no such branch.
+    #[error(
+        "remote {remote} has no branch {branch:?}: \
+         create it there, or fix `branch` in the repository config"
+    )]
+    BranchMissing { remote: String, branch: String },
+
+    /// Pushing failed for a reason other than a concurrent update (network, authentication…).
+    #[error("pushing to branch {branch:?} of {remote}: {source}")]
+    Push {
+        remote: String,
+        branch: String,
+        #[source]
+        source: git2::Error,
+    },
+
+    /// The remote refused the update for a reason other than a concurrent update: a hook, a
+    /// protected branch, a full disk. `reason` is the server's message.
+    #[error("remote {remote} rejected the push to branch {branch:?}: {reason}")]
+    PushRejected {
+        remote: String,
+        branch: String,
+        reason: String,
+    },
+
+    /// Every attempt lost the race against other pushers to the branch.
+    #[error(
+        "gave up pushing to branch {branch:?} of {remote} after {attempts} attempts: \
+         the branch kept moving under concurrent pushes"
+    )]
+    Contended {
+        remote: String,
+        branch: String,
+        attempts: u32,
+    },
+
+    /// A path from a config file would leave the repository (or reach into `.git`).
+    #[error("refusing path {path:?}: {rule}")]
+    Confinement { path: String, rule: ConfinementRule },
+
+    /// The edit callback failed; nothing was committed.
+    #[error("editing the work tree: {0}")]
+    Apply(#[source] ApplyError),
+
+    /// The signing key file could not be read.
+    #[error("reading signing key {}: {source}", path.display())]
+    KeyRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The signing key file is not a usable key: unknown format, passphrase-protected, a public
+    /// key, no signing-capable key inside.
+    #[error("signing key {}: {reason}", path.display())]
+    KeyInvalid { path: PathBuf, reason: String },
+
+    /// Producing a signature failed.
+    #[error("signing a commit with {key}: {reason}")]
+    Sign { key: String, reason: String },
+}
+
+/// The confinement rule a path broke ([`GitError::Confinement`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfinementRule {
+    /// The path is empty (or only `.` components).
+    Empty,
+    /// The path is absolute.
+    Absolute,
+    /// The path has a `..` component.
+    ParentDir,
+    /// The path goes through the repository's `.git` directory.
+    GitDir,
+    /// A component of the path (named, repo-relative) is a symlink resolving outside the
+    /// repository.
+    SymlinkEscapes { link: String },
+    /// A component of the path (named, repo-relative) is a symlink whose target does not
+    /// exist, so where it leads cannot be checked.
+    DanglingSymlink { link: String },
+}
+
+impl fmt::Display for ConfinementRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfinementRule::Empty => f.write_str("the path is empty"),
+            ConfinementRule::Absolute => f.write_str(
+                "absolute paths are not allowed; write it relative to the repository root",
+            ),
+            ConfinementRule::ParentDir => f.write_str(
+                "`..` components are not allowed; the path must stay inside the repository",
+            ),
+            ConfinementRule::GitDir => {
+                f.write_str("paths inside the repository's .git directory are not allowed")
+            }
+            ConfinementRule::SymlinkEscapes { link } => write!(
+                f,
+                "{link:?} is a symlink that resolves outside the repository"
+            ),
+            ConfinementRule::DanglingSymlink { link } => write!(
+                f,
+                "{link:?} is a symlink to a missing target, so it cannot be checked to stay \
+                 inside the repository"
+            ),
+        }
+    }
+}

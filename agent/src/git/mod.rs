@@ -1,0 +1,288 @@
+//! The agent's git layer: a local clone of one branch of the config repo, confined paths for
+//! edits, and the commit → sign → push loop that re-applies edits when it loses a race.
+//!
+//! - `auth`: credentials for the remote (SSH key file, URL user/token) and URL redaction.
+//! - `confine`: repo-relative paths from untrusted config that must stay in the work tree.
+//! - `signing`: OpenPGP (rPGP) and SSH (ssh-key) commit signatures.
+//! - `push`: [`Workspace::commit_and_push`], the commit/push/retry loop.
+//! - `error`: [`GitError`].
+//!
+//! Everything here blocks (libgit2 is synchronous): call it from `spawn_blocking`.
+//!
+//! The remote is the single source of truth. Every sync hard-resets the work tree to the remote
+//! branch tip, and a push that loses a race is never rebased (`Rebase::commit` drops
+//! signatures) nor forced: the edits are applied again on the new tip, signed again, pushed again.
+
+mod auth;
+mod confine;
+mod error;
+mod push;
+mod signing;
+
+use std::path::{Path, PathBuf};
+
+use git2::build::CheckoutBuilder;
+use git2::{AutotagOption, FetchOptions, Repository, ResetType};
+
+pub use auth::RemoteAuth;
+/// Resolves an untrusted repo-relative path inside a work tree (see [`Workspace::confined_path`]);
+/// for edit callbacks, which get the (canonical) root but not the workspace. `root` must be
+/// canonical.
+pub(crate) use confine::confine as confine_path;
+pub use error::{ApplyError, ConfinementRule, GitError};
+/// Commit ids, as git2 spells them.
+pub use git2::Oid;
+pub use push::Outcome;
+pub use signing::SigningKey;
+
+/// Who the agent's commits are by (author and committer alike).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitIdentity {
+    pub name: String,
+    pub email: String,
+}
+
+/// A clone of one branch of a remote, owned by the agent: local changes are thrown away on
+/// every sync.
+pub struct Workspace {
+    repo: Repository,
+    /// Canonical path of the work tree.
+    root: PathBuf,
+    /// The remote URL as configured (may carry a token).
+    url: String,
+    /// The remote URL safe to print.
+    remote: String,
+    branch: String,
+    auth: RemoteAuth,
+}
+
+impl std::fmt::Debug for Workspace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workspace")
+            .field("root", &self.root)
+            .field("remote", &self.remote)
+            .field("branch", &self.branch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Workspace {
+    /// Clones `remote` (https://, ssh://, git://, file:// or a local path) branch `branch` into
+    /// `dir`, or opens and fetches it if `dir` already holds a clone; either way the work tree
+    /// ends at the remote branch tip. `dir` must be missing, empty, or a clone made here.
+    pub fn open(
+        dir: &Path,
+        remote: &str,
+        branch: &str,
+        auth: RemoteAuth,
+    ) -> Result<Workspace, GitError> {
+        let shown = auth::redact(remote);
+        if !git2::Reference::is_valid_name(&format!("refs/heads/{branch}")) {
+            return Err(GitError::InvalidBranch {
+                remote: shown,
+                branch: branch.to_string(),
+            });
+        }
+        let local = |action: &'static str| {
+            move |source| GitError::Local {
+                action,
+                dir: dir.to_path_buf(),
+                source,
+            }
+        };
+        let repo = open_or_init(dir)?;
+        // An "origin" is not needed (fetch and push name the URL) but makes the clone look
+        // normal to a human debugging it; a changed URL in the config replaces the old one.
+        match repo.find_remote("origin") {
+            Ok(origin) if origin.url().ok() == Some(remote) => {}
+            Ok(_) => repo
+                .remote_set_url("origin", remote)
+                .map_err(local("setting the origin URL"))?,
+            Err(_) => drop(
+                repo.remote("origin", remote)
+                    .map_err(local("adding origin"))?,
+            ),
+        }
+        let workdir = repo
+            .workdir()
+            .ok_or_else(|| GitError::NotAClone {
+                dir: dir.to_path_buf(),
+            })?
+            .to_path_buf();
+        let root = std::fs::canonicalize(&workdir).map_err(|source| GitError::Io {
+            action: "resolving the work tree",
+            path: workdir,
+            source,
+        })?;
+        let mut workspace = Workspace {
+            repo,
+            root,
+            url: remote.to_string(),
+            remote: shown,
+            branch: branch.to_string(),
+            auth,
+        };
+        workspace.sync()?;
+        Ok(workspace)
+    }
+
+    /// Fetches and hard-resets the work tree to the remote branch tip, discarding local commits,
+    /// changes and untracked files. Returns the tip commit id.
+    pub fn sync(&mut self) -> Result<Oid, GitError> {
+        let tip = self.fetch()?;
+        let local_ref = self.local_ref();
+        let local = |action| self.local_error(action);
+        self.repo
+            .reference(&local_ref, tip, true, "ferry: sync to the remote tip")
+            .map_err(local("moving the branch"))?;
+        self.repo
+            .set_head(&local_ref)
+            .map_err(local("checking out the branch"))?;
+        let target = self
+            .repo
+            .find_object(tip, None)
+            .map_err(local("reading the tip commit"))?;
+        self.repo
+            .reset(&target, ResetType::Hard, None)
+            .map_err(local("resetting the work tree"))?;
+        // A hard reset forces the checkout strategy and so keeps untracked files; a file a
+        // failed attempt created must not survive into the next one.
+        self.repo
+            .checkout_head(Some(CheckoutBuilder::new().force().remove_untracked(true)))
+            .map_err(local("removing untracked files"))?;
+        Ok(tip)
+    }
+
+    /// The work tree's root (canonical).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The remote URL, with any password replaced by `***`.
+    pub fn remote(&self) -> &str {
+        &self.remote
+    }
+
+    /// The branch this workspace tracks.
+    pub fn branch(&self) -> &str {
+        &self.branch
+    }
+
+    /// Resolves a repo-relative path from an untrusted config file, refusing an absolute path,
+    /// `..` components, anything under `.git`, and any symlink (at any level) that resolves
+    /// outside the repository root. Paths that do not exist yet are fine.
+    pub fn confined_path(&self, rel: &str) -> Result<PathBuf, GitError> {
+        confine::confine(&self.root, rel)
+    }
+
+    /// The commit HEAD points at.
+    pub fn head(&self) -> Result<Oid, GitError> {
+        self.repo
+            .refname_to_id("HEAD")
+            .map_err(self.local_error("reading HEAD"))
+    }
+
+    /// The full message of the commit HEAD points at.
+    pub fn head_message(&self) -> Result<String, GitError> {
+        let local = |action| self.local_error(action);
+        let commit = self
+            .repo
+            .head()
+            .and_then(|head| head.peel_to_commit())
+            .map_err(local("reading HEAD"))?;
+        Ok(String::from_utf8_lossy(commit.message_bytes()).into_owned())
+    }
+
+    /// Fetches the branch; returns its tip as the remote advertised it.
+    fn fetch(&self) -> Result<Oid, GitError> {
+        let fetch_error = |source| GitError::Fetch {
+            remote: self.remote.clone(),
+            branch: self.branch.clone(),
+            source,
+        };
+        let mut remote = self.repo.remote_anonymous(&self.url).map_err(fetch_error)?;
+        let mut options = FetchOptions::new();
+        options
+            .remote_callbacks(self.auth.callbacks(&self.url))
+            .download_tags(AutotagOption::None);
+        let local_ref = self.local_ref();
+        let refspec = format!("+{local_ref}:refs/remotes/origin/{}", self.branch);
+        remote
+            .fetch(&[refspec], Some(&mut options), Some("ferry: fetch"))
+            .map_err(fetch_error)?;
+        // The advertisement, not the tracking ref: a branch deleted on the remote leaves a stale
+        // tracking ref behind, and pushing on top of it would quietly recreate the branch.
+        let advertised = remote.list().map_err(fetch_error)?;
+        advertised
+            .iter()
+            .find(|head| head.name() == local_ref)
+            .map(|head| head.oid())
+            .ok_or_else(|| GitError::BranchMissing {
+                remote: self.remote.clone(),
+                branch: self.branch.clone(),
+            })
+    }
+
+    fn local_ref(&self) -> String {
+        format!("refs/heads/{}", self.branch)
+    }
+
+    fn local_error(&self, action: &'static str) -> impl Fn(git2::Error) -> GitError + '_ {
+        move |source| GitError::Local {
+            action,
+            dir: self.root.clone(),
+            source,
+        }
+    }
+}
+
+/// Opens the repository whose work tree is `dir`, or initialises one in a missing or empty
+/// `dir`.
+fn open_or_init(dir: &Path) -> Result<Repository, GitError> {
+    let local = |action: &'static str| {
+        move |source| GitError::Local {
+            action,
+            dir: dir.to_path_buf(),
+            source,
+        }
+    };
+    if dir.join(".git").exists() {
+        let repo = Repository::open(dir).map_err(local("opening the clone"))?;
+        if repo.is_bare() {
+            return Err(GitError::NotAClone {
+                dir: dir.to_path_buf(),
+            });
+        }
+        return Ok(repo);
+    }
+    let io = |action: &'static str| {
+        move |source| GitError::Io {
+            action,
+            path: dir.to_path_buf(),
+            source,
+        }
+    };
+    std::fs::create_dir_all(dir).map_err(io("creating the clone directory"))?;
+    let empty = std::fs::read_dir(dir)
+        .map_err(io("listing the clone directory"))?
+        .next()
+        .is_none();
+    if !empty {
+        return Err(GitError::NotAClone {
+            dir: dir.to_path_buf(),
+        });
+    }
+    Repository::init(dir).map_err(local("initialising the clone"))
+}
+
+#[cfg(test)]
+mod tests {
+    /// The agent moves workspaces into `spawn_blocking`.
+    #[test]
+    fn workspace_and_keys_are_send() {
+        fn send<T: Send>() {}
+        send::<super::Workspace>();
+        send::<super::SigningKey>();
+        send::<super::GitError>();
+    }
+}

@@ -1,0 +1,241 @@
+//! The commit → sign → push loop. A push that loses a race (someone else moved the branch) is
+//! answered by syncing to the new tip and running the edits again, never by rebasing or forcing.
+
+use std::cell::RefCell;
+use std::path::Path;
+use std::time::Duration;
+
+use git2::{ErrorCode, ObjectType, Oid, PushOptions, Signature};
+use rand::Rng;
+
+use super::error::{ApplyError, GitError};
+use super::{GitIdentity, SigningKey, Workspace};
+
+/// What [`Workspace::commit_and_push`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The edits changed nothing: no commit, nothing pushed.
+    NoChange,
+    /// `commit` is now the remote branch tip; `attempts` counts pushes tried (1 = no race).
+    Pushed { commit: Oid, attempts: u32 },
+}
+
+/// Attempts before giving up on a branch that keeps moving.
+const MAX_ATTEMPTS: u32 = 8;
+/// First wait after a lost race; doubles on each further loss (50 ms … 3.2 s, ~6 s in all).
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+
+/// What one push achieved.
+enum Pushed {
+    Yes,
+    /// The branch moved on the remote since our fetch: sync and try again.
+    LostRace,
+}
+
+impl Workspace {
+    /// Syncs to the remote tip, lets `apply` edit the work tree, and if it changed anything,
+    /// commits exactly the files it names as `identity` (author and committer) with `message`,
+    /// signed with `signing` if given, and pushes to the remote branch without forcing.
+    ///
+    /// `apply` gets the work tree root and returns the repo-relative paths it wrote or deleted
+    /// (empty: nothing changed). When the push loses a race, the work tree is reset to the new
+    /// tip and `apply` runs again there, so it must compute its edits from the files, not
+    /// replay stale bytes. Up to 8 attempts, with jittered exponential backoff from 50 ms.
+    pub fn commit_and_push<F, E>(
+        &mut self,
+        identity: &GitIdentity,
+        signing: Option<&SigningKey>,
+        message: &str,
+        mut apply: F,
+    ) -> Result<Outcome, GitError>
+    where
+        F: FnMut(&Path) -> Result<Vec<String>, E>,
+        E: Into<ApplyError>,
+    {
+        let mut backoff = FIRST_BACKOFF;
+        for attempt in 1..=MAX_ATTEMPTS {
+            if attempt > 1 {
+                // Jitter so agents that lost the same race do not retry in lockstep.
+                let jitter = rand::thread_rng().gen_range(0..=backoff.as_millis() as u64 / 2);
+                std::thread::sleep(backoff + Duration::from_millis(jitter));
+                backoff *= 2;
+            }
+            let parent = self.sync()?;
+            let changed = apply(&self.root).map_err(|e| GitError::Apply(e.into()))?;
+            if changed.is_empty() {
+                return Ok(Outcome::NoChange);
+            }
+            let Some(commit) = self.commit(parent, &changed, identity, signing, message)? else {
+                return Ok(Outcome::NoChange);
+            };
+            match self.push()? {
+                Pushed::Yes => {
+                    return Ok(Outcome::Pushed {
+                        commit,
+                        attempts: attempt,
+                    })
+                }
+                Pushed::LostRace => continue,
+            }
+        }
+        Err(GitError::Contended {
+            remote: self.remote.clone(),
+            branch: self.branch.clone(),
+            attempts: MAX_ATTEMPTS,
+        })
+    }
+
+    /// Stages `changed`, commits on `parent` and moves the branch to the commit. `None` when
+    /// the staged tree equals the parent's (the edits rewrote identical bytes).
+    fn commit(
+        &self,
+        parent: Oid,
+        changed: &[String],
+        identity: &GitIdentity,
+        signing: Option<&SigningKey>,
+        message: &str,
+    ) -> Result<Option<Oid>, GitError> {
+        let local = |action| self.local_error(action);
+        let mut index = self.repo.index().map_err(local("opening the index"))?;
+        for rel in changed {
+            let path = self.confined_path(rel)?;
+            match std::fs::canonicalize(&path) {
+                // Stage what was written, not a symlink on the way to it.
+                Ok(resolved) => {
+                    let staged = resolved.strip_prefix(&self.root).unwrap_or(&resolved);
+                    index
+                        .add_path(staged)
+                        .map_err(local("staging an edited file"))?;
+                }
+                Err(_) => {
+                    let staged = path.strip_prefix(&self.root).unwrap_or(&path);
+                    index
+                        .remove_path(staged)
+                        .map_err(local("staging a deleted file"))?;
+                }
+            }
+        }
+        let tree_id = index.write_tree().map_err(local("writing the tree"))?;
+        index.write().map_err(local("writing the index"))?;
+        let parent = self
+            .repo
+            .find_commit(parent)
+            .map_err(local("reading the parent commit"))?;
+        if tree_id == parent.tree_id() {
+            return Ok(None);
+        }
+        let tree = self
+            .repo
+            .find_tree(tree_id)
+            .map_err(local("reading the new tree"))?;
+        let who = Signature::now(&identity.name, &identity.email)
+            .map_err(local("making the commit identity"))?;
+        let message = if message.ends_with('\n') {
+            message.to_string()
+        } else {
+            format!("{message}\n")
+        };
+        let buffer = self
+            .repo
+            .commit_create_buffer(&who, &who, &message, &tree, &[&parent])
+            .map_err(local("building the commit"))?;
+        let commit = match signing {
+            // commit_signed writes the object only; the branch is moved below.
+            Some(key) => {
+                let content = buffer.as_str().map_err(|_| GitError::Sign {
+                    key: key.describe(),
+                    reason: "the commit is not valid UTF-8".into(),
+                })?;
+                let signature = key.sign(content.as_bytes())?;
+                self.repo
+                    .commit_signed(content, &signature, Some("gpgsig"))
+                    .map_err(local("writing the signed commit"))?
+            }
+            None => self
+                .repo
+                .odb()
+                .and_then(|odb| odb.write(ObjectType::Commit, &buffer))
+                .map_err(local("writing the commit"))?,
+        };
+        self.repo
+            .reference(&self.local_ref(), commit, true, "ferry: commit")
+            .map_err(local("moving the branch to the commit"))?;
+        Ok(Some(commit))
+    }
+
+    /// Pushes the branch (never forced) and tells a lost race from a real failure.
+    ///
+    /// libgit2 reports a lost race two ways: before sending, as `ErrorCode::NotFastForward`
+    /// when the advertised tip is not an ancestor of ours (or not even present locally); after
+    /// sending, as a per-ref status in `push_update_reference` (`Ok` from `push` itself) when
+    /// the branch moved between the advertisement and the update.
+    fn push(&self) -> Result<Pushed, GitError> {
+        let push_error = |source| GitError::Push {
+            remote: self.remote.clone(),
+            branch: self.branch.clone(),
+            source,
+        };
+        let rejection: RefCell<Option<String>> = RefCell::new(None);
+        let local_ref = self.local_ref();
+        let mut remote = self.repo.remote_anonymous(&self.url).map_err(push_error)?;
+        let mut callbacks = self.auth.callbacks(&self.url);
+        callbacks.push_update_reference(|refname, status| {
+            if let Some(status) = status {
+                *rejection.borrow_mut() = Some(format!("{refname}: {status}"));
+            }
+            Ok(())
+        });
+        let mut options = PushOptions::new();
+        options.remote_callbacks(callbacks);
+        // No leading '+': the remote must fast-forward or refuse.
+        let refspec = format!("{local_ref}:{local_ref}");
+        match remote.push(&[refspec], Some(&mut options)) {
+            Ok(()) => {}
+            Err(e) if e.code() == ErrorCode::NotFastForward => return Ok(Pushed::LostRace),
+            Err(e) => return Err(push_error(e)),
+        }
+        drop(options);
+        match rejection.into_inner() {
+            None => Ok(Pushed::Yes),
+            Some(status) if lost_race(&status) => Ok(Pushed::LostRace),
+            Some(reason) => Err(GitError::PushRejected {
+                remote: self.remote.clone(),
+                branch: self.branch.clone(),
+                reason,
+            }),
+        }
+    }
+}
+
+/// Whether a receive-pack ref status means "the branch moved under you" rather than a refusal
+/// that retrying cannot fix (a hook, a protected branch).
+fn lost_race(status: &str) -> bool {
+    const RACE: [&str; 6] = [
+        "non-fast-forward",
+        "fetch first",
+        "failed to update ref",
+        "failed to lock",
+        "cannot lock ref",
+        "stale info",
+    ];
+    let status = status.to_ascii_lowercase();
+    RACE.iter().any(|s| status.contains(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lost_race;
+
+    #[test]
+    fn race_statuses_are_told_from_refusals() {
+        assert!(lost_race("refs/heads/main: non-fast-forward"));
+        assert!(lost_race("refs/heads/main: failed to update ref"));
+        assert!(lost_race(
+            "refs/heads/main: cannot lock ref 'refs/heads/main': is at 1 but expected 2"
+        ));
+        assert!(!lost_race("refs/heads/main: pre-receive hook declined"));
+        assert!(!lost_race(
+            "refs/heads/main: protected branch hook declined"
+        ));
+    }
+}

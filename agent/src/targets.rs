@@ -1,0 +1,131 @@
+//! Loading the watched targets: ImageWatcher files in a repository's work tree, validated, each
+//! with its compiled policy. A bad target is reported and skipped; the others keep working.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::Path;
+
+use crate::config::{self, AgentConfig, TargetSpec, WatcherConfig};
+use crate::edit;
+use crate::policy::Policy;
+
+/// One target ready to apply.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The repository it edits.
+    pub repo_id: String,
+    /// The ImageWatcher file that declared it (repo-relative), for messages.
+    pub watcher_file: String,
+    /// The validated spec.
+    pub spec: TargetSpec,
+    /// The compiled tag policy.
+    pub policy: Policy,
+    /// `spec.commitMessage` of its file.
+    pub commit_message: Option<String>,
+}
+
+impl Target {
+    /// The editor's view of the target kind.
+    pub fn edit_kind(&self) -> edit::EditKind {
+        match &self.spec.kind {
+            config::TargetKind::Field { path } => edit::EditKind::Field { path: path.clone() },
+            config::TargetKind::Kustomize => edit::EditKind::Kustomize,
+            config::TargetKind::Helm {
+                repository,
+                tag,
+                digest,
+            } => edit::EditKind::Helm {
+                repository: repository.clone(),
+                tag: tag.clone(),
+                digest: digest.clone(),
+            },
+        }
+    }
+
+    /// The editor's view of the format.
+    pub fn edit_format(&self) -> edit::Format {
+        match self.spec.format {
+            config::Format::Tag => edit::Format::Tag,
+            config::Format::Digest => edit::Format::Digest,
+            config::Format::TagDigest => edit::Format::TagDigest,
+        }
+    }
+
+    /// A short name for logs: `file.yaml#targets[2] (gcr.io/x/y)`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}#targets[{}] ({} in {})",
+            self.watcher_file, self.spec.index, self.spec.image, self.spec.file_path
+        )
+    }
+}
+
+/// The targets of one repository, the problems found, and a fingerprint of the files they came
+/// from (to notice when ImageWatcher files change).
+#[derive(Debug, Default)]
+pub struct LoadedTargets {
+    /// Usable targets.
+    pub targets: Vec<Target>,
+    /// One message per refused file or target.
+    pub errors: Vec<String>,
+    /// Hash of the watcher files' names and contents.
+    pub fingerprint: u64,
+}
+
+/// Reads every ImageWatcher file `watcher` selects in the work tree at `root`.
+pub fn load(root: &Path, watcher: &WatcherConfig, agent: &AgentConfig) -> LoadedTargets {
+    let mut out = LoadedTargets::default();
+    let mut hasher = DefaultHasher::new();
+    let files = match config::watcher_files(root, &watcher.includes, &watcher.excludes) {
+        Ok(f) => f,
+        Err(e) => {
+            out.errors.push(e.to_string());
+            return out;
+        }
+    };
+    for path in files {
+        let rel = path
+            .strip_prefix(root)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                out.errors.push(format!("{rel}: {e}"));
+                continue;
+            }
+        };
+        (&rel, &text).hash(&mut hasher);
+        let mut file = match config::ImageWatcherFile::parse(&text, &rel) {
+            Ok(f) => f,
+            Err(e) => {
+                out.errors.push(e.to_string());
+                continue;
+            }
+        };
+        file.check_providers(agent);
+        out.errors
+            .extend(file.target_errors().map(|e| e.to_string()));
+        for spec in file.valid_targets() {
+            let policy = spec.policy.as_ref();
+            match Policy::new(
+                policy.and_then(|p| p.semver.as_deref()),
+                policy.and_then(|p| p.tag_pattern.as_deref()),
+            ) {
+                Ok(policy) => out.targets.push(Target {
+                    repo_id: watcher.repo_id.clone(),
+                    watcher_file: rel.clone(),
+                    spec: spec.clone(),
+                    policy,
+                    commit_message: file.commit_message.clone(),
+                }),
+                Err(e) => out
+                    .errors
+                    .push(format!("{rel}: spec.targets[{}].policy: {e}", spec.index)),
+            }
+        }
+    }
+    out.fingerprint = hasher.finish();
+    out
+}
