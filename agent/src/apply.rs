@@ -114,8 +114,8 @@ pub fn plan(root: &Path, targets: &[&Target], table: &TagTable) -> Plan {
         };
         match edit::apply(
             &current,
-            &target.edit_kind(),
-            target.edit_format(),
+            &target.spec.kind,
+            target.spec.format,
             &target.spec.image_raw,
             &release,
         ) {

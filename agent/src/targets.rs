@@ -6,7 +6,6 @@ use std::hash::{Hash, Hasher};
 use std::path::Path;
 
 use crate::config::{self, AgentConfig, TargetSpec, WatcherConfig};
-use crate::edit;
 use crate::policy::Policy;
 
 /// One target ready to apply.
@@ -25,32 +24,6 @@ pub struct Target {
 }
 
 impl Target {
-    /// The editor's view of the target kind.
-    pub fn edit_kind(&self) -> edit::EditKind {
-        match &self.spec.kind {
-            config::TargetKind::Field { path } => edit::EditKind::Field { path: path.clone() },
-            config::TargetKind::Kustomize => edit::EditKind::Kustomize,
-            config::TargetKind::Helm {
-                repository,
-                tag,
-                digest,
-            } => edit::EditKind::Helm {
-                repository: repository.clone(),
-                tag: tag.clone(),
-                digest: digest.clone(),
-            },
-        }
-    }
-
-    /// The editor's view of the format.
-    pub fn edit_format(&self) -> edit::Format {
-        match self.spec.format {
-            config::Format::Tag => edit::Format::Tag,
-            config::Format::Digest => edit::Format::Digest,
-            config::Format::TagDigest => edit::Format::TagDigest,
-        }
-    }
-
     /// A short name for logs: `file.yaml#targets[2] (gcr.io/x/y)`.
     pub fn describe(&self) -> String {
         format!(

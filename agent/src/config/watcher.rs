@@ -3,18 +3,17 @@
 //! A bad target must not stop the others (DESIGN §5), so the document is read once without its
 //! targets, then each target is read on its own; every target yields its own `Result`.
 
-use std::fmt;
-use std::str::FromStr;
-
 use ferry_proto::reference::ImageName;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer};
 use serde_saphyr::Spanned;
 
 use super::error::{ConfigError, Pos};
+// A target's kind and format are the editor's own types: config validates, the editor applies.
 use super::message::validate_template;
 use super::piped::{check_api_version, AgentConfig};
 use super::yaml::{element_from_yaml, from_yaml};
+pub use crate::edit::{EditKind as TargetKind, Format};
 
 /// The `kind` of an ImageWatcher file.
 pub const WATCHER_KIND: &str = "ImageWatcher";
@@ -74,71 +73,6 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
 ) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
-}
-
-/// How the image reference is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Format {
-    /// `img:tag` (the default).
-    #[default]
-    Tag,
-    /// `img@sha256:...`.
-    Digest,
-    /// `img:tag@sha256:...`.
-    TagDigest,
-}
-
-impl Format {
-    /// The spelling in ImageWatcher files.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Format::Tag => "tag",
-            Format::Digest => "digest",
-            Format::TagDigest => "tag+digest",
-        }
-    }
-}
-
-impl fmt::Display for Format {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Format {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Format, String> {
-        match s {
-            "tag" => Ok(Format::Tag),
-            "digest" => Ok(Format::Digest),
-            "tag+digest" => Ok(Format::TagDigest),
-            _ => Err(format!(
-                "unknown format {s:?}: use tag, digest or tag+digest"
-            )),
-        }
-    }
-}
-
-/// What in the file is edited.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TargetKind {
-    /// `field:` a raw YAML path whose scalar is the whole image reference.
-    Field {
-        /// `spec.template.spec.containers[0].image`, as written.
-        path: String,
-    },
-    /// `kustomize: {}`: the `images[]` entry named after the image.
-    Kustomize,
-    /// `helm:` value paths; at least one of `tag` and `digest` is set.
-    Helm {
-        /// Where the image repository goes (`image.repository`), if it is written at all.
-        repository: Option<String>,
-        /// Where the tag goes (`image.tag`).
-        tag: Option<String>,
-        /// Where the digest goes (`image.digest`).
-        digest: Option<String>,
-    },
 }
 
 /// `policy:` of a target; the policy module interprets it.
@@ -302,7 +236,10 @@ fn validate_target(
     let file_path = non_empty("filePath", &t.file_path)?;
     let format = match &t.format {
         None => Format::Tag,
-        Some(f) => f.value.parse().map_err(|m| fail("format", Pos::of(f), m))?,
+        Some(f) => f
+            .value
+            .parse()
+            .map_err(|e: crate::edit::EditError| fail("format", Pos::of(f), e.to_string()))?,
     };
 
     let mut given = Vec::new();
