@@ -9,7 +9,7 @@ use std::path::Path;
 
 use crate::config::{combined_message, CommitVars};
 use crate::edit::{self, EditOutcome, Release};
-use crate::git::{self, GitIdentity, Outcome, SigningKey, Workspace};
+use crate::git::{self, Change, GitIdentity, Outcome, SigningKey, Workspace};
 use crate::policy::Candidate;
 use crate::targets::Target;
 
@@ -27,22 +27,14 @@ pub struct TagInfo {
 /// Normalised image name → tag → state.
 pub type TagTable = HashMap<String, BTreeMap<String, TagInfo>>;
 
-/// One planned file edit.
-#[derive(Debug, Clone)]
-pub struct PlannedEdit {
-    /// Repo-relative path.
-    pub file_path: String,
-    /// The new bytes.
-    pub content: Vec<u8>,
-    /// For the commit message.
-    pub vars: CommitVars,
-}
-
-/// What planning found: the edits, and why other targets did not move.
+/// What planning found: the new content of each edited file, the updates that produced it, and
+/// why other targets did not move.
 #[derive(Debug, Default)]
 pub struct Plan {
-    /// Edits to write.
-    pub edits: Vec<PlannedEdit>,
+    /// Repo-relative path → new bytes (after every target that edits the file).
+    pub files: BTreeMap<String, Vec<u8>>,
+    /// One entry per target that moved, for the commit message.
+    pub updates: Vec<CommitVars>,
     /// Targets that could not be applied, with the reason (missing path, file outside the repo…).
     pub errors: Vec<String>,
 }
@@ -65,8 +57,6 @@ fn tag_of(previous: &str) -> Option<&str> {
 /// Plans the edits for `targets` against the files under `root`.
 pub fn plan(root: &Path, targets: &[&Target], table: &TagTable) -> Plan {
     let mut plan = Plan::default();
-    // Several targets may edit one file: each sees the previous target's result.
-    let mut contents: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for target in targets {
         let image = target.spec.image.to_string();
         let Some(tags) = table.get(&image) else {
@@ -92,8 +82,8 @@ pub fn plan(root: &Path, targets: &[&Target], table: &TagTable) -> Plan {
                 continue;
             }
         };
-        let key = target.spec.file_path.clone();
-        let current = match contents.get(&key) {
+        // Several targets may edit one file: each sees the previous target's result.
+        let current = match plan.files.get(&target.spec.file_path) {
             Some(c) => c.clone(),
             None => match std::fs::read(&path) {
                 Ok(c) => c,
@@ -132,38 +122,25 @@ pub fn plan(root: &Path, targets: &[&Target], table: &TagTable) -> Plan {
                     continue;
                 }
                 let labels = &tags[chosen.tag].labels;
-                plan.edits
-                    .retain(|e| e.file_path != key || e.vars.image != image);
-                contents.insert(key.clone(), content.clone());
-                plan.edits.push(PlannedEdit {
-                    file_path: key,
-                    content,
-                    vars: CommitVars {
-                        image: target.spec.image_raw.clone(),
-                        tag: chosen.tag.to_string(),
-                        digest: chosen.digest.to_string(),
-                        previous_tag,
-                        revision: labels.get("org.opencontainers.image.revision").cloned(),
-                        file_path: target.spec.file_path.clone(),
-                    },
+                plan.files.insert(target.spec.file_path.clone(), content);
+                plan.updates.push(CommitVars {
+                    image: target.spec.image_raw.clone(),
+                    tag: chosen.tag.to_string(),
+                    digest: chosen.digest.to_string(),
+                    previous_tag,
+                    revision: labels.get("org.opencontainers.image.revision").cloned(),
+                    file_path: target.spec.file_path.clone(),
                 });
             }
             Err(e) => plan.errors.push(format!("{}: {e}", target.describe())),
         }
     }
-    // Later edits of a file already include earlier ones: keep the last content per file.
-    let mut last: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    for e in &plan.edits {
-        last.insert(e.file_path.clone(), e.content.clone());
-    }
-    for e in &mut plan.edits {
-        e.content = last[&e.file_path].clone();
-    }
     plan
 }
 
-/// Commits and pushes whatever `targets` need in `ws`. Returns the push outcome and the errors
-/// of targets that could not be applied (they do not stop the others).
+/// Commits and pushes whatever `targets` need in `ws`, planned on the fresh tip the push loop
+/// syncs to. Returns the push outcome and the errors of targets that could not be applied (they
+/// do not stop the others).
 pub fn apply_repo(
     ws: &mut Workspace,
     targets: &[&Target],
@@ -171,28 +148,21 @@ pub fn apply_repo(
     identity: &GitIdentity,
     signing: Option<&SigningKey>,
 ) -> Result<(Outcome, Vec<String>), git::GitError> {
-    ws.sync()?;
-    let first = plan(ws.root(), targets, table);
-    if first.edits.is_empty() {
-        return Ok((Outcome::NoChange, first.errors));
-    }
     let template = targets.iter().find_map(|t| t.commit_message.clone());
-    let vars: Vec<CommitVars> = first.edits.iter().map(|e| e.vars.clone()).collect();
-    let message = combined_message(&vars, template.as_deref());
-    let mut errors = first.errors;
-    let outcome = ws.commit_and_push(identity, signing, &message, |root: &Path| {
+    let mut errors = Vec::new();
+    let outcome = ws.commit_and_push_with(identity, signing, |root: &Path| {
         let p = plan(root, targets, table);
         errors = p.errors;
-        let mut written = Vec::new();
-        for e in p.edits {
-            if written.contains(&e.file_path) {
-                continue;
-            }
-            let path = git::confine_path(root, &e.file_path)?;
-            std::fs::write(&path, &e.content)?;
-            written.push(e.file_path);
+        if p.files.is_empty() {
+            return Ok(None);
         }
-        Ok::<_, git::ApplyError>(written)
+        for (rel, content) in &p.files {
+            std::fs::write(git::confine_path(root, rel)?, content)?;
+        }
+        Ok::<_, git::ApplyError>(Some(Change {
+            paths: p.files.into_keys().collect(),
+            message: combined_message(&p.updates, template.as_deref()),
+        }))
     })?;
     Ok((outcome, errors))
 }

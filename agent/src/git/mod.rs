@@ -32,7 +32,7 @@ pub(crate) use confine::confine as confine_path;
 pub use error::{ApplyError, ConfinementRule, GitError};
 /// Commit ids, as git2 spells them.
 pub use git2::Oid;
-pub use push::Outcome;
+pub use push::{Change, Outcome};
 pub use signing::SigningKey;
 
 /// Who the agent's commits are by (author and committer alike).

@@ -32,15 +32,22 @@ enum Pushed {
     LostRace,
 }
 
+/// What one run of an edit callback changed, and the commit message that describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// Repo-relative paths written or deleted.
+    pub paths: Vec<String>,
+    /// The commit message for exactly these edits.
+    pub message: String,
+}
+
 impl Workspace {
     /// Syncs to the remote tip, lets `apply` edit the work tree, and if it changed anything,
     /// commits exactly the files it names as `identity` (author and committer) with `message`,
     /// signed with `signing` if given, and pushes to the remote branch without forcing.
     ///
     /// `apply` gets the work tree root and returns the repo-relative paths it wrote or deleted
-    /// (empty: nothing changed). When the push loses a race, the work tree is reset to the new
-    /// tip and `apply` runs again there, so it must compute its edits from the files, not
-    /// replay stale bytes. Up to 8 attempts, with jittered exponential backoff from 50 ms.
+    /// (empty: nothing changed). See [`Workspace::commit_and_push_with`] for the retry rules.
     pub fn commit_and_push<F, E>(
         &mut self,
         identity: &GitIdentity,
@@ -52,6 +59,32 @@ impl Workspace {
         F: FnMut(&Path) -> Result<Vec<String>, E>,
         E: Into<ApplyError>,
     {
+        self.commit_and_push_with(identity, signing, |root| {
+            let paths = apply(root)?;
+            Ok::<_, E>((!paths.is_empty()).then(|| Change {
+                paths,
+                message: message.to_string(),
+            }))
+        })
+    }
+
+    /// Like [`Workspace::commit_and_push`], but `apply` also writes the commit message, because
+    /// what it changes (and so what the message should say) is only known on the tip it runs on.
+    ///
+    /// `apply` returns `None` when nothing changed. When the push loses a race, the work tree is
+    /// reset to the new tip and `apply` runs again there, so it must compute its edits from the
+    /// files, not replay stale bytes. Up to 8 attempts, with jittered exponential backoff from
+    /// 50 ms.
+    pub fn commit_and_push_with<F, E>(
+        &mut self,
+        identity: &GitIdentity,
+        signing: Option<&SigningKey>,
+        mut apply: F,
+    ) -> Result<Outcome, GitError>
+    where
+        F: FnMut(&Path) -> Result<Option<Change>, E>,
+        E: Into<ApplyError>,
+    {
         let mut backoff = FIRST_BACKOFF;
         for attempt in 1..=MAX_ATTEMPTS {
             if attempt > 1 {
@@ -61,11 +94,15 @@ impl Workspace {
                 backoff *= 2;
             }
             let parent = self.sync()?;
-            let changed = apply(&self.root).map_err(|e| GitError::Apply(e.into()))?;
-            if changed.is_empty() {
+            let Some(change) = apply(&self.root).map_err(|e| GitError::Apply(e.into()))? else {
+                return Ok(Outcome::NoChange);
+            };
+            if change.paths.is_empty() {
                 return Ok(Outcome::NoChange);
             }
-            let Some(commit) = self.commit(parent, &changed, identity, signing, message)? else {
+            let Some(commit) =
+                self.commit(parent, &change.paths, identity, signing, &change.message)?
+            else {
                 return Ok(Outcome::NoChange);
             };
             match self.push()? {
