@@ -4,9 +4,11 @@
 //! - [`names`]: validation of OCI repository names, tags and digests, with errors that name the rule.
 //! - [`reference`]: image-reference parsing and Docker-style normalisation, and the mapping between
 //!   image names and ferry repository names.
+//! - [`client`]: connecting to ferry-server (bearer token, message limits), for the CLI and agent.
 //! - [`digest`]: computing and checking content digests.
 //! - [`manifest`]: reading the fields of image manifests and indexes that ferry needs (never re-serialising them).
 
+pub mod client;
 pub mod digest;
 pub mod manifest;
 pub mod names;
