@@ -52,16 +52,28 @@ pub(crate) fn status(e: ServiceError) -> Status {
     }
 }
 
-/// Normalises the image filters of a request; empty means every image.
-pub(crate) fn image_filter(images: &[String]) -> Result<Vec<String>, Status> {
-    images
-        .iter()
-        .map(|i| {
-            ImageName::parse(i)
-                .map(|n| n.to_string())
-                .map_err(|e| Status::invalid_argument(format!("image filter: {e}")))
-        })
-        .collect()
+/// The images a request asks about, normalised; empty means every image.
+#[derive(Debug)]
+pub(crate) struct ImageFilter(Vec<String>);
+
+impl ImageFilter {
+    /// Normalises the image names of a request.
+    pub(crate) fn parse(images: &[String]) -> Result<Self, Status> {
+        images
+            .iter()
+            .map(|i| {
+                ImageName::parse(i)
+                    .map(|n| n.to_string())
+                    .map_err(|e| Status::invalid_argument(format!("image filter: {e}")))
+            })
+            .collect::<Result<_, _>>()
+            .map(ImageFilter)
+    }
+
+    /// Whether events and tags of `image` (normalised) pass the filter.
+    pub(crate) fn accepts(&self, image: &str) -> bool {
+        self.0.is_empty() || self.0.iter().any(|f| f == image)
+    }
 }
 
 async fn blocking<T: Send + 'static>(
@@ -108,7 +120,7 @@ impl Ferry for FerryGrpc {
         req: Request<pb::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let req = req.into_inner();
-        let filter = image_filter(&req.images)?;
+        let filter = ImageFilter::parse(&req.images)?;
         let stream = subscribe::start(self.service.clone(), req.after_seq, filter, self.heartbeat);
         Ok(Response::new(Box::pin(stream)))
     }
@@ -117,10 +129,8 @@ impl Ferry for FerryGrpc {
         &self,
         req: Request<pb::ListTagsRequest>,
     ) -> Result<Response<pb::ListTagsResponse>, Status> {
-        let filter = image_filter(&req.into_inner().images)?;
-        let (head_seq, tags) = self
-            .service
-            .current_tags(|image| filter.is_empty() || filter.iter().any(|f| f == image));
+        let filter = ImageFilter::parse(&req.into_inner().images)?;
+        let (head_seq, tags) = self.service.current_tags(|image| filter.accepts(image));
         Ok(Response::new(pb::ListTagsResponse {
             head_seq,
             tags: tags.into_iter().map(convert::tag_state).collect(),

@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
-use super::convert;
+use super::{convert, ImageFilter};
 use crate::service::Service;
 use crate::store::StoredEvent;
 
@@ -28,7 +28,7 @@ type Tx = mpsc::Sender<Result<pb::SubscribeResponse, Status>>;
 pub fn start(
     service: Arc<Service>,
     after_seq: u64,
-    filter: Vec<String>,
+    filter: ImageFilter,
     heartbeat: Duration,
 ) -> ReceiverStream<Result<pb::SubscribeResponse, Status>> {
     let (tx, rx) = mpsc::channel(STREAM_BUFFER);
@@ -51,7 +51,7 @@ struct Gone;
 
 struct Subscriber {
     service: Arc<Service>,
-    filter: Vec<String>,
+    filter: ImageFilter,
     tx: Tx,
     /// The last seq this stream has accounted for (sent, or skipped by the filter).
     cursor: u64,
@@ -65,15 +65,11 @@ impl Subscriber {
             .map_err(|_| Gone)
     }
 
-    fn wants(&self, image: &str) -> bool {
-        self.filter.is_empty() || self.filter.iter().any(|f| f == image)
-    }
-
     async fn send_event(&mut self, e: &StoredEvent) -> Result<(), Gone> {
         if e.seq <= self.cursor {
             return Ok(()); // already sent during replay
         }
-        if self.wants(&e.image) {
+        if self.filter.accepts(&e.image) {
             self.send(Item::Event(convert::event(e))).await?;
         }
         self.cursor = e.seq;
@@ -165,10 +161,9 @@ impl Subscriber {
         if !(too_old || too_new) {
             return Ok(());
         }
-        let filter = self.filter.clone();
         let (as_of_seq, tags) = self
             .service
-            .current_tags(|image| filter.is_empty() || filter.iter().any(|f| f == image));
+            .current_tags(|image| self.filter.accepts(image));
         tracing::info!(
             cursor = self.cursor,
             as_of_seq,
