@@ -92,6 +92,7 @@ impl Service {
                 m.subject,
                 m.labels,
                 m.data,
+                None,
             );
             repo.insert_manifest(entry, layers);
         }
@@ -150,8 +151,9 @@ impl Service {
     }
 }
 
-/// Builds a catalog entry from stored bytes; returns it with the layer digests it references.
-/// The bytes were validated at publish, so a parse failure here only loses the layer index.
+/// Builds a catalog entry; returns it with the layer digests it references. `parsed` is the
+/// manifest already read by the caller (a publish has just validated it); without it the bytes are
+/// parsed here. They were validated at publish, so a parse failure only loses the layer index.
 fn manifest_entry(
     digest: String,
     media_type: String,
@@ -159,15 +161,23 @@ fn manifest_entry(
     subject: Option<String>,
     labels: std::collections::BTreeMap<String, String>,
     data: Vec<u8>,
+    parsed: Option<&ManifestInfo>,
 ) -> (ManifestEntry, Vec<String>) {
-    let info = ManifestInfo::parse(Some(&media_type), &data).ok();
-    let layers = match info.as_ref().map(|i| &i.kind) {
+    let reparsed;
+    let info = match parsed {
+        Some(i) => Some(i),
+        None => {
+            reparsed = ManifestInfo::parse(Some(&media_type), &data).ok();
+            reparsed.as_ref()
+        }
+    };
+    let layers = match info.map(|i| &i.kind) {
         Some(ferry_proto::manifest::Kind::Image { layers, .. }) => {
             layers.iter().map(|l| l.digest.clone()).collect()
         }
         _ => Vec::new(),
     };
-    let annotations = info.map(|i| i.annotations).unwrap_or_default();
+    let annotations = info.map(|i| i.annotations.clone()).unwrap_or_default();
     (
         ManifestEntry {
             digest,

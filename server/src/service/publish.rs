@@ -88,6 +88,23 @@ fn verified_digest(
     Ok(c.digest.clone())
 }
 
+/// A referenced document must have the size its descriptor declares.
+fn check_size(
+    what: &str,
+    digest: &str,
+    data: &[u8],
+    declared: u64,
+    declared_by: &str,
+) -> Result<(), ServiceError> {
+    if data.len() as u64 == declared {
+        return Ok(());
+    }
+    Err(invalid(format!(
+        "{what} {digest} is {} bytes but {declared_by} says {declared}",
+        data.len()
+    )))
+}
+
 fn check_origin(origin: &Option<(String, String)>) -> Result<(), ServiceError> {
     if let Some((url, repo)) = origin {
         if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() > 2048 {
@@ -114,10 +131,10 @@ fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), ServiceError> {
 impl Service {
     /// Validates and stores a publish. Blocking (SQLite, fsync): call it off the async executor.
     pub fn publish(&self, input: PublishInput) -> Result<PublishOutcome, ServiceError> {
-        let record = self.validate(input)?;
+        let (record, infos) = self.validate(input)?;
         let _guard = self.publish_lock.lock().expect("publish lock poisoned");
         let events = self.store.commit_publish(&record)?;
-        self.apply_to_catalog(&record, &events);
+        self.apply_to_catalog(&record, &infos, &events);
         let head_seq = match events.last() {
             Some(e) => {
                 self.head_seq.store(e.seq, Ordering::Release);
@@ -136,7 +153,12 @@ impl Service {
         })
     }
 
-    fn validate(&self, input: PublishInput) -> Result<PublishRecord, ServiceError> {
+    /// Checks everything and returns the record to store, with each manifest's parsed form (in
+    /// the record's order) for the catalog.
+    fn validate(
+        &self,
+        input: PublishInput,
+    ) -> Result<(PublishRecord, Vec<ManifestInfo>), ServiceError> {
         let limits = &self.limits;
         let name = ImageName::parse(&input.image)?;
         if input.tags.len() > limits.max_tags_per_publish {
@@ -201,14 +223,7 @@ impl Service {
                                 manifests[i].0.digest, r.digest
                             )));
                         };
-                        if c.data.len() as u64 != r.size {
-                            return Err(invalid(format!(
-                                "manifest {} is {} bytes but the index says {}",
-                                r.digest,
-                                c.data.len(),
-                                r.size
-                            )));
-                        }
+                        check_size("manifest", &r.digest, &c.data, r.size, "the index")?;
                         let child_info = ManifestInfo::parse(Some(&r.media_type), &c.data)?;
                         manifests.push((record(r.digest.clone(), &child_info, c.data), child_info));
                     }
@@ -227,14 +242,13 @@ impl Service {
                             manifests[i].0.digest, config.digest
                         )));
                     };
-                    if b.data.len() as u64 != config.size {
-                        return Err(invalid(format!(
-                            "config {} is {} bytes but the manifest says {}",
-                            config.digest,
-                            b.data.len(),
-                            config.size
-                        )));
-                    }
+                    check_size(
+                        "config",
+                        &config.digest,
+                        &b.data,
+                        config.size,
+                        "the manifest",
+                    )?;
                     stored_blobs.push(BlobRecord {
                         digest: config.digest.clone(),
                         media_type: config.media_type.clone(),
@@ -263,25 +277,32 @@ impl Service {
         labels.extend(input.labels);
         check_labels(&labels)?;
 
-        Ok(PublishRecord {
+        let (manifests, infos) = manifests.into_iter().unzip();
+        let record = PublishRecord {
             repository: name.ferry_repository(),
             image: name.to_string(),
             origin: input.origin,
-            manifests: manifests.into_iter().map(|(m, _)| m).collect(),
+            manifests,
             blobs: stored_blobs,
             tags,
             labels,
-        })
+        };
+        Ok((record, infos))
     }
 
-    fn apply_to_catalog(&self, rec: &PublishRecord, events: &[StoredEvent]) {
+    fn apply_to_catalog(
+        &self,
+        rec: &PublishRecord,
+        infos: &[ManifestInfo],
+        events: &[StoredEvent],
+    ) {
         let mut catalog = self.catalog.write().expect("catalog lock poisoned");
         let repo = catalog.repos.entry(rec.repository.clone()).or_default();
         repo.image.clone_from(&rec.image);
         if rec.origin.is_some() {
             repo.origin.clone_from(&rec.origin);
         }
-        for (i, m) in rec.manifests.iter().enumerate() {
+        for (i, (m, info)) in rec.manifests.iter().zip(infos).enumerate() {
             let labels = if i == 0 {
                 rec.labels.clone()
             } else {
@@ -294,6 +315,7 @@ impl Service {
                 m.subject.clone(),
                 labels,
                 m.data.clone(),
+                Some(info),
             );
             repo.insert_manifest(entry, layers);
         }

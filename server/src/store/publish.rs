@@ -60,8 +60,8 @@ impl PublishRecord {
 
 impl Store {
     /// Stores `rec` in one transaction and returns the events it appended (none when every tag
-    /// already pointed at this digest). `next_seq` is the seq the first new event gets; the caller
-    /// holds the single-writer lock that makes this gapless.
+    /// already pointed at this digest). Seqs continue from the log's maximum inside the
+    /// transaction; SQLite's single writer makes them gapless.
     pub fn commit_publish(&self, rec: &PublishRecord) -> Result<Vec<StoredEvent>, StoreError> {
         self.with_writer(|conn| {
             let tx = conn.transaction()?;
