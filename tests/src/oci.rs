@@ -28,6 +28,12 @@ pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
 /// Timestamp used for every `created` field unless a spec says otherwise.
 pub const FIXED_CREATED: &str = "2024-01-01T00:00:00Z";
 
+/// "sha256:<hex>" of `bytes`, computed here rather than with ferry's own code so that tests
+/// check ferry against an independent implementation.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
 /// What to put in an image.
 #[derive(Debug, Clone)]
 pub struct ImageSpec {
@@ -131,10 +137,13 @@ impl OciLayout {
 
     /// Writes `bytes` as a blob; returns its digest ("sha256:…").
     pub fn add_blob(&mut self, bytes: &[u8]) -> String {
-        let hex = hex::encode(Sha256::digest(bytes));
-        let path = self.dir.join("blobs/sha256").join(&hex);
+        let digest = sha256_digest(bytes);
+        let path = self
+            .dir
+            .join("blobs/sha256")
+            .join(&digest["sha256:".len()..]);
         std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
-        format!("sha256:{hex}")
+        digest
     }
 
     /// Adds an image: a tar layer holding one file of `spec.layer_size` random bytes, a

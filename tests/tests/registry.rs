@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use ferry_tests::ferry::FerryServer;
 use ferry_tests::http::{self, Response};
-use ferry_tests::oci::{ImageDesc, ImageSpec, OciLayout};
+use ferry_tests::oci::{sha256_digest, ImageDesc, ImageSpec, OciLayout};
 use ferry_tests::origin::OriginRegistry;
 use ferry_tests::process::require_tool;
 use ferry_tests::skopeo;
@@ -379,7 +379,7 @@ fn read_api_follows_the_distribution_spec_endpoint_by_endpoint() {
     let config = v1.config_digest.as_deref().unwrap();
     let full = http::get(addr, &format!("/v2/{repo}/blobs/{config}")).unwrap();
     assert_eq!(full.status, 200);
-    assert_eq!(ferry_proto_digest(&full.body), config);
+    assert_eq!(sha256_digest(&full.body), config);
     let part = http::request(
         addr,
         "GET",
@@ -406,11 +406,6 @@ fn read_api_follows_the_distribution_spec_endpoint_by_endpoint() {
         redirect.header("location"),
         Some(format!("http://{}/v2/team/app/blobs/{layer}", origin.addr()).as_str())
     );
-}
-
-fn ferry_proto_digest(data: &[u8]) -> String {
-    use sha2::Digest;
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
 }
 
 #[test]

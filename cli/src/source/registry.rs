@@ -262,14 +262,15 @@ impl RegistryReader {
                 bail!("origin {} says manifest {reference:?} is {said} but its bytes hash to {digest}", self.base);
             }
         }
-        let media_type = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        let media_type = ferry_proto::manifest::effective_media_type(None, &body)
-            .map(|m| if media_type.is_empty() { m.clone() } else { m })
-            .unwrap_or(media_type);
+        // The body's own mediaType decides (or its shape, when it has none). The Content-Type
+        // header only labels a body that is not JSON, which ferry-server then refuses clearly.
+        let media_type =
+            ferry_proto::manifest::effective_media_type(None, &body).unwrap_or_else(|_| {
+                let header = headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok());
+                header.unwrap_or_default().to_string()
+            });
         Ok(pb::Content {
             digest,
             media_type,
