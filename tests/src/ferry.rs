@@ -208,13 +208,42 @@ impl FerryAgent {
 
     /// Waits until the log contains `needle` `times` times.
     pub fn wait_for_log(&self, needle: &str, times: usize, timeout: Duration) -> bool {
-        let deadline = std::time::Instant::now() + timeout;
-        while std::time::Instant::now() < deadline {
-            if self.log().matches(needle).count() >= times {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        wait_until(timeout, || self.log().matches(needle).count() >= times)
+    }
+}
+
+/// A piped-style agent config: one repository (`config`, branch `main`) at `remote`, one FERRY
+/// provider at `grpc_url`, the ImageWatcher files `includes` (empty: every one under `.pipe/`).
+/// `signing_key_file` is a path relative to the config file (see [`FerryAgent::start`]).
+pub fn agent_config(
+    grpc_url: &str,
+    remote: &str,
+    signing_key_file: Option<&str>,
+    includes: &[&str],
+) -> String {
+    let signing = signing_key_file
+        .map(|f| format!("    signingKeyFile: {f}\n"))
+        .unwrap_or_default();
+    let includes = if includes.is_empty() {
+        String::new()
+    } else {
+        format!("      includes: [{}]\n", includes.join(", "))
+    };
+    format!(
+        "apiVersion: pipecd.dev/v1beta1\nkind: Piped\nspec:\n  git:\n    username: ferry-bot\n    email: ferry-bot@example.com\n{signing}  repositories:\n    - repoId: config\n      remote: {remote}\n      branch: main\n  imageProviders:\n    - name: ferry\n      type: FERRY\n      config:\n        address: {grpc_url}\n  imageWatcher:\n    - repoId: config\n{includes}"
+    )
+}
+
+/// Polls `check` every 20 ms until it returns true or `timeout` passes; returns the last answer.
+pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if check() {
+            return true;
         }
-        false
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ferry_tests::ferry::{FerryAgent, FerryServer};
+use ferry_tests::ferry::{agent_config, FerryAgent, FerryServer};
 use ferry_tests::git::{self, GitDaemon};
 use ferry_tests::gpg::GpgKey;
 use ferry_tests::oci::{ImageSpec, OciLayout};
@@ -21,13 +21,6 @@ const VALUES: &str =
 fn watcher(image: &str) -> String {
     format!(
         "apiVersion: pipecd.dev/v1beta1\nkind: ImageWatcher\nspec:\n  commitMessage: \"Deploy {{{{image}}}}:{{{{tag}}}} ({{{{digest_short}}}}) rev {{{{revision}}}}\"\n  targets:\n    - image: {image}\n      provider: ferry\n      filePath: web/deployment.yaml\n      field: spec.template.spec.containers[0].image\n      policy: {{semver: \">=1.0, <2\"}}\n    - image: {image}\n      provider: ferry\n      filePath: web/kustomization.yaml\n      kustomize: {{}}\n      policy: {{semver: \">=1.0, <2\"}}\n    - image: {image}\n      provider: ferry\n      filePath: prod/values.yaml\n      helm: {{repository: image.repository, tag: image.tag, digest: image.digest}}\n      format: digest\n      policy: {{semver: \">=1.0, <2\"}}\n"
-    )
-}
-
-fn agent_config(server: &FerryServer, remote: &str) -> String {
-    format!(
-        "apiVersion: pipecd.dev/v1beta1\nkind: Piped\nspec:\n  git:\n    username: ferry-bot\n    email: ferry-bot@example.com\n    signingKeyFile: gpg.asc\n  repositories:\n    - repoId: config\n      remote: {remote}\n      branch: main\n  imageProviders:\n    - name: ferry\n      type: FERRY\n      config:\n        address: {}\n  imageWatcher:\n    - repoId: config\n",
-        server.grpc_url()
     )
 }
 
@@ -64,7 +57,7 @@ fn publish_lands_as_one_signed_commit_touching_only_the_scalars() {
     );
     let key = GpgKey::generate("ferry-bot", "ferry-bot@example.com");
     let agent = FerryAgent::start(
-        &agent_config(&server, &url),
+        &agent_config(&server.grpc_url(), &url, Some("gpg.asc"), &[]),
         &[("gpg.asc", &key.armored_secret_key)],
     );
     assert!(

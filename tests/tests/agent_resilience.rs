@@ -1,0 +1,319 @@
+//! Issue 3, the hard cases: the agent or the server goes away, humans and other agents push to
+//! the same branch, and the config holds mistakes. Real ferry-server, ferry-agent and git daemon.
+
+use std::time::Duration;
+
+use ferry_tests::ferry::{agent_config, binary, wait_until, FerryAgent, FerryServer};
+use ferry_tests::git::{self, GitDaemon};
+use ferry_tests::oci::{ImageSpec, OciLayout};
+use ferry_tests::process::{require_tool, run};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A deployment whose container image is `image:tag`.
+fn deployment(image: &str, tag: &str) -> String {
+    format!("apiVersion: apps/v1\nkind: Deployment\nspec:\n  template:\n    spec:\n      containers:\n        - name: app\n          image: {image}:{tag}   # managed by ferry\n")
+}
+
+/// One ImageWatcher target on a deployment file.
+fn target(image: &str, file: &str) -> String {
+    format!("    - image: {image}\n      provider: ferry\n      filePath: {file}\n      field: spec.template.spec.containers[0].image\n")
+}
+
+fn watcher(targets: &[String]) -> String {
+    format!(
+        "apiVersion: pipecd.dev/v1beta1\nkind: ImageWatcher\nspec:\n  targets:\n{}",
+        targets.concat()
+    )
+}
+
+/// ferry-server, a git daemon with one config repo, and OCI layouts to publish from.
+struct Stack {
+    tmp: tempfile::TempDir,
+    server: FerryServer,
+    daemon: GitDaemon,
+    url: String,
+    layout: OciLayout,
+}
+
+impl Stack {
+    fn new(files: &[(&str, String)]) -> Stack {
+        require_tool("git");
+        let tmp = tempfile::tempdir().unwrap();
+        let server = FerryServer::start();
+        let daemon = GitDaemon::start(tmp.path().join("git"));
+        let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (*p, c.as_str())).collect();
+        let url = daemon.init_bare_repo_with_files("config", &files);
+        // A force push would be refused outright, so "every update landed" also means "no force".
+        git::git(
+            &daemon.repo_path("config"),
+            &["config", "receive.denyNonFastForwards", "true"],
+        )
+        .unwrap();
+        let layout = OciLayout::new(tmp.path().join("images"));
+        Stack {
+            tmp,
+            server,
+            daemon,
+            url,
+            layout,
+        }
+    }
+
+    fn agent(&self, includes: &[&str]) -> FerryAgent {
+        let agent = FerryAgent::start(
+            &agent_config(&self.server.grpc_url(), &self.url, None, includes),
+            &[],
+        );
+        assert!(
+            agent.wait_for_log("connected", 1, WAIT),
+            "agent never connected:\n{}",
+            agent.log()
+        );
+        agent
+    }
+
+    /// Publishes a fresh image as `image:tag`.
+    fn release(&mut self, image: &str, tag: &str) -> String {
+        let desc = self.layout.add_image(ImageSpec::default());
+        let ref_name = format!("{}-{tag}", image.replace(['/', '.', ':'], "-"));
+        self.layout.tag(&desc, &ref_name);
+        self.server.publish_ok(&[
+            &self.layout.reference(&ref_name),
+            "--image",
+            image,
+            "--tag",
+            tag,
+        ])
+    }
+
+    fn bare(&self) -> std::path::PathBuf {
+        self.daemon.repo_path("config")
+    }
+
+    /// A file's content on the remote's `main`.
+    fn remote_file(&self, path: &str) -> String {
+        git::git(&self.bare(), &["show", &format!("main:{path}")]).unwrap_or_default()
+    }
+
+    /// Commit subjects on the remote's `main`, newest first.
+    fn remote_log(&self, paths: &[&str]) -> Vec<String> {
+        let mut args = vec!["log", "--format=%s", "main", "--"];
+        args.extend(paths);
+        git::git(&self.bare(), &args)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn wait_for_file(&self, path: &str, wanted: &str, agents: &[&FerryAgent]) {
+        let ok = wait_until(WAIT, || self.remote_file(path) == wanted);
+        let logs: Vec<String> = agents.iter().map(|a| a.log()).collect();
+        assert!(
+            ok,
+            "{path} never became:\n{wanted}\nit is:\n{}\nagent logs:\n{}",
+            self.remote_file(path),
+            logs.join("\n-----\n")
+        );
+    }
+}
+
+const A: &str = "registry.example.com/team/a";
+const B: &str = "registry.example.com/team/b";
+const C: &str = "registry.example.com/team/c";
+
+#[test]
+fn releases_made_while_the_agent_or_the_server_is_down_are_applied_exactly_once() {
+    let mut s = Stack::new(&[
+        ("a.yaml", deployment(A, "1.0.0")),
+        ("b.yaml", deployment(B, "1.0.0")),
+        ("c.yaml", deployment(C, "1.0.0")),
+        (
+            ".pipe/watch.yaml",
+            watcher(&[
+                target(A, "a.yaml"),
+                target(B, "b.yaml"),
+                target(C, "c.yaml"),
+            ]),
+        ),
+    ]);
+    let mut agent = s.agent(&[]);
+
+    // Three releases while the agent is stopped (SIGKILL, no goodbye).
+    agent.kill9();
+    for image in [A, B, C] {
+        s.release(image, "1.1.0");
+    }
+    agent.restart();
+    for (image, file) in [(A, "a.yaml"), (B, "b.yaml"), (C, "c.yaml")] {
+        s.wait_for_file(file, &deployment(image, "1.1.0"), &[&agent]);
+        // Applied exactly once: the initial commit plus one.
+        assert_eq!(
+            s.remote_log(&[file]).len(),
+            2,
+            "{file}: {:?}",
+            s.remote_log(&[file])
+        );
+    }
+    let commits = s.remote_log(&[]).len();
+
+    // Restart with nothing new: no commit.
+    agent.restart();
+    assert!(agent.wait_for_log("connected", 1, WAIT), "{}", agent.log());
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        s.remote_log(&[]).len(),
+        commits,
+        "a restart with nothing new committed:\n{}",
+        agent.log()
+    );
+
+    // The server restarts under a connected agent: it reconnects and follows new releases.
+    s.server.restart();
+    assert!(
+        agent.wait_for_log("connected", 2, WAIT),
+        "agent did not reconnect:\n{}",
+        agent.log()
+    );
+    s.release(A, "1.2.0");
+    s.wait_for_file("a.yaml", &deployment(A, "1.2.0"), &[&agent]);
+    assert_eq!(s.remote_log(&[]).len(), commits + 1);
+}
+
+#[test]
+fn a_human_push_between_releases_is_kept_under_the_agent_commits() {
+    let mut s = Stack::new(&[
+        ("a.yaml", deployment(A, "1.0.0")),
+        (".pipe/watch.yaml", watcher(&[target(A, "a.yaml")])),
+    ]);
+    let agent = s.agent(&[]);
+    s.release(A, "1.1.0");
+    s.wait_for_file("a.yaml", &deployment(A, "1.1.0"), &[&agent]);
+    let human =
+        git::commit_file_and_push(&s.url, "docs/notes.md", "hello\n", "human: notes").unwrap();
+    s.release(A, "1.2.0");
+    s.wait_for_file("a.yaml", &deployment(A, "1.2.0"), &[&agent]);
+    // Both stay: the human commit is an ancestor of the agent's newest commit.
+    git::git(&s.bare(), &["merge-base", "--is-ancestor", &human, "main"])
+        .expect("the human commit was lost");
+    assert_eq!(s.remote_file("docs/notes.md"), "hello\n");
+    assert_eq!(s.remote_log(&[]).len(), 4, "{:?}", s.remote_log(&[]));
+}
+
+#[test]
+fn two_agents_writing_different_files_through_50_interleaved_releases_lose_nothing() {
+    let mut s = Stack::new(&[
+        ("a.yaml", deployment(A, "1.0.0")),
+        ("b.yaml", deployment(B, "1.0.0")),
+        (".pipe/one.yaml", watcher(&[target(A, "a.yaml")])),
+        (".pipe/two.yaml", watcher(&[target(B, "b.yaml")])),
+    ]);
+    let one = s.agent(&[".pipe/one.yaml"]);
+    let two = s.agent(&[".pipe/two.yaml"]);
+    for i in 1..=50 {
+        let tag = format!("1.0.{i}");
+        s.release(A, &tag);
+        s.release(B, &tag);
+        // Let some releases land one by one and others arrive together.
+        if i % 5 == 0 {
+            let done = format!("1.0.{i}");
+            assert!(
+                wait_until(WAIT, || s.remote_file("a.yaml") == deployment(A, &done)
+                    && s.remote_file("b.yaml") == deployment(B, &done)),
+                "release {done} did not land:\n{}\n-----\n{}",
+                one.log(),
+                two.log()
+            );
+        }
+    }
+    s.wait_for_file("a.yaml", &deployment(A, "1.0.50"), &[&one, &two]);
+    s.wait_for_file("b.yaml", &deployment(B, "1.0.50"), &[&one, &two]);
+    // Linear history with no merges (re-applied on the new tip, never merged or forced), and
+    // each agent only ever touched its own file.
+    assert_eq!(
+        git::git(&s.bare(), &["rev-list", "--merges", "main"])
+            .unwrap()
+            .trim(),
+        ""
+    );
+    let a_commits = s.remote_log(&["a.yaml"]).len();
+    let b_commits = s.remote_log(&["b.yaml"]).len();
+    assert_eq!(
+        s.remote_log(&[]).len(),
+        a_commits + b_commits - 1,
+        "a commit touched both files"
+    );
+    assert!(
+        a_commits > 10 && b_commits > 10,
+        "releases were applied: {a_commits} and {b_commits} commits"
+    );
+}
+
+#[test]
+fn bad_targets_are_refused_with_clear_errors_and_the_good_one_still_moves() {
+    let mut s = Stack::new(&[
+        ("a.yaml", deployment(A, "1.0.0")),
+        ("b.yaml", deployment(B, "1.0.0")),
+        (
+            ".pipe/watch.yaml",
+            watcher(&[
+                target(A, "a.yaml"),
+                // A YAML path that does not exist in the file.
+                format!("    - image: {B}\n      provider: ferry\n      filePath: b.yaml\n      field: spec.template.spec.initContainers[0].image\n"),
+                // Paths that leave the repository.
+                target(B, "../../etc/passwd"),
+                target(B, "/etc/passwd"),
+                // A provider the agent does not have, and a format that does not exist.
+                format!("    - image: {C}\n      provider: dockerhub\n      filePath: b.yaml\n      kustomize: {{}}\n"),
+                format!("    - image: {B}\n      provider: ferry\n      filePath: b.yaml\n      field: spec.x\n      format: sha\n"),
+            ]),
+        ),
+    ]);
+    let agent = s.agent(&[]);
+    s.release(A, "1.1.0");
+    s.release(B, "1.1.0");
+    s.wait_for_file("a.yaml", &deployment(A, "1.1.0"), &[&agent]);
+    assert!(
+        agent.wait_for_log("initContainers", 1, WAIT),
+        "{}",
+        agent.log()
+    );
+    let log = agent.log();
+    for needle in [
+        "spec.template.spec.initContainers",
+        "../../etc/passwd",
+        "/etc/passwd",
+        "\"dockerhub\"",
+        "unknown format \"sha\"",
+    ] {
+        assert!(
+            log.contains(needle),
+            "no clear error naming {needle:?}:\n{log}"
+        );
+    }
+    // Nothing but the good target's file changed.
+    assert_eq!(s.remote_file("b.yaml"), deployment(B, "1.0.0"));
+    assert_eq!(s.remote_log(&[]).len(), 2);
+
+    // A malformed agent config stops the agent at once with the file, the field and the rule.
+    let bad = s.tmp.path().join("bad-agent.yaml");
+    std::fs::write(
+        &bad,
+        agent_config(&s.server.grpc_url(), &s.url, None, &[]).replace("type: FERRY", "type: GCR"),
+    )
+    .unwrap();
+    let err = run(std::process::Command::new(binary("ferry-agent"))
+        .arg("--config")
+        .arg(&bad)
+        .arg("--state-dir")
+        .arg(s.tmp.path().join("bad-state")))
+    .expect_err("the agent must refuse a GCR provider");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("bad-agent.yaml")
+            && msg.contains("spec.imageProviders[0].type")
+            && msg.contains("GCR"),
+        "{msg}"
+    );
+}
