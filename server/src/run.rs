@@ -47,8 +47,9 @@ pub async fn run(
     let http_handle = http_server.handle();
 
     let (stop_grpc_tx, stop_grpc_rx) = tokio::sync::oneshot::channel::<()>();
+    let (close_streams, streams_closing) = tokio::sync::watch::channel(false);
     let grpc_server = tonic::transport::Server::builder()
-        .add_service(FerryGrpc::new(service.clone(), cfg.heartbeat).into_server())
+        .add_service(FerryGrpc::new(service.clone(), cfg.heartbeat, streams_closing).into_server())
         .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), async {
             let _ = stop_grpc_rx.await;
         });
@@ -58,6 +59,8 @@ pub async fn run(
     let grpc_task = tokio::spawn(grpc_server);
     shutdown.await;
     tracing::info!("shutting down");
+    // Streams first: graceful shutdown waits for them, and they only end when told to.
+    let _ = close_streams.send(true);
     let _ = stop_grpc_tx.send(());
     http_handle.stop(true).await;
     http_task.await?.context("registry server")?;

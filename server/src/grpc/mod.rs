@@ -21,12 +21,23 @@ use crate::service::{Service, ServiceError};
 pub struct FerryGrpc {
     service: Arc<Service>,
     heartbeat: Duration,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 impl FerryGrpc {
-    /// Wraps the service; `heartbeat` is how often idle streams get the head seq.
-    pub fn new(service: Arc<Service>, heartbeat: Duration) -> Self {
-        FerryGrpc { service, heartbeat }
+    /// Wraps the service; `heartbeat` is how often idle streams get the head seq. When
+    /// `shutdown` turns true, every open stream ends with `UNAVAILABLE`: graceful shutdown waits
+    /// for open streams, and a Subscribe stream would otherwise never end.
+    pub fn new(
+        service: Arc<Service>,
+        heartbeat: Duration,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
+        FerryGrpc {
+            service,
+            heartbeat,
+            shutdown,
+        }
     }
 
     /// The tonic server for this service, with message limits sized for multi-arch publishes.
@@ -121,7 +132,13 @@ impl Ferry for FerryGrpc {
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let req = req.into_inner();
         let filter = ImageFilter::parse(&req.images)?;
-        let stream = subscribe::start(self.service.clone(), req.after_seq, filter, self.heartbeat);
+        let stream = subscribe::start(
+            self.service.clone(),
+            req.after_seq,
+            filter,
+            self.heartbeat,
+            self.shutdown.clone(),
+        );
         Ok(Response::new(Box::pin(stream)))
     }
 

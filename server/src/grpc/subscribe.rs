@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_proto::pb::{self, subscribe_response::Item};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
@@ -30,6 +30,7 @@ pub fn start(
     after_seq: u64,
     filter: ImageFilter,
     heartbeat: Duration,
+    shutdown: watch::Receiver<bool>,
 ) -> ReceiverStream<Result<pb::SubscribeResponse, Status>> {
     let (tx, rx) = mpsc::channel(STREAM_BUFFER);
     tokio::spawn(async move {
@@ -39,7 +40,7 @@ pub fn start(
             tx,
             cursor: after_seq,
         };
-        if let Err(Gone) = s.run(heartbeat).await {
+        if let Err(Gone) = s.run(heartbeat, shutdown).await {
             tracing::debug!(cursor = s.cursor, "subscriber left");
         }
     });
@@ -76,7 +77,18 @@ impl Subscriber {
         Ok(())
     }
 
-    async fn run(&mut self, heartbeat: Duration) -> Result<(), Gone> {
+    async fn run(
+        &mut self,
+        heartbeat: Duration,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), Gone> {
+        if *shutdown.borrow() {
+            let _ = self
+                .tx
+                .send(Err(Status::unavailable("server shutting down")))
+                .await;
+            return Ok(());
+        }
         let mut live = self.service.subscribe_live();
         self.snapshot_if_needed().await?;
         self.replay().await?;
@@ -109,6 +121,11 @@ impl Subscriber {
                     self.send(Item::Heartbeat(pb::Heartbeat { head_seq })).await?;
                 }
                 _ = self.tx.closed() => return Err(Gone),
+                // The sender only ever goes false → true, and dropping it means the server is gone.
+                _ = shutdown.changed() => {
+                    let _ = self.tx.send(Err(Status::unavailable("server shutting down"))).await;
+                    return Ok(());
+                }
             }
         }
     }

@@ -37,6 +37,9 @@ pub struct Limits {
     pub max_tags_per_publish: usize,
     /// Most child manifests an index may carry.
     pub max_children: usize,
+    /// Publishes a live subscriber may fall behind before it is moved back to log replay. The
+    /// live fan-out holds this many batches; bounding it bounds memory whatever clients do.
+    pub live_buffer: usize,
 }
 
 impl Default for Limits {
@@ -46,13 +49,10 @@ impl Default for Limits {
             max_blob_bytes: 1024 * 1024,
             max_tags_per_publish: 100,
             max_children: 256,
+            live_buffer: 4096,
         }
     }
 }
-
-/// Live events are fanned out through one broadcast channel. Its capacity bounds how far a slow
-/// subscriber may lag before it is moved back to replay from the log.
-const LIVE_BUFFER: usize = 4096;
 
 /// The ferry service: store, in-memory catalog and event fan-out.
 pub struct Service {
@@ -124,7 +124,7 @@ impl Service {
             head_seq = state.head_seq,
             "catalog loaded"
         );
-        let (live, _) = broadcast::channel(LIVE_BUFFER);
+        let (live, _) = broadcast::channel(limits.live_buffer.max(1));
         Ok(Service {
             store,
             catalog: RwLock::new(catalog),
