@@ -111,25 +111,7 @@ impl GitDaemon {
     /// Creates the bare repository `name` whose `main` has one commit ("initial commit")
     /// holding `files` (`(path, content)`, parent dirs created); returns its URL.
     pub fn init_bare_repo_with_files(&self, name: &str, files: &[(&str, &str)]) -> String {
-        let bare = self.repo_path(name);
-        let work = tempfile::tempdir().expect("creating a temp dir");
-        let setup = || -> Result<()> {
-            run(git_command()
-                .args(["init", "--bare", "--initial-branch=main"])
-                .arg(&bare))?;
-            git(work.path(), &["init", "--initial-branch=main", "."])?;
-            for (path, content) in files {
-                write_file(work.path(), path, content)?;
-            }
-            git(work.path(), &["add", "-A"])?;
-            git(
-                work.path(),
-                &["commit", "--allow-empty", "-m", "initial commit"],
-            )?;
-            git(work.path(), &["push", &bare.to_string_lossy(), "main"])?;
-            Ok(())
-        };
-        setup().unwrap_or_else(|e| panic!("creating repository {}: {e:#}", bare.display()));
+        init_bare_repo_with_files(&self.repo_path(name), files);
         self.url(name)
     }
 
@@ -137,6 +119,29 @@ impl GitDaemon {
     pub fn log_tail(&self, lines: usize) -> String {
         self.child.log_tail(lines)
     }
+}
+
+/// Creates the bare repository `bare` whose `main` has one commit ("initial commit") holding
+/// `files` (`(path, content)`, parent dirs created), for any server to serve.
+pub fn init_bare_repo_with_files(bare: &Path, files: &[(&str, &str)]) {
+    let work = tempfile::tempdir().expect("creating a temp dir");
+    let setup = || -> Result<()> {
+        run(git_command()
+            .args(["init", "--bare", "--initial-branch=main"])
+            .arg(bare))?;
+        git(work.path(), &["init", "--initial-branch=main", "."])?;
+        for (path, content) in files {
+            write_file(work.path(), path, content)?;
+        }
+        git(work.path(), &["add", "-A"])?;
+        git(
+            work.path(),
+            &["commit", "--allow-empty", "-m", "initial commit"],
+        )?;
+        git(work.path(), &["push", &bare.to_string_lossy(), "main"])?;
+        Ok(())
+    };
+    setup().unwrap_or_else(|e| panic!("creating repository {}: {e:#}", bare.display()));
 }
 
 fn write_file(root: &Path, path: &str, content: &str) -> Result<()> {

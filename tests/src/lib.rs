@@ -10,8 +10,10 @@
 //! - [`oci`]: OCI image layouts written by hand (images, multi-arch indexes, artifacts).
 //! - [`skopeo`]: `skopeo copy` / `inspect` / `list-tags` wrappers.
 //! - [`git`]: a `git daemon` serving bare repositories, and git CLI helpers.
+//! - [`https_git`]: `git http-backend` behind lighttpd with TLS (a throwaway CA) and Basic auth.
 //! - [`gpg`]: a throwaway OpenPGP signing key and `git verify-commit` against it.
 //! - [`ssh_signing`]: a throwaway SSH signing key and `git verify-commit` against it.
+//! - [`sshd`]: an OpenSSH `sshd` serving git over `ssh://`, with its own host key.
 //!
 //! Conventions: fixtures that a test cannot go on without (`start`, `generate`, building a
 //! layout) panic with a message naming what failed; operations a test may expect to fail
@@ -23,9 +25,11 @@ pub mod ferry;
 pub mod git;
 pub mod gpg;
 pub mod http;
+pub mod https_git;
 pub mod oci;
 pub mod origin;
 pub mod ports;
 pub mod process;
 pub mod skopeo;
 pub mod ssh_signing;
+pub mod sshd;

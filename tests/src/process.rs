@@ -16,7 +16,10 @@ fn debian_package(tool: &str) -> &str {
     match tool {
         "gpg" | "gpgconf" => "gnupg",
         "ssh-keygen" => "openssh-client",
+        "sshd" => "openssh-server",
+        "ab" => "apache2-utils",
         "docker-registry" => "docker-registry",
+        "lighttpd" => "lighttpd lighttpd-mod-openssl",
         other => other,
     }
 }

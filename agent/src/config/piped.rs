@@ -46,6 +46,7 @@ struct RawGit {
     email: Spanned<String>,
     ssh_key_file: Option<Spanned<String>>,
     signing_key_file: Option<Spanned<String>>,
+    ca_file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -137,6 +138,8 @@ pub struct AgentConfig {
     pub ssh_key_file: Option<PathBuf>,
     /// Commit signing key (armored OpenPGP secret key or OpenSSH key), resolved likewise.
     pub signing_key_file: Option<PathBuf>,
+    /// CA bundle trusted (besides the system CAs) for `https://` remotes, resolved likewise.
+    pub ca_file: Option<PathBuf>,
     /// At least one; `repo_id`s are unique.
     pub repositories: Vec<RepositoryConfig>,
     /// At least one; names are unique.
@@ -225,6 +228,7 @@ impl<'a> Validator<'a> {
             "spec.git.signingKeyFile".into(),
             git.signing_key_file.as_ref(),
         )?;
+        let ca_file = self.opt_path("spec.git.caFile".into(), git.ca_file.as_ref())?;
         let repositories = self.repositories(&spec.repositories)?;
         let providers = self.providers(&spec.image_providers)?;
         let watchers = self.watchers(&spec.image_watcher, &repositories)?;
@@ -232,6 +236,7 @@ impl<'a> Validator<'a> {
             identity,
             ssh_key_file,
             signing_key_file,
+            ca_file,
             repositories,
             providers,
             watchers,

@@ -74,6 +74,7 @@ fn full_example_round_trip() {
             },
             ssh_key_file: Some("/etc/ferry/ssh-key".into()),
             signing_key_file: Some("/etc/ferry/keys/gpg.asc".into()),
+            ca_file: None,
             repositories: vec![
                 RepositoryConfig {
                     repo_id: "config".into(),
@@ -139,6 +140,7 @@ spec:
     let c = parse(text).unwrap();
     assert_eq!(c.ssh_key_file, None);
     assert_eq!(c.signing_key_file, None);
+    assert_eq!(c.ca_file, None);
     assert_eq!(c.providers[0].token_file, None);
     assert_eq!(c.watchers.len(), 1);
     assert!(c.watchers[0].includes.is_empty());
@@ -430,5 +432,19 @@ fn image_watcher_rules() {
         &with("excludes: [.pipe/team-old.yaml]", "excludes: ['*/x.yaml']"),
         "spec.imageWatcher[0].excludes[0]",
         &["file-name part"],
+    );
+}
+
+#[test]
+fn git_ca_file_is_resolved_against_the_config_directory() {
+    let key = "    signingKeyFile: keys/gpg.asc\n";
+    let c = parse(&with(key, &format!("{key}    caFile: git-ca.pem\n"))).unwrap();
+    assert_eq!(c.ca_file, Some(PathBuf::from("/etc/ferry/git-ca.pem")));
+    let c = parse(&with(key, &format!("{key}    caFile: /srv/ca.pem\n"))).unwrap();
+    assert_eq!(c.ca_file, Some(PathBuf::from("/srv/ca.pem")));
+    assert_err(
+        &with(key, &format!("{key}    caFile: ''\n")),
+        "spec.git.caFile",
+        &["must not be empty"],
     );
 }

@@ -2,17 +2,30 @@
 //!
 //! `ssh://` (and scp-like `user@host:path`) authenticates with the configured key file; host
 //! keys are checked by libgit2 against `~/.ssh/known_hosts`. `https://USER:TOKEN@host/…` sends
-//! the URL's user and password. `git://`, `file://` and plain paths need nothing.
+//! the URL's user and password; the server's certificate must chain to a system CA or to the
+//! configured `caFile` ([`trust_ca_file`]). `git://`, `file://` and plain paths need nothing.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
-use git2::{Cred, CredentialType, RemoteCallbacks};
+use git2::{Cred, CredentialType, ErrorClass, ErrorCode, RemoteCallbacks};
+
+use super::error::GitError;
 
 /// How the agent authenticates to a remote.
 #[derive(Debug, Clone, Default)]
 pub struct RemoteAuth {
     /// Private key for `ssh://` remotes (the agent config's `sshKeyFile`), unencrypted.
     pub ssh_key_file: Option<PathBuf>,
+    /// PEM file of CA certificates to trust for `https://` remotes, besides the system ones
+    /// (the agent config's `caFile`), for servers whose certificate a private CA signed.
+    ///
+    /// Process-wide: libgit2 keeps one TLS trust store per process, so once a workspace is
+    /// opened with this file, its CAs are trusted for every `https://` remote this process
+    /// talks to, until it exits. The agent config has one `caFile` for all its repositories,
+    /// so this loses nothing there. Certificates are always verified (chain and host name);
+    /// this only adds trust anchors.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// libgit2 asks again after a rejected credential; past this many asks the credentials are
@@ -27,7 +40,10 @@ impl RemoteAuth {
         callbacks.credentials(move |_url, username_from_url, allowed| {
             asks += 1;
             if asks > MAX_CREDENTIAL_ASKS {
-                return Err(git2::Error::from_str(
+                // ErrorCode::Auth, so callers can tell refused credentials from other failures.
+                return Err(git2::Error::new(
+                    ErrorCode::Auth,
+                    ErrorClass::Callback,
                     "the remote refused every credential offered; check the key or token",
                 ));
             }
@@ -59,6 +75,39 @@ impl RemoteAuth {
         callbacks
     }
 }
+
+/// Serialises our changes to libgit2's global TLS options: git2 marks them `unsafe` because
+/// libgit2 does not lock its option setters.
+static TLS_OPTIONS: Mutex<()> = Mutex::new(());
+
+/// Adds the CA certificates in the PEM file `path` to libgit2's process-wide TLS trust store,
+/// next to the system CAs (see [`RemoteAuth::ca_file`]). Adding the same file again is
+/// harmless, and picks up certificates added to it since.
+pub(crate) fn trust_ca_file(path: &Path) -> Result<(), GitError> {
+    let invalid = |reason: String| GitError::CaFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    // OpenSSL's own errors for these ("no certificate or crl found") do not say which file.
+    let pem = std::fs::read(path).map_err(|e| invalid(e.to_string()))?;
+    if !pem
+        .windows(PEM_CERTIFICATE.len())
+        .any(|w| w == PEM_CERTIFICATE)
+    {
+        return Err(invalid(format!(
+            "no PEM certificate in it (a line {:?})",
+            String::from_utf8_lossy(PEM_CERTIFICATE)
+        )));
+    }
+    let _serialised = TLS_OPTIONS.lock().unwrap_or_else(|e| e.into_inner());
+    // SAFETY: our own calls are serialised by the lock above. libgit2 (OpenSSL backend) turns
+    // this into `SSL_CTX_load_verify_locations` on its shared context, which adds to the
+    // context's certificate store; OpenSSL (1.1 and later) locks that store itself, so
+    // handshakes running meanwhile on other threads are safe.
+    unsafe { git2::opts::set_ssl_cert_file(path) }.map_err(|e| invalid(e.message().to_string()))
+}
+
+const PEM_CERTIFICATE: &[u8] = b"-----BEGIN CERTIFICATE-----";
 
 /// The `user:password` of a URL's authority, percent-decoded.
 fn url_credentials(url: &str) -> Option<(String, String)> {

@@ -29,6 +29,14 @@ pub enum GitError {
         source: std::io::Error,
     },
 
+    /// The CA file for `https://` remotes cannot be read or holds no certificate.
+    #[error(
+        "CA file {}: {reason}; give a PEM file with the certificate of the CA that signs \
+         the git server's certificate (caFile)",
+        path.display()
+    )]
+    CaFile { path: PathBuf, reason: String },
+
     /// The configured branch is not a valid git branch name.
     #[error("branch {branch:?} of {remote} is not a valid git branch name")]
     InvalidBranch { remote: String, branch: String },
@@ -47,6 +55,36 @@ pub enum GitError {
     Fetch {
         remote: String,
         branch: String,
+        #[source]
+        source: git2::Error,
+    },
+
+    /// libgit2 refused the `ssh://` server's host key: `known_hosts` has no key for `host`, or
+    /// a different one. Nothing was sent to the server, not even the client's public key.
+    #[error(
+        "refusing {remote}: the SSH host key of {host} ({key}) is not in {} (no entry for \
+         {host}, or a different key); if that is the server's key (ask its operator), add \
+         the host's key to the file, e.g. the output of `ssh-keyscan`",
+        known_hosts.display()
+    )]
+    HostKeyRejected {
+        remote: String,
+        /// As known_hosts names it: `host`, or `[host]:port` off port 22.
+        host: String,
+        /// The key the server showed: `ssh-ed25519 SHA256:…`.
+        key: String,
+        known_hosts: PathBuf,
+    },
+
+    /// The TLS connection to an `https://` remote failed; most often its certificate is not
+    /// trusted: signed by a CA that neither the system nor `caFile` holds, expired, or not
+    /// naming the URL's host.
+    #[error(
+        "the TLS connection to {remote} failed: {source}; the server's certificate must name \
+         the URL's host and be signed by a system CA or by the CA in caFile"
+    )]
+    Tls {
+        remote: String,
         #[source]
         source: git2::Error,
     },
@@ -111,6 +149,22 @@ pub enum GitError {
     /// Producing a signature failed.
     #[error("signing a commit with {key}: {reason}")]
     Sign { key: String, reason: String },
+}
+
+/// `source` as a [`GitError::Tls`] when libgit2 says TLS failed (error class `Ssl`: an
+/// untrusted or mismatched certificate, a failed handshake), else `otherwise(source)`.
+pub(crate) fn unless_tls(
+    remote: &str,
+    source: git2::Error,
+    otherwise: impl FnOnce(git2::Error) -> GitError,
+) -> GitError {
+    if source.class() == git2::ErrorClass::Ssl {
+        return GitError::Tls {
+            remote: remote.to_string(),
+            source,
+        };
+    }
+    otherwise(source)
 }
 
 /// The confinement rule a path broke ([`GitError::Confinement`]).

@@ -1,7 +1,9 @@
 //! The agent's git layer: a local clone of one branch of the config repo, confined paths for
 //! edits, and the commit → sign → push loop that re-applies edits when it loses a race.
 //!
-//! - `auth`: credentials for the remote (SSH key file, URL user/token) and URL redaction.
+//! - `auth`: credentials for the remote (SSH key file, URL user/token), the CA file that
+//!   `https://` remotes may need, and URL redaction.
+//! - `host_key`: the SSH host key a server showed, to explain libgit2 refusing it.
 //! - `confine`: repo-relative paths from untrusted config that must stay in the work tree.
 //! - `signing`: OpenPGP (rPGP) and SSH (ssh-key) commit signatures.
 //! - `push`: [`Workspace::commit_and_push`], the commit/push/retry loop.
@@ -16,6 +18,7 @@
 mod auth;
 mod confine;
 mod error;
+mod host_key;
 mod push;
 mod signing;
 
@@ -23,6 +26,8 @@ use std::path::{Path, PathBuf};
 
 use git2::build::CheckoutBuilder;
 use git2::{AutotagOption, FetchOptions, Repository, ResetType};
+
+use host_key::SeenHostKey;
 
 pub use auth::RemoteAuth;
 /// Resolves an untrusted repo-relative path inside a work tree (see [`Workspace::confined_path`]);
@@ -82,6 +87,9 @@ impl Workspace {
                 remote: shown,
                 branch: branch.to_string(),
             });
+        }
+        if let Some(ca_file) = &auth.ca_file {
+            auth::trust_ca_file(ca_file)?;
         }
         let local = |action: &'static str| {
             move |source| GitError::Local {
@@ -195,21 +203,26 @@ impl Workspace {
 
     /// Fetches the branch; returns its tip as the remote advertised it.
     fn fetch(&self) -> Result<Oid, GitError> {
-        let fetch_error = |source| GitError::Fetch {
-            remote: self.remote.clone(),
-            branch: self.branch.clone(),
-            source,
+        let fetch_error = |source| {
+            error::unless_tls(&self.remote, source, |source| GitError::Fetch {
+                remote: self.remote.clone(),
+                branch: self.branch.clone(),
+                source,
+            })
         };
         let mut remote = self.repo.remote_anonymous(&self.url).map_err(fetch_error)?;
+        let host_key = SeenHostKey::default();
+        let mut callbacks = self.auth.callbacks(&self.url);
+        host_key.watch(&mut callbacks);
         let mut options = FetchOptions::new();
         options
-            .remote_callbacks(self.auth.callbacks(&self.url))
+            .remote_callbacks(callbacks)
             .download_tags(AutotagOption::None);
         let local_ref = self.local_ref();
         let refspec = format!("+{local_ref}:refs/remotes/origin/{}", self.branch);
         remote
             .fetch(&[refspec], Some(&mut options), Some("ferry: fetch"))
-            .map_err(fetch_error)?;
+            .map_err(|e| host_key.explain(&self.url, &self.remote, e, fetch_error))?;
         // The advertisement, not the tracking ref: a branch deleted on the remote leaves a stale
         // tracking ref behind, and pushing on top of it would quietly recreate the branch.
         let advertised = remote.list().map_err(fetch_error)?;

@@ -8,7 +8,8 @@ use std::time::Duration;
 use git2::{ErrorCode, ObjectType, Oid, PushOptions, Signature};
 use rand::Rng;
 
-use super::error::{ApplyError, GitError};
+use super::error::{unless_tls, ApplyError, GitError};
+use super::host_key::SeenHostKey;
 use super::{GitIdentity, SigningKey, Workspace};
 
 /// What [`Workspace::commit_and_push`] did.
@@ -207,15 +208,19 @@ impl Workspace {
     /// sending, as a per-ref status in `push_update_reference` (`Ok` from `push` itself) when
     /// the branch moved between the advertisement and the update.
     fn push(&self) -> Result<Pushed, GitError> {
-        let push_error = |source| GitError::Push {
-            remote: self.remote.clone(),
-            branch: self.branch.clone(),
-            source,
+        let push_error = |source| {
+            unless_tls(&self.remote, source, |source| GitError::Push {
+                remote: self.remote.clone(),
+                branch: self.branch.clone(),
+                source,
+            })
         };
         let rejection: RefCell<Option<String>> = RefCell::new(None);
         let local_ref = self.local_ref();
         let mut remote = self.repo.remote_anonymous(&self.url).map_err(push_error)?;
+        let host_key = SeenHostKey::default();
         let mut callbacks = self.auth.callbacks(&self.url);
+        host_key.watch(&mut callbacks);
         callbacks.push_update_reference(|refname, status| {
             if let Some(status) = status {
                 *rejection.borrow_mut() = Some(format!("{refname}: {status}"));
@@ -229,7 +234,7 @@ impl Workspace {
         match remote.push(&[refspec], Some(&mut options)) {
             Ok(()) => {}
             Err(e) if e.code() == ErrorCode::NotFastForward => return Ok(Pushed::LostRace),
-            Err(e) => return Err(push_error(e)),
+            Err(e) => return Err(host_key.explain(&self.url, &self.remote, e, push_error)),
         }
         drop(options);
         match rejection.into_inner() {
