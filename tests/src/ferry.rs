@@ -10,13 +10,23 @@ use std::time::Duration;
 use crate::ports::{free_port, wait_for_tcp};
 use crate::process::{spawn_logged, ChildGuard};
 
-/// `target/<profile>/NAME`, next to the test executable's `deps/` directory.
+/// `target/<profile>/NAME`: beside the running executable, or above it when that is a test in
+/// `target/<profile>/deps/`. `FERRY_BIN_DIR` overrides the directory.
 pub fn binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile> directory");
+    let dir = match std::env::var_os("FERRY_BIN_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => {
+            let exe = std::env::current_exe().expect("executable path");
+            let dir = exe.parent().expect("executable directory").to_path_buf();
+            if dir.ends_with("deps") {
+                dir.parent()
+                    .expect("target/<profile> directory")
+                    .to_path_buf()
+            } else {
+                dir
+            }
+        }
+    };
     let path = dir.join(name);
     assert!(
         path.exists(),

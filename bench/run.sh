@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs ferry's benchmarks: `bench/run.sh registry` for one scenario, `bench/run.sh all` for all.
+# Installs the load generator and peers when missing, builds release binaries, and writes the
+# results into BENCHMARKS.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+command -v ab >/dev/null || missing+=(apache2-utils)
+command -v skopeo >/dev/null || missing+=(skopeo)
+command -v docker-registry >/dev/null || missing+=(docker-registry)
+if ((${#missing[@]})); then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+fi
+cargo build --release --workspace --bins
+exec target/release/ferry-bench "${1:-all}" "${@:2}"
