@@ -12,8 +12,10 @@ pub struct Sample {
     pub rps: f64,
     /// Median latency, ms.
     pub p50_ms: f64,
-    /// 99th percentile latency, ms.
+    /// 99th percentile latency, ms (of the requests that completed).
     pub p99_ms: f64,
+    /// Requests that got no answer within wrk's 30 s timeout.
+    pub timeouts: u64,
 }
 
 /// The load: connections, threads and seconds per run.
@@ -42,8 +44,8 @@ fn millis(s: &str) -> anyhow::Result<f64> {
     })
 }
 
-/// Parses `wrk --latency` output; refuses runs with error responses or socket errors, since
-/// they measure failures, not service.
+/// Parses `wrk --latency` output; refuses runs with error responses or socket errors other
+/// than timeouts, since they measure failures, not service.
 pub fn parse(out: &str) -> anyhow::Result<Sample> {
     if let Some(line) = out.lines().find(|l| l.contains("Non-2xx or 3xx responses")) {
         bail!(
@@ -51,11 +53,28 @@ pub fn parse(out: &str) -> anyhow::Result<Sample> {
             line.trim()
         );
     }
+    // Timeouts are a slow server's result and are reported; any other socket error means the
+    // measurement itself broke.
+    let mut timeouts = 0;
     if let Some(line) = out
         .lines()
         .find(|l| l.trim_start().starts_with("Socket errors"))
     {
-        bail!("wrk saw socket errors ({})", line.trim());
+        let count = |name: &str| -> u64 {
+            line.split(',')
+                .find_map(|part| {
+                    part.trim()
+                        .trim_start_matches("Socket errors:")
+                        .trim()
+                        .strip_prefix(name)
+                })
+                .and_then(|n| n.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        if count("connect") + count("read") + count("write") > 0 {
+            bail!("wrk saw socket errors ({})", line.trim());
+        }
+        timeouts = count("timeout");
     }
     let find = |prefix: &str| -> anyhow::Result<String> {
         out.lines()
@@ -71,6 +90,7 @@ pub fn parse(out: &str) -> anyhow::Result<Sample> {
         rps,
         p50_ms: millis(&find("50%")?)?,
         p99_ms: millis(&find("99%")?)?,
+        timeouts,
     })
 }
 
@@ -154,6 +174,7 @@ pub fn parse_ab(out: &str) -> anyhow::Result<Sample> {
         rps,
         p50_ms: value("50%")?,
         p99_ms: value("99%")?,
+        timeouts: 0,
     })
 }
 
@@ -174,6 +195,7 @@ pub fn median_of(
         rps: med(samples.iter().map(|s| s.rps).collect()),
         p50_ms: med(samples.iter().map(|s| s.p50_ms).collect()),
         p99_ms: med(samples.iter().map(|s| s.p99_ms).collect()),
+        timeouts: samples.iter().map(|s| s.timeouts).sum(),
     })
 }
 
