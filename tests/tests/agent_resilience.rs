@@ -317,3 +317,35 @@ fn bad_targets_are_refused_with_clear_errors_and_the_good_one_still_moves() {
         "{msg}"
     );
 }
+
+#[test]
+fn a_target_added_to_an_imagewatcher_file_is_reconciled_without_a_new_release() {
+    let mut s = Stack::new(&[
+        ("a.yaml", deployment(A, "1.0.0")),
+        ("b.yaml", deployment(B, "1.0.0")),
+        (".pipe/watch.yaml", watcher(&[target(A, "a.yaml")])),
+    ]);
+    // B is released before anyone watches it: no event will ever mention it again.
+    s.release(B, "1.4.0");
+    let agent = s.agent(&[]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        s.remote_file("b.yaml"),
+        deployment(B, "1.0.0"),
+        "b.yaml is not watched yet"
+    );
+    // A human adds the target; the agent notices at its next resync (2 s in tests).
+    git::commit_file_and_push(
+        &s.url,
+        ".pipe/watch.yaml",
+        &watcher(&[target(A, "a.yaml"), target(B, "b.yaml")]),
+        "watch b",
+    )
+    .unwrap();
+    s.wait_for_file("b.yaml", &deployment(B, "1.4.0"), &[&agent]);
+    assert!(
+        agent.log().contains("ImageWatcher files changed"),
+        "{}",
+        agent.log()
+    );
+}
