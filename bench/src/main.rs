@@ -1,17 +1,29 @@
 //! `ferry-bench`: runs ferry next to what users would pick instead, on loopback, prints a table
 //! and records it in `BENCHMARKS.md`.
 //!
-//! - [`wrk`]: driving the `wrk` load generator and reading its latency distribution.
 //! - [`registry`]: scenario 1, registry reads against docker-registry and a constant handler.
-//! - [`ceiling`]: the constant actix-web handler that bounds what this machine can serve.
-//! - [`report`]: the table, and the scenario's section of `BENCHMARKS.md`.
+//! - [`publish`]: scenario 2, publishes per second, database size and memory at 100,000 tags.
+//! - [`fanout`]: scenario 3, publish → last of N `Subscribe` streams, memory per stream.
+//! - [`end_to_end`]: scenario 4, publish → commit on a `git daemon`, and a 200-release burst.
+//! - [`upstream`]: scenario 5, requests reaching the origin registry: ferry vs polling.
+//! - [`catchup`]: scenario 6, an agent offline for 100,000 events comes back.
+//! - [`wrk`], [`ceiling`], [`stats`], [`synthetic`], [`report`]: the tools they share.
 
+mod catchup;
 mod ceiling;
+mod end_to_end;
+mod fanout;
+mod publish;
 mod registry;
 mod report;
+mod stats;
+mod synthetic;
+mod upstream;
 mod wrk;
 
-use clap::{Parser, Subcommand};
+use std::time::Instant;
+
+use clap::{Args as ClapArgs, Parser, Subcommand};
 
 /// ferry's benchmarks. Build with `cargo build --release --workspace --bins` first
 /// (`bench/run.sh` does).
@@ -27,17 +39,65 @@ enum Command {
     /// Scenario 1: manifest GET/HEAD by tag and digest, tags list pages of a 100,000-tag
     /// repository, catalog; ferry vs docker-registry vs a constant handler.
     Registry(registry::Options),
-    /// Every scenario.
-    All(registry::Options),
+    /// Scenario 2: publishes per second (sequential and concurrent), database size and server
+    /// memory with 100,000 tags; ferry vs manifest pushes to docker-registry.
+    Publish(publish::Options),
+    /// Scenario 3: 100, 1,000 and 5,000 Subscribe streams; publish → last receive; memory
+    /// per stream.
+    Fanout(fanout::Options),
+    /// Scenario 4: publish → commit on a git daemon over 50 releases, and a burst of 200
+    /// releases across 200 targets.
+    EndToEnd(end_to_end::Options),
+    /// Scenario 5: requests reaching the origin registry, ferry vs polling at 2 and 5 minutes.
+    Upstream(upstream::Options),
+    /// Scenario 6: an agent offline for 100,000 events resumes.
+    Catchup(catchup::Options),
+    /// Every scenario with its default options.
+    All,
     /// (internal) Serve a constant manifest: the ceiling for this machine.
     Ceiling(ceiling::Options),
 }
 
+/// A scenario's options as its subcommand would parse them with no flags.
+fn defaults<T: ClapArgs>() -> T {
+    #[derive(Parser)]
+    struct Wrapper<T: ClapArgs> {
+        #[command(flatten)]
+        options: T,
+    }
+    Wrapper::<T>::parse_from(["ferry-bench"]).options
+}
+
+/// Runs one scenario, records its section, and says how long it took.
+fn scenario(name: &str, run: impl FnOnce() -> anyhow::Result<String>) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let section = run()?;
+    report::write_section(name, &section)?;
+    eprintln!("{name}: done in {:.0} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     match Args::parse().command {
-        Command::Registry(o) | Command::All(o) => {
-            let section = registry::run(&o)?;
-            report::write_section("registry", &section)
+        Command::Registry(o) => scenario("registry", || registry::run(&o)),
+        Command::Publish(o) => scenario("publish", || publish::run(&o)),
+        Command::Fanout(o) => scenario("fanout", || fanout::run(&o)),
+        Command::EndToEnd(o) => scenario("end-to-end", || end_to_end::run(&o)),
+        Command::Upstream(o) => scenario("upstream", || upstream::run(&o)),
+        Command::Catchup(o) => scenario("catchup", || catchup::run(&o)),
+        Command::All => {
+            let started = Instant::now();
+            scenario("registry", || registry::run(&defaults()))?;
+            scenario("publish", || publish::run(&defaults()))?;
+            scenario("fanout", || fanout::run(&defaults()))?;
+            scenario("end-to-end", || end_to_end::run(&defaults()))?;
+            scenario("upstream", || upstream::run(&defaults()))?;
+            scenario("catchup", || catchup::run(&defaults()))?;
+            eprintln!(
+                "all scenarios: {:.1} min",
+                started.elapsed().as_secs_f64() / 60.0
+            );
+            Ok(())
         }
         Command::Ceiling(o) => ceiling::serve(o),
     }

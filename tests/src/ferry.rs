@@ -96,6 +96,11 @@ impl FerryServer {
         self.child = Some(child);
     }
 
+    /// The server's process id (for reading its memory from `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server running").id()
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
