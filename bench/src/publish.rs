@@ -1,10 +1,258 @@
-//! (being written)
+//! Scenario 2: publishing. ferry takes a release over gRPC (manifest and config in one
+//! request, acknowledged once durable); the baseline is what CI does to a registry for the same
+//! metadata: upload the config blob to docker-registry (POST then PUT) and PUT the manifest.
+//! Both are measured sequentially and with 16 concurrent publishers. Then ferry is given a
+//! 100,000-tag repository, and its database size and memory are read.
 
-/// `ferry-bench` options for this scenario.
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use ferry_proto::digest::sha256_digest;
+use ferry_tests::ferry::FerryServer;
+use ferry_tests::origin::OriginRegistry;
+use serde_json::json;
+
+use crate::report::machine;
+use crate::stats::{dir_bytes, mib, rss_bytes, Dist};
+use crate::synthetic::release;
+
+/// `ferry-bench publish`.
 #[derive(Debug, Clone, clap::Args)]
-pub struct Options {}
+pub struct Options {
+    /// Releases per ferry measurement.
+    #[arg(long, default_value_t = 2000)]
+    releases: u64,
+    /// Releases per docker-registry measurement (it is slower; fewer keep the run short).
+    #[arg(long, default_value_t = 500)]
+    registry_releases: u64,
+    /// Concurrent publishers in the concurrent runs.
+    #[arg(long, default_value_t = 16)]
+    concurrency: u64,
+    /// Tags in the repository whose size and memory are read.
+    #[arg(long, default_value_t = 100_000)]
+    tags: u64,
+}
+
+/// Publishes per second and the latency of each publish.
+struct Rate {
+    per_sec: f64,
+    latency_ms: Dist,
+}
+
+/// Runs `count` publishes split over `workers` tasks, each with its own connection made by
+/// `connect`; `publish(conn, n)` makes release `n`.
+async fn drive<C, F, Fut>(
+    count: u64,
+    workers: u64,
+    connect: impl Fn() -> F,
+    publish: impl Fn(C, u64) -> Fut + Send + Sync + 'static,
+) -> anyhow::Result<Rate>
+where
+    C: Send + 'static,
+    F: std::future::Future<Output = anyhow::Result<C>>,
+    Fut: std::future::Future<Output = anyhow::Result<C>> + Send,
+{
+    let publish = Arc::new(publish);
+    let mut conns = Vec::new();
+    for _ in 0..workers {
+        conns.push(connect().await?);
+    }
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (w, conn) in conns.into_iter().enumerate() {
+        let publish = publish.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut conn = conn;
+            let mut latencies = Vec::new();
+            let mut n = w as u64;
+            while n < count {
+                let t = Instant::now();
+                conn = publish(conn, n).await?;
+                latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+                n += workers;
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    Ok(Rate {
+        per_sec: count as f64 / started.elapsed().as_secs_f64(),
+        latency_ms: Dist::new(all),
+    })
+}
+
+/// ferry: `count` distinct releases of `image` (tag `b{batch}-{n}`), over `workers` connections.
+async fn ferry_rate(server: &FerryServer, image: &str, count: u64, workers: u64) -> anyhow::Result<Rate> {
+    let url = server.grpc_url();
+    let image = image.to_string();
+    drive(
+        count,
+        workers,
+        || async { Ok(ferry_proto::client::connect(&url, None).await?) },
+        move |mut client: ferry_proto::client::Client, n| {
+            let req = release(&image, n, vec![format!("r{n}")]);
+            async move {
+                let moved = client.publish(req).await?.into_inner().moved;
+                if moved.len() != 1 {
+                    bail!("release {n}: expected one tag moved, got {moved:?}");
+                }
+                Ok(client)
+            }
+        },
+    )
+    .await
+}
+
+/// docker-registry: the same metadata pushed as CI would, config blob then manifest, over
+/// `workers` HTTP connections. One layer blob is uploaded first and shared by every manifest.
+/// docker-registry keeps each tag as link files and directories; it has no database to size.
+async fn registry_rate(origin: &OriginRegistry, repo: &str, count: u64, workers: u64) -> anyhow::Result<Rate> {
+    let base = format!("http://{}/v2/{repo}", origin.addr());
+    let layer = b"one shared layer".to_vec();
+    let layer_digest = sha256_digest(&layer);
+    upload_blob(&reqwest::Client::new(), &base, &layer).await?;
+    drive(
+        count,
+        workers,
+        || async { Ok(reqwest::Client::builder().pool_max_idle_per_host(1).build()?) },
+        move |http: reqwest::Client, n| {
+            let base = base.clone();
+            let layer_digest = layer_digest.clone();
+            async move {
+                let config = serde_json::to_vec(&json!({
+                    "architecture": "amd64", "os": "linux",
+                    "config": { "Labels": { "org.opencontainers.image.revision": format!("r{n}") } },
+                    "rootfs": { "type": "layers", "diff_ids": [layer_digest] },
+                }))?;
+                upload_blob(&http, &base, &config).await?;
+                let manifest = serde_json::to_vec(&json!({
+                    "schemaVersion": 2,
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "config": { "mediaType": "application/vnd.oci.image.config.v1+json",
+                                "digest": sha256_digest(&config), "size": config.len() },
+                    "layers": [{ "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                                 "digest": layer_digest, "size": 16 }],
+                }))?;
+                let r = http
+                    .put(format!("{base}/manifests/r{n}"))
+                    .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+                    .body(manifest)
+                    .send()
+                    .await?;
+                if !r.status().is_success() {
+                    bail!("manifest PUT r{n}: {} {}", r.status(), r.text().await?);
+                }
+                Ok(http)
+            }
+        },
+    )
+    .await
+}
+
+/// A monolithic blob upload: POST for a session, PUT with the digest.
+async fn upload_blob(http: &reqwest::Client, base: &str, data: &[u8]) -> anyhow::Result<()> {
+    let r = http.post(format!("{base}/blobs/uploads/")).send().await?;
+    if r.status() != reqwest::StatusCode::ACCEPTED {
+        bail!("blob upload POST: {}", r.status());
+    }
+    let location = r
+        .headers()
+        .get("location")
+        .context("blob upload without Location")?
+        .to_str()?
+        .to_string();
+    let sep = if location.contains('?') { '&' } else { '?' };
+    let r = http
+        .put(format!("{location}{sep}digest={}", sha256_digest(data)))
+        .header("Content-Type", "application/octet-stream")
+        .body(data.to_vec())
+        .send()
+        .await?;
+    if r.status() != reqwest::StatusCode::CREATED {
+        bail!("blob upload PUT: {} {}", r.status(), r.text().await?);
+    }
+    Ok(())
+}
+
+/// Gives ferry a repository of `tags` tags: one distinct release per 100 tags.
+async fn fill_tags(server: &FerryServer, image: &str, tags: u64) -> anyhow::Result<()> {
+    let mut client = ferry_proto::client::connect(&server.grpc_url(), None).await?;
+    for batch in 0..tags.div_ceil(100) {
+        let names = (batch * 100..((batch + 1) * 100).min(tags))
+            .map(|i| format!("t{i:06}"))
+            .collect();
+        client.publish(release(image, batch, names)).await?;
+    }
+    Ok(())
+}
 
 /// Runs the scenario; returns its Markdown section.
-pub fn run(_o: &Options) -> anyhow::Result<String> {
-    anyhow::bail!("not written yet")
+pub fn run(o: &Options) -> anyhow::Result<String> {
+    let rt = tokio::runtime::Runtime::new()?;
+    eprintln!("publish: starting ferry-server and docker-registry");
+    let server = FerryServer::start();
+    let origin = OriginRegistry::start();
+    let idle_rss = rss_bytes(server.pid())?;
+    let mut rows = Vec::new();
+    for (label, workers) in [("sequential", 1), ("concurrent", o.concurrency)] {
+        eprintln!("publish: ferry, {label}, {} releases", o.releases);
+        let f = rt.block_on(ferry_rate(&server, &format!("bench.example.com/pub/{label}"), o.releases, workers))?;
+        eprintln!("publish: docker-registry, {label}, {} releases", o.registry_releases);
+        let r = rt.block_on(registry_rate(&origin, &format!("pub/{label}"), o.registry_releases, workers))?;
+        rows.push((label, workers, f, r));
+    }
+
+    eprintln!("publish: giving ferry a repository of {} tags", o.tags);
+    let before = dir_bytes(server.data_dir())?;
+    let started = Instant::now();
+    rt.block_on(fill_tags(&server, "bench.example.com/pub/big", o.tags))?;
+    let fill_secs = started.elapsed().as_secs_f64();
+    // Let the WAL checkpoint settle before reading the size.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let after = dir_bytes(server.data_dir())?;
+    let rss = rss_bytes(server.pid())?;
+
+    let mut s = String::new();
+    s.push_str("## 2. Publish\n\n");
+    s.push_str(&machine());
+    s.push_str(&format!(
+        "Command: `bench/run.sh publish`. ferry: distinct releases (manifest and config, one tag each) published over gRPC, \
+         each acknowledged after its SQLite transaction is durable (`synchronous=FULL`), {} releases per run. \
+         docker-registry (filesystem storage on the same disk): the same metadata pushed the way CI pushes it, \
+         a config blob upload (POST + PUT) and a manifest PUT, {} releases per run; one shared layer was uploaded first. \
+         Concurrent runs use {} publishers, each with its own connection.\n\n",
+        o.releases, o.registry_releases, o.concurrency
+    ));
+    s.push_str("| publishers | ferry publishes/s | docker-registry pushes/s | ferry ÷ registry | ferry p50 | ferry p99 | registry p50 | registry p99 |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (label, workers, f, r) in &rows {
+        s.push_str(&format!(
+            "| {workers} ({label}) | {:.0} | {:.0} | {:.1}× | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms |\n",
+            f.per_sec,
+            r.per_sec,
+            f.per_sec / r.per_sec,
+            f.latency_ms.p50(),
+            f.latency_ms.p99(),
+            r.latency_ms.p50(),
+            r.latency_ms.p99()
+        ));
+    }
+    s.push_str(&format!(
+        "\nWith {} tags: the repository was filled by {} publishes of 100 tags in {:.1} s. \
+         ferry's data directory grew by {} to {} (SQLite database and WAL; {:.0} bytes per tag, each tag also an event in the log), \
+         and the server's RSS went from {} idle to {} ({} releases and their events from the rate runs are in it too).\n",
+        o.tags,
+        o.tags.div_ceil(100),
+        fill_secs,
+        mib(after.saturating_sub(before)),
+        mib(after),
+        after.saturating_sub(before) as f64 / o.tags as f64,
+        mib(idle_rss),
+        mib(rss),
+        2 * o.releases,
+    ));
+    Ok(s)
 }

@@ -5,7 +5,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Context;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::config::ServerConfig;
 use crate::grpc::FerryGrpc;
@@ -50,7 +49,7 @@ pub async fn run(
     let (close_streams, streams_closing) = tokio::sync::watch::channel(false);
     let grpc_server = tonic::transport::Server::builder()
         .add_service(FerryGrpc::new(service.clone(), cfg.heartbeat, streams_closing).into_server())
-        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), async {
+        .serve_with_incoming_shutdown(grpc_incoming(grpc), async {
             let _ = stop_grpc_rx.await;
         });
 
@@ -66,6 +65,16 @@ pub async fn run(
     http_task.await?.context("registry server")?;
     grpc_task.await?.context("gRPC server")?;
     Ok(())
+}
+
+/// The gRPC listener's connections, with `TCP_NODELAY` set: without it Nagle's algorithm holds
+/// a stream's response headers until the client's delayed ACK, about 18 ms per `Subscribe` on
+/// loopback (measured in `ferry-bench fanout`), which would make 5,000 agents reconnecting
+/// after a restart wait 90 s. Keepalive finds peers that vanished without a FIN.
+fn grpc_incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(std::time::Duration::from_secs(60)))
 }
 
 /// Completes on SIGINT or SIGTERM.

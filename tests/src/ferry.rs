@@ -262,3 +262,55 @@ pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+impl FerryAgent {
+    /// Like [`FerryAgent::start`], but with the agent's flags `args` after `--config` and
+    /// `--state-dir` (none: its own defaults, e.g. `--resync-secs 30`) and `RUST_LOG=rust_log`.
+    /// Benchmarks run the agent this way, as deployed, without the tests' 2 s resync and debug
+    /// logs.
+    pub fn start_with(
+        config_yaml: &str,
+        key_files: &[(&str, &str)],
+        args: &[&str],
+        rust_log: &str,
+    ) -> FerryAgent {
+        let dirs = tempfile::tempdir().expect("agent dir");
+        for (name, content) in key_files {
+            std::fs::write(dirs.path().join(name), content).expect("writing a key file");
+        }
+        let config = dirs.path().join("agent.yaml");
+        std::fs::write(&config, config_yaml).expect("writing the agent config");
+        let mut a = FerryAgent {
+            config,
+            state_dir: dirs.path().join("state"),
+            log_dir: tempfile::tempdir().expect("log dir"),
+            child: None,
+            _dirs: dirs,
+        };
+        a.spawn_with(args, rust_log);
+        a
+    }
+
+    /// Like [`FerryAgent::restart`], with `args` and `rust_log` as [`FerryAgent::start_with`]
+    /// takes them. The log starts afresh.
+    pub fn restart_with(&mut self, args: &[&str], rust_log: &str) {
+        self.kill9();
+        self.spawn_with(args, rust_log);
+    }
+
+    /// The agent's `--state-dir` (its clones and `cursor-<provider>` files).
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    fn spawn_with(&mut self, args: &[&str], rust_log: &str) {
+        let mut cmd = Command::new(binary("ferry-agent"));
+        cmd.arg("--config")
+            .arg(&self.config)
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .args(args);
+        cmd.env("RUST_LOG", rust_log);
+        self.child = Some(spawn_logged(cmd, "ferry-agent", self.log_dir.path()));
+    }
+}
