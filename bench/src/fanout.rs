@@ -201,7 +201,10 @@ pub fn run(o: &Options) -> anyhow::Result<String> {
     let mut layout = OciLayout::new(tmp.path().join("img"));
     let image = layout.add_image(ImageSpec::default());
     layout.tag(&image, "1.0.0");
-    skopeo::copy(&layout.reference("1.0.0"), &origin.docker_ref("fan/app:1.0.0"))?;
+    skopeo::copy(
+        &layout.reference("1.0.0"),
+        &origin.docker_ref("fan/app:1.0.0"),
+    )?;
     let mut rounds = Vec::new();
     for &n in &o.streams {
         eprintln!("fanout: {n} streams, {} releases", o.releases);

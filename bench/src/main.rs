@@ -7,12 +7,14 @@
 //! - [`end_to_end`]: scenario 4, publish → commit on a `git daemon`, and a 200-release burst.
 //! - [`upstream`]: scenario 5, requests reaching the origin registry: ferry vs polling.
 //! - [`catchup`]: scenario 6, an agent offline for 100,000 events comes back.
-//! - [`wrk`], [`ceiling`], [`stats`], [`synthetic`], [`report`]: the tools they share.
+//! - [`wrk`], [`ceiling`], [`stats`], [`synthetic`], [`origin_push`], [`report`]: the tools they
+//!   share.
 
 mod catchup;
 mod ceiling;
 mod end_to_end;
 mod fanout;
+mod origin_push;
 mod publish;
 mod registry;
 mod report;

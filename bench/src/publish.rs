@@ -7,12 +7,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{bail, Context};
-use ferry_proto::digest::sha256_digest;
+use anyhow::bail;
 use ferry_tests::ferry::FerryServer;
 use ferry_tests::origin::OriginRegistry;
-use serde_json::json;
 
+use crate::origin_push::{push_release, repo_base, upload_shared_layer};
 use crate::report::machine;
 use crate::stats::{dir_bytes, mib, rss_bytes, Dist};
 use crate::synthetic::release;
@@ -86,7 +85,12 @@ where
 }
 
 /// ferry: `count` distinct releases of `image` (tag `b{batch}-{n}`), over `workers` connections.
-async fn ferry_rate(server: &FerryServer, image: &str, count: u64, workers: u64) -> anyhow::Result<Rate> {
+async fn ferry_rate(
+    server: &FerryServer,
+    image: &str,
+    count: u64,
+    workers: u64,
+) -> anyhow::Result<Rate> {
     let url = server.grpc_url();
     let image = image.to_string();
     drive(
@@ -110,72 +114,31 @@ async fn ferry_rate(server: &FerryServer, image: &str, count: u64, workers: u64)
 /// docker-registry: the same metadata pushed as CI would, config blob then manifest, over
 /// `workers` HTTP connections. One layer blob is uploaded first and shared by every manifest.
 /// docker-registry keeps each tag as link files and directories; it has no database to size.
-async fn registry_rate(origin: &OriginRegistry, repo: &str, count: u64, workers: u64) -> anyhow::Result<Rate> {
-    let base = format!("http://{}/v2/{repo}", origin.addr());
-    let layer = b"one shared layer".to_vec();
-    let layer_digest = sha256_digest(&layer);
-    upload_blob(&reqwest::Client::new(), &base, &layer).await?;
+async fn registry_rate(
+    origin: &OriginRegistry,
+    repo: &str,
+    count: u64,
+    workers: u64,
+) -> anyhow::Result<Rate> {
+    let base = repo_base(&origin.addr(), repo);
+    upload_shared_layer(&reqwest::Client::new(), &base).await?;
     drive(
         count,
         workers,
-        || async { Ok(reqwest::Client::builder().pool_max_idle_per_host(1).build()?) },
+        || async {
+            Ok(reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .build()?)
+        },
         move |http: reqwest::Client, n| {
             let base = base.clone();
-            let layer_digest = layer_digest.clone();
             async move {
-                let config = serde_json::to_vec(&json!({
-                    "architecture": "amd64", "os": "linux",
-                    "config": { "Labels": { "org.opencontainers.image.revision": format!("r{n}") } },
-                    "rootfs": { "type": "layers", "diff_ids": [layer_digest] },
-                }))?;
-                upload_blob(&http, &base, &config).await?;
-                let manifest = serde_json::to_vec(&json!({
-                    "schemaVersion": 2,
-                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                    "config": { "mediaType": "application/vnd.oci.image.config.v1+json",
-                                "digest": sha256_digest(&config), "size": config.len() },
-                    "layers": [{ "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                                 "digest": layer_digest, "size": 16 }],
-                }))?;
-                let r = http
-                    .put(format!("{base}/manifests/r{n}"))
-                    .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
-                    .body(manifest)
-                    .send()
-                    .await?;
-                if !r.status().is_success() {
-                    bail!("manifest PUT r{n}: {} {}", r.status(), r.text().await?);
-                }
+                push_release(&http, &base, n, &format!("r{n}")).await?;
                 Ok(http)
             }
         },
     )
     .await
-}
-
-/// A monolithic blob upload: POST for a session, PUT with the digest.
-async fn upload_blob(http: &reqwest::Client, base: &str, data: &[u8]) -> anyhow::Result<()> {
-    let r = http.post(format!("{base}/blobs/uploads/")).send().await?;
-    if r.status() != reqwest::StatusCode::ACCEPTED {
-        bail!("blob upload POST: {}", r.status());
-    }
-    let location = r
-        .headers()
-        .get("location")
-        .context("blob upload without Location")?
-        .to_str()?
-        .to_string();
-    let sep = if location.contains('?') { '&' } else { '?' };
-    let r = http
-        .put(format!("{location}{sep}digest={}", sha256_digest(data)))
-        .header("Content-Type", "application/octet-stream")
-        .body(data.to_vec())
-        .send()
-        .await?;
-    if r.status() != reqwest::StatusCode::CREATED {
-        bail!("blob upload PUT: {} {}", r.status(), r.text().await?);
-    }
-    Ok(())
 }
 
 /// Gives ferry a repository of `tags` tags: one distinct release per 100 tags.
@@ -200,9 +163,22 @@ pub fn run(o: &Options) -> anyhow::Result<String> {
     let mut rows = Vec::new();
     for (label, workers) in [("sequential", 1), ("concurrent", o.concurrency)] {
         eprintln!("publish: ferry, {label}, {} releases", o.releases);
-        let f = rt.block_on(ferry_rate(&server, &format!("bench.example.com/pub/{label}"), o.releases, workers))?;
-        eprintln!("publish: docker-registry, {label}, {} releases", o.registry_releases);
-        let r = rt.block_on(registry_rate(&origin, &format!("pub/{label}"), o.registry_releases, workers))?;
+        let f = rt.block_on(ferry_rate(
+            &server,
+            &format!("bench.example.com/pub/{label}"),
+            o.releases,
+            workers,
+        ))?;
+        eprintln!(
+            "publish: docker-registry, {label}, {} releases",
+            o.registry_releases
+        );
+        let r = rt.block_on(registry_rate(
+            &origin,
+            &format!("pub/{label}"),
+            o.registry_releases,
+            workers,
+        ))?;
         rows.push((label, workers, f, r));
     }
 

@@ -76,9 +76,34 @@ pub fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / 1024.0 / 1024.0)
 }
 
+/// `n` rounded, with thousands separated by commas: 28800000.0 → "28,800,000".
+pub fn grouped(n: f64) -> String {
+    let digits = format!("{:.0}", n.abs());
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < -0.5 {
+        out.insert(0, '-');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Dist;
+    use super::{grouped, Dist};
+
+    #[test]
+    fn grouped_thousands() {
+        assert_eq!(grouped(28_800_000.0), "28,800,000");
+        assert_eq!(grouped(999.4), "999");
+        assert_eq!(grouped(1000.0), "1,000");
+        assert_eq!(grouped(0.0), "0");
+        assert_eq!(grouped(-12345.0), "-12,345");
+    }
 
     #[test]
     fn nearest_rank_percentiles() {
