@@ -507,11 +507,12 @@ fn render(ferry: &Dist, floor: &Dist, b: &Burst) -> String {
     ));
     s.push_str(&format!(
         "\nTargets: publish → commit p50 < 1 s: **{:.0} ms, {}**. The burst has no target; all {} files carried \
-         their new tag, in {} commits.\n",
+         their new tag, in {} commit{}.\n",
         ferry.p50(),
         if ferry.p50() < 1000.0 { "met" } else { "not met" },
         b.targets,
-        b.commits
+        b.commits,
+        if b.commits == 1 { "" } else { "s" }
     ));
     s
 }
