@@ -2,17 +2,12 @@
 //! redirected (307) to the origin registry; anything else `BLOB_UNKNOWN`.
 
 use actix_web::http::header;
+use actix_web::http::Method;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{OciError, State};
 use crate::service::BlobAnswer;
-
-/// Registers the blob routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/{name:.+}/blobs/{digest}", web::get().to(get))
-        .route("/{name:.+}/blobs/{digest}", web::head().to(head));
-}
 
 async fn answer(state: State, name: String, digest: String) -> Result<BlobAnswer, OciError> {
     // Stored blob bytes come from SQLite: keep that off the async workers.
@@ -36,12 +31,15 @@ fn base(status: StatusCode, media_type: &str, digest: &str) -> actix_web::HttpRe
     b
 }
 
-async fn get(
+/// GET, and HEAD (answered like GET without a Range: actix-web keeps Content-Length and drops
+/// the body).
+pub(super) async fn get(
     state: State,
-    path: web::Path<(String, String)>,
-    req: HttpRequest,
+    name: &str,
+    digest: &str,
+    req: &HttpRequest,
 ) -> Result<HttpResponse, OciError> {
-    let (name, digest) = path.into_inner();
+    let (name, digest) = (name.to_string(), digest.to_string());
     match answer(state, name, digest.clone()).await? {
         BlobAnswer::Redirect(url) => Ok(HttpResponse::TemporaryRedirect()
             .insert_header((header::LOCATION, url))
@@ -50,6 +48,7 @@ async fn get(
             let range = req
                 .headers()
                 .get(header::RANGE)
+                .filter(|_| req.method() == Method::GET)
                 .and_then(|v| v.to_str().ok());
             match range.map(|r| parse_range(r, data.len() as u64)) {
                 None => Ok(base(StatusCode::OK, &media_type, &digest).body(data)),
@@ -65,19 +64,6 @@ async fn get(
                     .insert_header((header::CONTENT_RANGE, format!("bytes */{}", data.len())))
                     .finish()),
             }
-        }
-    }
-}
-
-/// HEAD answers like GET without a Range: actix-web keeps Content-Length and drops the body.
-async fn head(state: State, path: web::Path<(String, String)>) -> Result<HttpResponse, OciError> {
-    let (name, digest) = path.into_inner();
-    match answer(state, name, digest.clone()).await? {
-        BlobAnswer::Redirect(url) => Ok(HttpResponse::TemporaryRedirect()
-            .insert_header((header::LOCATION, url))
-            .finish()),
-        BlobAnswer::Stored { media_type, data } => {
-            Ok(base(StatusCode::OK, &media_type, &digest).body(data))
         }
     }
 }

@@ -1,21 +1,16 @@
 //! `GET /v2/_catalog?n=&last=`: every repository, sorted, paginated.
 
-use actix_web::{http::header, web, HttpResponse};
+use actix_web::{http::header, HttpResponse};
 use serde::Serialize;
 
 use super::{next_link, PageQuery, State, MAX_PAGE};
-
-/// Registers the catalog route (before the `{name:.+}` routes, which would swallow it).
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/_catalog", web::get().to(list));
-}
 
 #[derive(Serialize)]
 struct Catalog {
     repositories: Vec<String>,
 }
 
-async fn list(state: State, q: web::Query<PageQuery>) -> HttpResponse {
+pub(super) fn list(state: &State, q: PageQuery) -> HttpResponse {
     let n = q.n.map(|n| n.min(MAX_PAGE)).unwrap_or(MAX_PAGE);
     let (repositories, more) = state.catalog(Some(n), q.last.as_deref());
     let mut resp = HttpResponse::Ok();

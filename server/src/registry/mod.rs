@@ -9,54 +9,73 @@ mod catalog;
 mod errors;
 mod manifests;
 mod referrers;
+mod route;
 mod tags;
 
 use std::sync::Arc;
 
-use actix_web::{http::Method, middleware::DefaultHeaders, web, HttpRequest, HttpResponse};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{middleware::DefaultHeaders, web, HttpRequest, HttpResponse};
+use serde::de::DeserializeOwned;
 
 use crate::service::Service;
 pub use errors::OciError;
+use route::Endpoint;
 
 /// Shared handler state.
 pub type State = web::Data<Arc<Service>>;
 
-/// Registers every route of the read API.
+/// Registers the read API: every `/v2` request goes to [`dispatch`].
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/v2")
             .wrap(DefaultHeaders::new().add(("Docker-Distribution-API-Version", "registry/2.0")))
-            .route("/", web::get().to(base))
-            .route("/", web::head().to(base))
-            .route("", web::get().to(base))
-            .configure(catalog::configure)
-            .configure(manifests::configure)
-            .configure(blobs::configure)
-            .configure(tags::configure)
-            .configure(referrers::configure)
-            .default_service(web::to(not_routed)),
+            .default_service(web::to(dispatch)),
     );
 }
 
-/// `GET /v2/`: the API version check every client starts with.
-async fn base() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body("{}")
-}
-
-/// Anything else under `/v2`: writes are not supported (this registry is written only through
-/// `ferry publish`); unknown reads are 404.
-async fn not_routed(req: HttpRequest) -> Result<HttpResponse, OciError> {
-    Err(if matches!(*req.method(), Method::GET | Method::HEAD) {
-        OciError::not_found(format!("no such endpoint: {}", req.path()))
-    } else {
-        OciError::unsupported(format!(
+/// Chooses the handler from the method and the path ([`route::parse`]). HEAD is answered like
+/// GET everywhere: actix-web keeps the headers, including Content-Length, and drops the body.
+async fn dispatch(state: State, req: HttpRequest) -> Result<HttpResponse, OciError> {
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        return Err(OciError::unsupported(format!(
             "{} {}: this registry is read-only; publish images with `ferry publish`",
             req.method(),
             req.path()
-        ))
-    })
+        )));
+    }
+    match route::parse(req.path()) {
+        Endpoint::Base => Ok(base()),
+        Endpoint::Catalog => Ok(catalog::list(&state, query(&req)?)),
+        Endpoint::Manifest { name, reference } => manifests::get(&state, name, reference),
+        Endpoint::Blob { name, digest } => blobs::get(state.clone(), name, digest, &req).await,
+        Endpoint::Tags { name } => tags::list(&state, name, query(&req)?),
+        Endpoint::Referrers { name, digest } => referrers::list(&state, name, digest, query(&req)?),
+        Endpoint::Unknown => Err(OciError::not_found(format!(
+            "no such endpoint: {}",
+            req.path()
+        ))),
+    }
+}
+
+/// The request's query string as `T`, or a 400 naming what was wrong.
+fn query<T: DeserializeOwned>(req: &HttpRequest) -> Result<T, OciError> {
+    web::Query::<T>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|e| {
+            OciError::new(
+                StatusCode::BAD_REQUEST,
+                "PAGINATION_NUMBER_INVALID",
+                format!("query {:?}: {e}", req.query_string()),
+            )
+        })
+}
+
+/// `GET /v2/`: the API version check every client starts with.
+fn base() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body("{}")
 }
 
 /// Pagination parameters shared by tags list and catalog.

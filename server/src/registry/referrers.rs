@@ -3,19 +3,15 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::{web, HttpResponse};
+use actix_web::HttpResponse;
 use serde::{Deserialize, Serialize};
 
 use super::{OciError, State};
 use ferry_proto::manifest::OCI_INDEX;
 
-/// Registers the referrers route.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/{name:.+}/referrers/{digest}", web::get().to(list));
-}
-
+/// The referrers query string.
 #[derive(Deserialize)]
-struct Query {
+pub(super) struct Query {
     #[serde(rename = "artifactType")]
     artifact_type: Option<String>,
 }
@@ -40,15 +36,15 @@ struct Index {
     manifests: Vec<Descriptor>,
 }
 
-async fn list(
-    state: State,
-    path: web::Path<(String, String)>,
-    q: web::Query<Query>,
+pub(super) fn list(
+    state: &State,
+    name: &str,
+    digest: &str,
+    q: Query,
 ) -> Result<HttpResponse, OciError> {
-    let (name, digest) = path.into_inner();
     let filter = q.artifact_type.as_deref().filter(|t| !t.is_empty());
     let manifests = state
-        .referrers(&name, &digest, filter)?
+        .referrers(name, digest, filter)?
         .into_iter()
         .map(|r| Descriptor {
             media_type: r.media_type,

@@ -1,14 +1,9 @@
 //! `GET /v2/<name>/tags/list?n=&last=`: lexically sorted, with a `Link` to the next page.
 
-use actix_web::{http::header, web, HttpResponse};
+use actix_web::{http::header, HttpResponse};
 use serde::Serialize;
 
 use super::{next_link, OciError, PageQuery, State, MAX_PAGE};
-
-/// Registers the tags route.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/{name:.+}/tags/list", web::get().to(list));
-}
 
 #[derive(Serialize)]
 struct TagList<'a> {
@@ -16,13 +11,9 @@ struct TagList<'a> {
     tags: Vec<String>,
 }
 
-async fn list(
-    state: State,
-    name: web::Path<String>,
-    q: web::Query<PageQuery>,
-) -> Result<HttpResponse, OciError> {
+pub(super) fn list(state: &State, name: &str, q: PageQuery) -> Result<HttpResponse, OciError> {
     let n = q.n.map(|n| n.min(MAX_PAGE)).or(Some(MAX_PAGE));
-    let (tags, more) = state.tags(&name, n, q.last.as_deref())?;
+    let (tags, more) = state.tags(name, n, q.last.as_deref())?;
     let mut resp = HttpResponse::Ok();
     if more {
         if let (Some(n), Some(last)) = (n, tags.last()) {
@@ -32,5 +23,5 @@ async fn list(
             ));
         }
     }
-    Ok(resp.json(TagList { name: &name, tags }))
+    Ok(resp.json(TagList { name, tags }))
 }
