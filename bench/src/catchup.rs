@@ -69,8 +69,13 @@ struct Replay {
 
 /// Subscribes after `cursor` (filtered to `images` when not empty) and counts events until
 /// one with `head_seq` arrives.
-async fn replay(url: &str, cursor: u64, images: &[&str], head_seq: u64) -> anyhow::Result<Replay> {
-    let mut client = ferry_proto::client::connect(url, None).await?;
+async fn replay(
+    server: &FerryServer,
+    cursor: u64,
+    images: &[&str],
+    head_seq: u64,
+) -> anyhow::Result<Replay> {
+    let mut client = server.client().await;
     let started = Instant::now();
     let mut stream = client
         .subscribe(pb::SubscribeRequest {
@@ -103,7 +108,7 @@ pub fn run(o: &Options) -> anyhow::Result<String> {
     let server = FerryServer::start();
     let daemon = GitDaemon::start(tmp.path().join("git"));
     let rt = tokio::runtime::Runtime::new()?;
-    let mut client = rt.block_on(ferry_proto::client::connect(&server.grpc_url(), None))?;
+    let mut client = rt.block_on(server.client());
     let url = create_repo(&daemon, "config", &app_repo_files());
     let fresh_url = create_repo(&daemon, "fresh", &app_repo_files());
     let bare = Bare::open(&daemon.repo_path("config"))?;
@@ -146,14 +151,14 @@ pub fn run(o: &Options) -> anyhow::Result<String> {
     eprintln!("catchup: starting a fresh agent");
     let fresh_bare = Bare::open(&daemon.repo_path("fresh"))?;
     let fresh_head = fresh_bare.head()?;
-    let config = agent_config(&server.grpc_url(), &fresh_url, None, &[]);
+    let config = agent_config(&server, &fresh_url, None, &[]);
     let started = Instant::now();
     let fresh_agent = FerryAgent::start_with(&config, &[], AGENT_ARGS, AGENT_LOG);
     let fresh = time_to_commit(&fresh_agent, &fresh_bare, fresh_head, started, &fresh_url)?;
 
     eprintln!("catchup: replaying the missed events to raw streams");
-    let replay_all = rt.block_on(replay(&server.grpc_url(), cursor, &[], head_seq))?;
-    let replay_filtered = rt.block_on(replay(&server.grpc_url(), cursor, &[APP], head_seq))?;
+    let replay_all = rt.block_on(replay(&server, cursor, &[], head_seq))?;
+    let replay_filtered = rt.block_on(replay(&server, cursor, &[APP], head_seq))?;
 
     Ok(render(&Catchup {
         events: o.events,

@@ -108,7 +108,7 @@ pub(crate) const AGENT_LOG: &str = "info";
 /// Starts an agent for the repository at `url` (identity from `agent_config`, no signing) and
 /// waits until it has connected.
 pub(crate) fn start_agent(server: &FerryServer, url: &str) -> anyhow::Result<FerryAgent> {
-    let config = agent_config(&server.grpc_url(), url, None, &[]);
+    let config = agent_config(server, url, None, &[]);
     let agent = FerryAgent::start_with(&config, &[], AGENT_ARGS, AGENT_LOG);
     if !agent.wait_for_log("connected", 1, WAIT) {
         bail!("the agent never connected:\n{}", agent.log());
@@ -254,7 +254,7 @@ fn latency(
     let url = create_repo(daemon, "config", &app_repo_files());
     let agent = start_agent(server, &url)?;
     let bare = Bare::open(&daemon.repo_path("config"))?;
-    let mut client = rt.block_on(ferry_proto::client::connect(&server.grpc_url(), None))?;
+    let mut client = rt.block_on(server.client());
     let mut head = bare.head()?;
     let mut ms = Vec::new();
     for n in 1..=releases {
@@ -315,11 +315,10 @@ fn git_cli_baseline(daemon: &GitDaemon, tmp: &Path, releases: u64) -> anyhow::Re
 /// Publishes release 1 (tag `1.0.1`) of every image in `images` from `publishers` concurrent
 /// tasks sharing one channel; returns when the last `Publish` returned.
 async fn publish_all(
-    grpc_url: String,
+    client: ferry_proto::client::Client,
     images: Arc<Vec<String>>,
     publishers: usize,
 ) -> anyhow::Result<Instant> {
-    let client = ferry_proto::client::connect(&grpc_url, None).await?;
     let mut tasks = Vec::new();
     for p in 0..publishers {
         let (mut client, images) = (client.clone(), images.clone());
@@ -370,9 +369,10 @@ fn burst(
     let bare = Bare::open(&daemon.repo_path("burst"))?;
     let start = bare.head()?;
 
+    let client = rt.block_on(server.client());
     let first = Instant::now();
     let publishing = rt.spawn(publish_all(
-        server.grpc_url(),
+        client,
         Arc::new(images.clone()),
         publishers.max(1),
     ));

@@ -60,9 +60,9 @@ async fn open_streams(
     after_seq: u64,
     deliveries: mpsc::UnboundedSender<Delivery>,
 ) -> anyhow::Result<()> {
-    let url = server.grpc_url();
+    let (url, token) = (server.grpc_url(), server.token());
     for id in 0..n {
-        let mut client = ferry_proto::client::connect(&url, None)
+        let mut client = ferry_proto::client::connect(&url, Some(&token))
             .await
             .with_context(|| format!("connecting stream {id}"))?;
         let mut stream = client
@@ -162,7 +162,7 @@ async fn poll_all(origin: &OriginRegistry, n: usize) -> anyhow::Result<f64> {
 
 async fn round(origin: &OriginRegistry, n: usize, releases: u64) -> anyhow::Result<Round> {
     let server = FerryServer::start();
-    let mut publisher = ferry_proto::client::connect(&server.grpc_url(), None).await?;
+    let mut publisher = server.client().await;
     let idle = rss_bytes(server.pid())?;
     let (tx, mut deliveries) = mpsc::unbounded_channel();
     let started = Instant::now();

@@ -91,12 +91,12 @@ async fn ferry_rate(
     count: u64,
     workers: u64,
 ) -> anyhow::Result<Rate> {
-    let url = server.grpc_url();
+    let (url, token) = (server.grpc_url(), server.token());
     let image = image.to_string();
     drive(
         count,
         workers,
-        || async { Ok(ferry_proto::client::connect(&url, None).await?) },
+        || async { Ok(ferry_proto::client::connect(&url, Some(&token)).await?) },
         move |mut client: ferry_proto::client::Client, n| {
             let req = release(&image, n, vec![format!("r{n}")]);
             async move {
@@ -143,7 +143,7 @@ async fn registry_rate(
 
 /// Gives ferry a repository of `tags` tags: one distinct release per 100 tags.
 async fn fill_tags(server: &FerryServer, image: &str, tags: u64) -> anyhow::Result<()> {
-    let mut client = ferry_proto::client::connect(&server.grpc_url(), None).await?;
+    let mut client = server.client().await;
     for batch in 0..tags.div_ceil(100) {
         let names = (batch * 100..((batch + 1) * 100).min(tags))
             .map(|i| format!("t{i:06}"))

@@ -51,7 +51,7 @@ fn fill_ferry(
 ) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
-        let mut client = ferry_proto::client::connect(&server.grpc_url(), None).await?;
+        let mut client = server.client().await;
         for chunk in (0..tags).collect::<Vec<_>>().chunks(100) {
             let req = pb::PublishRequest {
                 image: BIG.into(),

@@ -98,7 +98,7 @@ fn ferry_window(
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     rt.block_on(async {
         for c in 0..o.clusters {
-            let mut client = ferry_proto::client::connect(&server.grpc_url(), None).await?;
+            let mut client = server.client().await;
             let head = client
                 .list_tags(pb::ListTagsRequest {
                     images: images.clone(),

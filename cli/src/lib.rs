@@ -57,6 +57,22 @@ pub struct PublishArgs {
     /// API token (role publisher).
     #[arg(long, env = "FERRY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Read the API token from this file (e.g. the server's bootstrap-token) instead.
+    #[arg(long, env = "FERRY_TOKEN_FILE", conflicts_with = "token")]
+    pub token_file: Option<std::path::PathBuf>,
+}
+
+impl PublishArgs {
+    /// The token from --token or --token-file, if either was given.
+    pub fn token(&self) -> anyhow::Result<Option<String>> {
+        match (&self.token, &self.token_file) {
+            (Some(t), _) => Ok(Some(t.clone())),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map(|t| Some(t.trim().to_string()))
+                .map_err(|e| anyhow::anyhow!("reading --token-file {}: {e}", path.display())),
+            (None, None) => Ok(None),
+        }
+    }
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {

@@ -63,7 +63,8 @@ pub async fn publish(
         labels: labels.into_iter().collect(),
         origin,
     };
-    let mut client = crate::client::connect(&args.server, args.token.as_deref()).await?;
+    let token = args.token()?;
+    let mut client = crate::client::connect(&args.server, token.as_deref()).await?;
     let resp = client
         .publish(request)
         .await

@@ -46,11 +46,14 @@ pub struct Args {
     pub command: Option<Command>,
 }
 
-/// Administrative subcommands (none yet besides serving, which is the default).
+/// Subcommands; serving is the default.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server (the default).
     Serve,
+    /// Manage API tokens in the data directory.
+    #[command(subcommand)]
+    Token(crate::admin::TokenCommand),
 }
 
 /// The validated server settings.

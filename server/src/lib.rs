@@ -5,10 +5,12 @@
 //! - [`registry`]: the OCI distribution read API (actix-web).
 //! - [`grpc`]: the `Ferry` gRPC service (tonic): Publish, Subscribe, ListTags.
 //! - [`config`]: command-line configuration.
+//! - [`admin`]: the `token` subcommands and the bootstrap token.
 //! - [`run`]: wiring both listeners to one service, with graceful shutdown.
 //!
 //! Direction: `registry`/`grpc` → `service` → `store`.
 
+pub mod admin;
 pub mod config;
 pub mod grpc;
 pub mod registry;

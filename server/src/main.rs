@@ -1,12 +1,15 @@
 //! `ferry-server`: parses flags and runs the control plane.
 
 use clap::Parser;
-use ferry_server::config::Args;
+use ferry_server::config::{Args, Command};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let mut args = Args::parse();
     init_logs(&args.log_format);
+    if let Some(Command::Token(cmd)) = args.command.take() {
+        return ferry_server::admin::run_token(&args.data_dir, cmd);
+    }
     let cfg = args.server_config()?;
     let service = ferry_server::run::open_service(&cfg)?;
     let http = std::net::TcpListener::bind(args.http_addr)

@@ -13,6 +13,8 @@ const IMAGE: &str = "registry.example.com/team/app";
 
 struct Server {
     grpc: String,
+    /// The bootstrap token (roles publisher and agent) the server wrote on first start.
+    token: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -38,8 +40,11 @@ impl Server {
         let task = tokio::spawn(ferry_server::run::run(cfg, service, http, grpc, async {
             let _ = stopped.await;
         }));
+        let token =
+            std::fs::read_to_string(ferry_server::admin::bootstrap_token_path(dir.path())).unwrap();
         Server {
             grpc: addr,
+            token,
             stop: Some(stop),
             task: Some(task),
             _dir: dir,
@@ -47,7 +52,7 @@ impl Server {
     }
 
     async fn client(&self) -> ferry_proto::client::Client {
-        ferry_proto::client::connect(&self.grpc, None)
+        ferry_proto::client::connect(&self.grpc, Some(&self.token))
             .await
             .unwrap()
     }

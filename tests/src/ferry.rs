@@ -101,6 +101,27 @@ impl FerryServer {
         self.child.as_ref().expect("server running").id()
     }
 
+    /// The file holding the bootstrap token (roles publisher and agent) the server wrote on its
+    /// first start.
+    pub fn token_file(&self) -> PathBuf {
+        self.data_dir.join("bootstrap-token")
+    }
+
+    /// The bootstrap token.
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.token_file())
+            .expect("ferry-server writes DIR/bootstrap-token on first start")
+            .trim()
+            .to_string()
+    }
+
+    /// A gRPC client holding the bootstrap token.
+    pub async fn client(&self) -> ferry_proto::client::Client {
+        ferry_proto::client::connect(&self.grpc_url(), Some(&self.token()))
+            .await
+            .expect("connecting to ferry-server")
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
@@ -134,14 +155,42 @@ impl FerryServer {
         self.child.as_ref().map(|c| c.log()).unwrap_or_default()
     }
 
-    /// Runs `ferry publish ARGS… --server <this server>`.
+    /// Runs `ferry publish ARGS… --server <this server>` with the bootstrap token.
     pub fn publish(&self, args: &[&str]) -> Output {
+        self.publish_as(args, Some(&self.token()))
+    }
+
+    /// Runs `ferry publish ARGS… --server <this server>` with `token` (none: no token at all).
+    pub fn publish_as(&self, args: &[&str], token: Option<&str>) -> Output {
         let mut cmd = Command::new(binary("ferry"));
         cmd.arg("publish")
             .args(args)
             .args(["--server", &self.grpc_url()]);
-        cmd.env_remove("FERRY_TOKEN").env("NO_COLOR", "1");
+        cmd.env_remove("FERRY_TOKEN")
+            .env_remove("FERRY_TOKEN_FILE")
+            .env("NO_COLOR", "1");
+        if let Some(t) = token {
+            cmd.env("FERRY_TOKEN", t);
+        }
         cmd.output().expect("running ferry publish")
+    }
+
+    /// Runs `ferry-server token ARGS…` on this server's data directory; returns stdout, or
+    /// panics with stderr when it fails.
+    pub fn token_command(&self, args: &[&str]) -> String {
+        let out = Command::new(binary("ferry-server"))
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("token")
+            .args(args)
+            .output()
+            .expect("running ferry-server token");
+        assert!(
+            out.status.success(),
+            "ferry-server token {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
     }
 
     /// Like [`FerryServer::publish`] but panics unless it succeeds; returns the digest it printed.
@@ -228,10 +277,11 @@ impl FerryAgent {
 }
 
 /// A piped-style agent config: one repository (`config`, branch `main`) at `remote`, one FERRY
-/// provider at `grpc_url`, the ImageWatcher files `includes` (empty: every one under `.pipe/`).
-/// `signing_key_file` is a path relative to the config file (see [`FerryAgent::start`]).
+/// provider at `server` with its bootstrap token file, the ImageWatcher files `includes` (empty:
+/// every one under `.pipe/`). `signing_key_file` is a path relative to the config file (see
+/// [`FerryAgent::start`]).
 pub fn agent_config(
-    grpc_url: &str,
+    server: &FerryServer,
     remote: &str,
     signing_key_file: Option<&str>,
     includes: &[&str],
@@ -245,7 +295,9 @@ pub fn agent_config(
         format!("      includes: [{}]\n", includes.join(", "))
     };
     format!(
-        "apiVersion: pipecd.dev/v1beta1\nkind: Piped\nspec:\n  git:\n    username: ferry-bot\n    email: ferry-bot@example.com\n{signing}  repositories:\n    - repoId: config\n      remote: {remote}\n      branch: main\n  imageProviders:\n    - name: ferry\n      type: FERRY\n      config:\n        address: {grpc_url}\n  imageWatcher:\n    - repoId: config\n{includes}"
+        "apiVersion: pipecd.dev/v1beta1\nkind: Piped\nspec:\n  git:\n    username: ferry-bot\n    email: ferry-bot@example.com\n{signing}  repositories:\n    - repoId: config\n      remote: {remote}\n      branch: main\n  imageProviders:\n    - name: ferry\n      type: FERRY\n      config:\n        address: {}\n        tokenFile: {}\n  imageWatcher:\n    - repoId: config\n{includes}",
+        server.grpc_url(),
+        server.token_file().display()
     )
 }
 

@@ -57,7 +57,7 @@ fn publish_lands_as_one_signed_commit_touching_only_the_scalars() {
     );
     let key = GpgKey::generate("ferry-bot", "ferry-bot@example.com");
     let agent = FerryAgent::start(
-        &agent_config(&server.grpc_url(), &url, Some("gpg.asc"), &[]),
+        &agent_config(&server, &url, Some("gpg.asc"), &[]),
         &[("gpg.asc", &key.armored_secret_key)],
     );
     assert!(

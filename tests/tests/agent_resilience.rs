@@ -61,10 +61,7 @@ impl Stack {
     }
 
     fn agent(&self, includes: &[&str]) -> FerryAgent {
-        let agent = FerryAgent::start(
-            &agent_config(&self.server.grpc_url(), &self.url, None, includes),
-            &[],
-        );
+        let agent = FerryAgent::start(&agent_config(&self.server, &self.url, None, includes), &[]);
         assert!(
             agent.wait_for_log("connected", 1, WAIT),
             "agent never connected:\n{}",
@@ -300,7 +297,7 @@ fn bad_targets_are_refused_with_clear_errors_and_the_good_one_still_moves() {
     let bad = s.tmp.path().join("bad-agent.yaml");
     std::fs::write(
         &bad,
-        agent_config(&s.server.grpc_url(), &s.url, None, &[]).replace("type: FERRY", "type: GCR"),
+        agent_config(&s.server, &s.url, None, &[]).replace("type: FERRY", "type: GCR"),
     )
     .unwrap();
     let err = run(std::process::Command::new(binary("ferry-agent"))

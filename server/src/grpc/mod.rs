@@ -15,6 +15,7 @@ use ferry_proto::reference::ImageName;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use crate::service::auth::{AuthError, Principal, Role};
 use crate::service::{Service, ServiceError};
 
 /// The gRPC service.
@@ -63,6 +64,54 @@ pub(crate) fn status(e: ServiceError) -> Status {
     }
 }
 
+/// Maps a refused token to UNAUTHENTICATED (no valid token) or PERMISSION_DENIED (valid, but
+/// not for this).
+fn auth_status(e: AuthError) -> Status {
+    if e.is_unauthenticated() {
+        Status::unauthenticated(e.to_string())
+    } else {
+        Status::permission_denied(e.to_string())
+    }
+}
+
+/// The token a request carries in `authorization: Bearer <token>`.
+fn bearer<T>(req: &Request<T>) -> Option<String> {
+    let value = req.metadata().get("authorization")?.to_str().ok()?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))?;
+    Some(token.trim().to_string())
+}
+
+impl FerryGrpc {
+    /// Identifies the caller. `action` and `role` word the error for a request without a token.
+    async fn caller(
+        &self,
+        token: Option<String>,
+        action: &'static str,
+        role: Role,
+    ) -> Result<Principal, Status> {
+        let service = self.service.clone();
+        blocking(move || service.authenticate(token.as_deref(), action, role))
+            .await?
+            .map_err(|e| {
+                tracing::info!(%action, reason = %e, "refused");
+                auth_status(e)
+            })
+    }
+
+    /// A caller allowed to watch (Subscribe, ListTags).
+    async fn watcher(
+        &self,
+        token: Option<String>,
+        action: &'static str,
+    ) -> Result<Principal, Status> {
+        let p = self.caller(token, action, Role::Agent).await?;
+        p.may_watch().map_err(auth_status)?;
+        Ok(p)
+    }
+}
+
 /// The images a request asks about, normalised; empty means every image.
 #[derive(Debug)]
 pub(crate) struct ImageFilter(Vec<String>);
@@ -104,7 +153,17 @@ impl Ferry for FerryGrpc {
         &self,
         req: Request<pb::PublishRequest>,
     ) -> Result<Response<pb::PublishResponse>, Status> {
+        let principal = self
+            .caller(bearer(&req), "publish", Role::Publisher)
+            .await?;
         let input = convert::publish_input(req.into_inner())?;
+        // An image that does not parse is refused by the publish itself; scope it as written.
+        let image =
+            ImageName::parse(&input.image).map_or_else(|_| input.image.clone(), |n| n.to_string());
+        principal.may_publish(&image).map_err(|e| {
+            tracing::info!(token = %principal.name, %image, "publish refused: out of scope");
+            auth_status(e)
+        })?;
         let service = self.service.clone();
         let out = blocking(move || service.publish(input)).await?;
         Ok(Response::new(pb::PublishResponse {
@@ -130,14 +189,25 @@ impl Ferry for FerryGrpc {
         &self,
         req: Request<pb::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let token = bearer(&req);
+        self.watcher(token.clone(), "subscribe").await?;
         let req = req.into_inner();
         let filter = ImageFilter::parse(&req.images)?;
+        let service = self.service.clone();
+        let still_allowed: subscribe::StillAllowed = Arc::new(move || {
+            match service.authenticate(token.as_deref(), "subscribe", Role::Agent) {
+                Ok(Ok(p)) => p.may_watch().map_err(auth_status),
+                Ok(Err(e)) => Err(auth_status(e)),
+                Err(e) => Err(status(e)),
+            }
+        });
         let stream = subscribe::start(
             self.service.clone(),
             req.after_seq,
             filter,
             self.heartbeat,
             self.shutdown.clone(),
+            still_allowed,
         );
         Ok(Response::new(Box::pin(stream)))
     }
@@ -146,6 +216,7 @@ impl Ferry for FerryGrpc {
         &self,
         req: Request<pb::ListTagsRequest>,
     ) -> Result<Response<pb::ListTagsResponse>, Status> {
+        self.watcher(bearer(&req), "list tags").await?;
         let filter = ImageFilter::parse(&req.into_inner().images)?;
         let (head_seq, tags) = self.service.current_tags(|image| filter.accepts(image));
         Ok(Response::new(pb::ListTagsResponse {

@@ -31,6 +31,7 @@ pub fn start(
     filter: ImageFilter,
     heartbeat: Duration,
     shutdown: watch::Receiver<bool>,
+    still_allowed: StillAllowed,
 ) -> ReceiverStream<Result<pb::SubscribeResponse, Status>> {
     let (tx, rx) = mpsc::channel(STREAM_BUFFER);
     tokio::spawn(async move {
@@ -39,6 +40,7 @@ pub fn start(
             filter,
             tx,
             cursor: after_seq,
+            still_allowed,
         };
         if let Err(Gone) = s.run(heartbeat, shutdown).await {
             tracing::debug!(cursor = s.cursor, "subscriber left");
@@ -56,7 +58,12 @@ struct Subscriber {
     tx: Tx,
     /// The last seq this stream has accounted for (sent, or skipped by the filter).
     cursor: u64,
+    still_allowed: StillAllowed,
 }
+
+/// Checked at every heartbeat (blocking: it reads the store): an error ends the stream with that
+/// status, so a revoked token loses its open streams within one heartbeat.
+pub type StillAllowed = Arc<dyn Fn() -> Result<(), Status> + Send + Sync>;
 
 impl Subscriber {
     async fn send(&self, item: Item) -> Result<(), Gone> {
@@ -117,6 +124,14 @@ impl Subscriber {
                     }
                 },
                 _ = tick.tick() => {
+                    let check = self.still_allowed.clone();
+                    let allowed = tokio::task::spawn_blocking(move || check())
+                        .await
+                        .unwrap_or_else(|e| Err(Status::internal(format!("token check failed: {e}"))));
+                    if let Err(status) = allowed {
+                        let _ = self.tx.send(Err(status)).await;
+                        return Ok(());
+                    }
                     let head_seq = self.service.head_seq();
                     self.send(Item::Heartbeat(pb::Heartbeat { head_seq })).await?;
                 }

@@ -101,9 +101,9 @@ impl From<ServiceError> for OciError {
             }
             ServiceError::BlobUnknown { .. } => Self::new(S::NOT_FOUND, "BLOB_UNKNOWN", msg),
             ServiceError::Digest(_) => Self::new(S::BAD_REQUEST, "DIGEST_INVALID", msg),
-            ServiceError::Manifest(_) | ServiceError::InvalidPublish(_) => {
-                Self::new(S::BAD_REQUEST, "MANIFEST_INVALID", msg)
-            }
+            ServiceError::Manifest(_)
+            | ServiceError::InvalidPublish(_)
+            | ServiceError::InvalidToken(_) => Self::new(S::BAD_REQUEST, "MANIFEST_INVALID", msg),
             ServiceError::TooLarge { .. } => Self::new(S::PAYLOAD_TOO_LARGE, "SIZE_INVALID", msg),
             ServiceError::Store(e) => {
                 tracing::error!(error = %e, "store failure on the read path");

@@ -55,6 +55,9 @@ pub enum ServiceError {
     /// A publish that is inconsistent (missing child or config, sizes that disagree, …).
     #[error("invalid publish: {0}")]
     InvalidPublish(String),
+    /// A token could not be created as asked.
+    #[error("{0}")]
+    InvalidToken(String),
     /// The store failed; details are logged, not sent to clients.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -4,6 +4,7 @@
 //! answered from the in-memory [`catalog`]; writes go through the store first, then the catalog,
 //! then the event fan-out, in that order, under one lock.
 
+pub mod auth;
 pub mod catalog;
 mod error;
 mod events;

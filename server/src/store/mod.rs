@@ -7,6 +7,7 @@
 mod publish;
 mod read;
 mod schema;
+mod tokens;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -16,6 +17,7 @@ use thiserror::Error;
 
 pub use publish::{BlobRecord, ManifestRecord, PublishRecord};
 pub use read::{LoadedBlob, LoadedManifest, LoadedRepository, LoadedState, LoadedTag};
+pub use tokens::TokenRecord;
 
 /// A failure of the store.
 #[derive(Debug, Error)]
@@ -41,6 +43,9 @@ pub enum StoreError {
         /// Newest version this binary knows.
         supported: i64,
     },
+    /// A token name already in use.
+    #[error("a token named {0:?} already exists; choose another --name or revoke it first")]
+    TokenNameTaken(String),
     /// A stored row that cannot be read back (e.g. labels that are not JSON).
     #[error("corrupt row in {table}: {reason}")]
     Corrupt {

@@ -61,6 +61,19 @@ const MIGRATIONS: &[&str] = &[
         created_at      INTEGER NOT NULL
     );
     "#,
+    // 2: API tokens. Only a SHA-256 of each token is kept; roles is a comma-separated set,
+    // scopes a JSON array of repository prefixes (empty: any repository).
+    r#"
+    CREATE TABLE tokens (
+        id          INTEGER PRIMARY KEY,
+        name        TEXT NOT NULL UNIQUE,
+        roles       TEXT NOT NULL,
+        scopes      TEXT NOT NULL DEFAULT '[]',
+        hash        TEXT NOT NULL UNIQUE,
+        created_at  INTEGER NOT NULL,
+        revoked_at  INTEGER
+    );
+    "#,
 ];
 
 /// The newest schema version this binary knows.
