@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use crate::registry::auth::RegistryAuthMode;
 use crate::service::Limits;
 
 /// ferry's control plane: stores published image metadata, serves it through the OCI
@@ -39,6 +40,18 @@ pub struct Args {
     /// Registry worker threads (default: one per core).
     #[arg(long)]
     pub http_workers: Option<usize>,
+    /// How registry reads are authenticated: anonymous, or token (Basic with a ferry token as
+    /// the password, or the Bearer token flow through /token).
+    #[arg(
+        long,
+        value_enum,
+        env = "FERRY_REGISTRY_AUTH",
+        default_value = "anonymous"
+    )]
+    pub registry_auth: RegistryAuthMode,
+    /// Lifetime of the registry tokens /token issues, in seconds.
+    #[arg(long, default_value_t = 300)]
+    pub registry_token_ttl_secs: u64,
     /// Log format.
     #[arg(long, value_parser = ["text", "json"], default_value = "text")]
     pub log_format: String,
@@ -67,6 +80,10 @@ pub struct ServerConfig {
     pub heartbeat: Duration,
     /// Registry worker threads.
     pub http_workers: usize,
+    /// How registry reads are authenticated.
+    pub registry_auth: RegistryAuthMode,
+    /// Lifetime of issued registry tokens.
+    pub registry_token_ttl: Duration,
 }
 
 impl Args {
@@ -74,6 +91,11 @@ impl Args {
     pub fn server_config(&self) -> anyhow::Result<ServerConfig> {
         if self.heartbeat_secs == 0 {
             anyhow::bail!("--heartbeat-secs 0: the heartbeat period must be at least 1 second");
+        }
+        if self.registry_token_ttl_secs == 0 {
+            anyhow::bail!(
+                "--registry-token-ttl-secs 0: registry tokens must live at least 1 second"
+            );
         }
         if self.max_manifest_bytes == 0 || self.max_blob_bytes == 0 {
             anyhow::bail!("--max-manifest-bytes and --max-blob-bytes must be greater than 0");
@@ -89,6 +111,8 @@ impl Args {
             http_workers: self
                 .http_workers
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+            registry_auth: self.registry_auth,
+            registry_token_ttl: Duration::from_secs(self.registry_token_ttl_secs),
         })
     }
 }

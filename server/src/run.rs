@@ -9,6 +9,7 @@ use anyhow::Context;
 use crate::config::ServerConfig;
 use crate::grpc::FerryGrpc;
 use crate::registry;
+use crate::registry::auth::RegistryAuth;
 use crate::service::Service;
 use crate::store::Store;
 
@@ -39,9 +40,12 @@ pub async fn run(
     let http_addr = http.local_addr()?;
     let grpc_addr = grpc.local_addr()?;
     let data = actix_web::web::Data::new(service.clone());
+    let registry_auth =
+        actix_web::web::Data::new(RegistryAuth::new(cfg.registry_auth, cfg.registry_token_ttl));
     let http_server = actix_web::HttpServer::new(move || {
         actix_web::App::new()
             .app_data(data.clone())
+            .app_data(registry_auth.clone())
             .configure(registry::configure)
     })
     .workers(cfg.http_workers)

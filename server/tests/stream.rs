@@ -31,6 +31,8 @@ impl Server {
             },
             heartbeat: Duration::from_millis(200),
             http_workers: 1,
+            registry_auth: ferry_server::registry::auth::RegistryAuthMode::Anonymous,
+            registry_token_ttl: Duration::from_secs(300),
         };
         let service = ferry_server::run::open_service(&cfg).unwrap();
         let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -16,6 +16,8 @@ pub struct OciError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// A `WWW-Authenticate` challenge for 401 answers.
+    challenge: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -38,6 +40,15 @@ impl OciError {
             status,
             code,
             message: message.into(),
+            challenge: None,
+        }
+    }
+
+    /// 401 UNAUTHORIZED with the `WWW-Authenticate` challenge telling the client how to log in.
+    pub fn unauthorized(message: impl Into<String>, challenge: String) -> Self {
+        OciError {
+            challenge: Some(challenge),
+            ..Self::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message)
         }
     }
 
@@ -76,7 +87,11 @@ impl ResponseError for OciError {
                 detail: serde_json::Value::Null,
             }],
         };
-        HttpResponse::build(self.status).json(body)
+        let mut resp = HttpResponse::build(self.status);
+        if let Some(c) = &self.challenge {
+            resp.insert_header((actix_web::http::header::WWW_AUTHENTICATE, c.as_str()));
+        }
+        resp.json(body)
     }
 }
 

@@ -4,6 +4,7 @@
 //! Direction: `registry` → `service`. Handlers extract, call the service, map the result; this
 //! layer never touches SQL. Each OCI resource has its own module exposing `configure`.
 
+pub mod auth;
 mod blobs;
 mod catalog;
 mod errors;
@@ -19,14 +20,17 @@ use actix_web::{middleware::DefaultHeaders, web, HttpRequest, HttpResponse};
 use serde::de::DeserializeOwned;
 
 use crate::service::Service;
+use auth::RegistryAuth;
 pub use errors::OciError;
 use route::Endpoint;
 
 /// Shared handler state.
 pub type State = web::Data<Arc<Service>>;
 
-/// Registers the read API: every `/v2` request goes to [`dispatch`].
+/// Registers the read API: every `/v2` request goes to [`dispatch`]; `/token` issues registry
+/// tokens when reads need a token. Expects `web::Data<RegistryAuth>` among the app data.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/token", web::get().to(auth::token_endpoint));
     cfg.service(
         web::scope("/v2")
             .wrap(DefaultHeaders::new().add(("Docker-Distribution-API-Version", "registry/2.0")))
@@ -36,7 +40,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// Chooses the handler from the method and the path ([`route::parse`]). HEAD is answered like
 /// GET everywhere: actix-web keeps the headers, including Content-Length, and drops the body.
-async fn dispatch(state: State, req: HttpRequest) -> Result<HttpResponse, OciError> {
+async fn dispatch(
+    state: State,
+    registry_auth: web::Data<RegistryAuth>,
+    req: HttpRequest,
+) -> Result<HttpResponse, OciError> {
+    let endpoint = route::parse(req.path());
+    auth::check(&state, &registry_auth, &req, endpoint.repository()).await?;
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
         return Err(OciError::unsupported(format!(
             "{} {}: this registry is read-only; publish images with `ferry publish`",
@@ -44,7 +54,7 @@ async fn dispatch(state: State, req: HttpRequest) -> Result<HttpResponse, OciErr
             req.path()
         )));
     }
-    match route::parse(req.path()) {
+    match endpoint {
         Endpoint::Base => Ok(base()),
         Endpoint::Catalog => Ok(catalog::list(&state, query(&req)?)),
         Endpoint::Manifest { name, reference } => manifests::get(&state, name, reference),

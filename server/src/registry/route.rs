@@ -24,6 +24,19 @@ pub(crate) enum Endpoint<'a> {
     Unknown,
 }
 
+impl Endpoint<'_> {
+    /// The repository the request reads, if any (for access checks).
+    pub(crate) fn repository(&self) -> Option<&str> {
+        match self {
+            Endpoint::Manifest { name, .. }
+            | Endpoint::Blob { name, .. }
+            | Endpoint::Tags { name }
+            | Endpoint::Referrers { name, .. } => Some(name),
+            Endpoint::Base | Endpoint::Catalog | Endpoint::Unknown => None,
+        }
+    }
+}
+
 /// Parses `path` (the request path, starting with `/v2`).
 pub(crate) fn parse(path: &str) -> Endpoint<'_> {
     let Some(rest) = path.strip_prefix("/v2") else {

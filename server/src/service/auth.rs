@@ -228,6 +228,11 @@ impl Service {
         })
     }
 
+    /// Whether the token with this id exists and is not revoked.
+    pub fn token_active(&self, id: i64) -> Result<bool, ServiceError> {
+        Ok(self.store().token_active(id)?)
+    }
+
     /// Creates a token; returns its record and the secret, which is not stored and cannot be
     /// shown again.
     pub fn create_token(

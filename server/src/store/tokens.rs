@@ -128,6 +128,17 @@ impl Store {
         })
     }
 
+    /// Whether the token with this id exists and is not revoked.
+    pub fn token_active(&self, id: i64) -> Result<bool, StoreError> {
+        self.with_reader(|c| {
+            Ok(c.query_row(
+                "SELECT EXISTS (SELECT 1 FROM tokens WHERE id = ?1 AND revoked_at IS NULL)",
+                [id],
+                |r| r.get(0),
+            )?)
+        })
+    }
+
     /// How many tokens exist, revoked ones included.
     pub fn token_count(&self) -> Result<u64, StoreError> {
         self.with_reader(|c| {

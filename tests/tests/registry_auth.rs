@@ -1,0 +1,162 @@
+//! Issue 5, registry reads with `--registry-auth token`: `/v2/` challenges with a Bearer realm
+//! on the registry's own host; skopeo logs in with `--creds` through the token flow; Basic auth
+//! with the token as password works on any request; a wrong or revoked token, and a registry
+//! token used outside its scope, are refused.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use ferry_tests::ferry::FerryServer;
+use ferry_tests::http;
+use ferry_tests::oci::{ImageSpec, OciLayout};
+use ferry_tests::skopeo;
+
+const IMAGE: &str = "registry.example.com/team/app";
+const REPO: &str = "registry.example.com/team/app";
+
+fn header<'a>(resp: &'a http::Response, name: &str) -> Option<&'a str> {
+    resp.headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+fn basic(token: &str) -> String {
+    format!("Basic {}", STANDARD.encode(format!("anyone:{token}")))
+}
+
+/// A server in token mode holding one published image (tag v1); returns it and the digest.
+fn server_with_image() -> (FerryServer, String, tempfile::TempDir) {
+    let server = FerryServer::start_with(&["--registry-auth", "token"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut layout = OciLayout::new(tmp.path().join("img"));
+    let image = layout.add_image(ImageSpec::default());
+    layout.tag(&image, "v1");
+    let digest = server.publish_ok(&[&layout.reference("v1"), "--image", IMAGE]);
+    (server, digest, tmp)
+}
+
+#[test]
+fn anonymous_reads_are_challenged_and_skopeo_logs_in_with_a_token() {
+    let (server, digest, _tmp) = server_with_image();
+    let addr = &server.http_addr;
+
+    // The challenge points at /token on the same host and port.
+    let ping = http::get(addr, "/v2/").unwrap();
+    assert_eq!(ping.status, 401);
+    assert_eq!(
+        header(&ping, "www-authenticate"),
+        Some(format!("Bearer realm=\"http://{addr}/token\",service=\"ferry\"").as_str())
+    );
+    assert!(String::from_utf8_lossy(&ping.body).contains("\"UNAUTHORIZED\""));
+    let manifest = http::get(addr, &format!("/v2/{REPO}/manifests/v1")).unwrap();
+    assert_eq!(manifest.status, 401);
+    assert!(header(&manifest, "www-authenticate")
+        .unwrap()
+        .contains(&format!("scope=\"repository:{REPO}:pull\"")));
+
+    let reference = server.docker_ref(&format!("{REPO}:v1"));
+    let err = skopeo::inspect(&reference, &[]).unwrap_err();
+    assert!(
+        format!("{err:#}").to_lowercase().contains("unauthorized"),
+        "{err:#}"
+    );
+
+    // A reader token through the Bearer flow.
+    let reader = server.token_command(&["create", "--role", "reader", "--name", "viewer"]);
+    let creds = format!("anyone:{}", reader.trim());
+    let inspected = skopeo::inspect(&reference, &["--creds", &creds]).unwrap();
+    assert_eq!(inspected["Digest"], digest.as_str());
+
+    let err = skopeo::inspect(&reference, &["--creds", "anyone:ferry_wrong"]).unwrap_err();
+    assert!(
+        format!("{err:#}").to_lowercase().contains("unauthorized"),
+        "{err:#}"
+    );
+
+    // Revoked: refused at once, also for registry tokens issued before.
+    server.token_command(&["revoke", "viewer"]);
+    let err = skopeo::inspect(&reference, &["--creds", &creds]).unwrap_err();
+    assert!(
+        format!("{err:#}").to_lowercase().contains("unauthorized"),
+        "{err:#}"
+    );
+}
+
+#[test]
+fn basic_auth_and_scoped_registry_tokens() {
+    let (server, digest, _tmp) = server_with_image();
+    let addr = &server.http_addr;
+    let token = server.token();
+    let auth = basic(&token);
+
+    let manifest = http::request(
+        addr,
+        "GET",
+        &format!("/v2/{REPO}/manifests/v1"),
+        &[("Authorization", &auth)],
+    )
+    .unwrap();
+    assert_eq!(manifest.status, 200);
+    assert_eq!(
+        header(&manifest, "docker-content-digest"),
+        Some(digest.as_str())
+    );
+    let wrong = http::request(
+        addr,
+        "GET",
+        "/v2/",
+        &[("Authorization", &basic("ferry_nope"))],
+    )
+    .unwrap();
+    assert_eq!(wrong.status, 401);
+
+    // /token without credentials is refused; with them it grants pull on what was asked.
+    assert_eq!(http::get(addr, "/token?service=ferry").unwrap().status, 401);
+    let answer = http::request(
+        addr,
+        "GET",
+        &format!("/token?service=ferry&scope=repository:{REPO}:pull,push"),
+        &[("Authorization", &auth)],
+    )
+    .unwrap();
+    assert_eq!(answer.status, 200);
+    let body: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(body["expires_in"], 300);
+    let bearer = format!("Bearer {}", body["token"].as_str().unwrap());
+
+    let ok = http::request(
+        addr,
+        "GET",
+        &format!("/v2/{REPO}/tags/list"),
+        &[("Authorization", &bearer)],
+    )
+    .unwrap();
+    assert_eq!(ok.status, 200, "{}", String::from_utf8_lossy(&ok.body));
+    let other = http::request(
+        addr,
+        "GET",
+        "/v2/registry.example.com/other/manifests/v1",
+        &[("Authorization", &bearer)],
+    )
+    .unwrap();
+    assert_eq!(other.status, 401);
+    assert!(header(&other, "www-authenticate")
+        .unwrap()
+        .contains("error=\"insufficient_scope\""));
+    let tampered = format!("{}x", bearer);
+    let bad = http::request(
+        addr,
+        "GET",
+        &format!("/v2/{REPO}/tags/list"),
+        &[("Authorization", &tampered)],
+    )
+    .unwrap();
+    assert_eq!(bad.status, 401);
+    assert!(header(&bad, "www-authenticate")
+        .unwrap()
+        .contains("error=\"invalid_token\""));
+
+    // Anonymous mode (the default) stays open.
+    let open = FerryServer::start();
+    assert_eq!(http::get(&open.http_addr, "/v2/").unwrap().status, 200);
+}
