@@ -5,10 +5,12 @@ use ferry_proto::pb;
 
 pub use ferry_proto::client::Client;
 
-/// Connects to `address` with the token read from `token_file`, if any.
+/// Connects to `address` with the token read from `token_file`, if any, trusting `ca_file` for
+/// an https:// address.
 pub async fn connect(
     address: &str,
     token_file: Option<&std::path::Path>,
+    ca_file: Option<&std::path::Path>,
 ) -> anyhow::Result<Client> {
     let token = match token_file {
         Some(path) => Some(
@@ -17,7 +19,7 @@ pub async fn connect(
         ),
         None => None,
     };
-    Ok(ferry_proto::client::connect(address, token.as_deref()).await?)
+    Ok(ferry_proto::client::connect_with(address, token.as_deref(), ca_file).await?)
 }
 
 /// Current tags of `images` and the head seq they are consistent with.

@@ -209,7 +209,12 @@ async fn session(
     opts: &RunOptions,
     cursor: &mut Cursor,
 ) -> anyhow::Result<()> {
-    let mut client = client::connect(&provider.address, provider.token_file.as_deref()).await?;
+    let mut client = client::connect(
+        &provider.address,
+        provider.token_file.as_deref(),
+        provider.ca_file.as_deref(),
+    )
+    .await?;
     let (targets, fingerprint) = {
         let (a, p) = (agent.clone(), provider.name.clone());
         tokio::task::spawn_blocking(move || a.load_targets(&p)).await??

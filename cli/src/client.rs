@@ -3,6 +3,10 @@
 pub use ferry_proto::client::Client;
 
 /// Connects to `server` (http://HOST:PORT) with the publisher token, if any.
-pub async fn connect(server: &str, token: Option<&str>) -> anyhow::Result<Client> {
-    Ok(ferry_proto::client::connect(server, token).await?)
+pub async fn connect(
+    server: &str,
+    token: Option<&str>,
+    ca_file: Option<&std::path::Path>,
+) -> anyhow::Result<Client> {
+    Ok(ferry_proto::client::connect_with(server, token, ca_file).await?)
 }

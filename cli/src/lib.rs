@@ -57,6 +57,9 @@ pub struct PublishArgs {
     /// API token (role publisher).
     #[arg(long, env = "FERRY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// PEM CA bundle to trust for an https:// --server (besides the system's CAs).
+    #[arg(long, env = "FERRY_CA_FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
     /// Read the API token from this file (e.g. the server's bootstrap-token) instead.
     #[arg(long, env = "FERRY_TOKEN_FILE", conflicts_with = "token")]
     pub token_file: Option<std::path::PathBuf>,

@@ -64,7 +64,8 @@ pub async fn publish(
         origin,
     };
     let token = args.token()?;
-    let mut client = crate::client::connect(&args.server, token.as_deref()).await?;
+    let mut client =
+        crate::client::connect(&args.server, token.as_deref(), args.ca_file.as_deref()).await?;
     let resp = client
         .publish(request)
         .await

@@ -4,7 +4,7 @@
 use thiserror::Error;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
 use crate::pb::ferry_client::FerryClient;
 use crate::MAX_GRPC_MESSAGE_BYTES;
@@ -29,8 +29,27 @@ pub type Client = FerryClient<InterceptedService<Channel, BearerToken>>;
 #[derive(Debug, Error)]
 pub enum ConnectError {
     /// The address is not a URL tonic accepts.
-    #[error("invalid server address {0:?}: expected http://HOST:PORT")]
+    #[error("invalid server address {0:?}: expected http://HOST:PORT or https://HOST:PORT")]
     Address(String),
+    /// A CA file was given for a plain-text address.
+    #[error("a CA file was given, but the server address {0:?} is not https://")]
+    CaWithoutTls(String),
+    /// The CA file could not be read.
+    #[error("reading the CA file {path}: {source}")]
+    CaFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TLS could not be set up (e.g. a CA file that is not PEM).
+    #[error("setting up TLS for {address}: {source}")]
+    Tls {
+        /// The address.
+        address: String,
+        /// The transport's reason.
+        source: tonic::transport::Error,
+    },
     /// The token cannot travel in an HTTP header.
     #[error("the token contains characters not allowed in a header")]
     Token,
@@ -46,6 +65,17 @@ pub enum ConnectError {
 
 /// Connects to `address` (http://HOST:PORT), sending `token` with every call when given.
 pub async fn connect(address: &str, token: Option<&str>) -> Result<Client, ConnectError> {
+    connect_with(address, token, None).await
+}
+
+/// Connects to `address`: `http://` in plain text, `https://` over TLS trusting the system's
+/// CAs and, when given, the PEM bundle `ca_file` (for a private CA). Sends `token` with every
+/// call when given.
+pub async fn connect_with(
+    address: &str,
+    token: Option<&str>,
+    ca_file: Option<&std::path::Path>,
+) -> Result<Client, ConnectError> {
     let header = token
         .map(|t| {
             format!("Bearer {}", t.trim())
@@ -53,9 +83,28 @@ pub async fn connect(address: &str, token: Option<&str>) -> Result<Client, Conne
                 .map_err(|_| ConnectError::Token)
         })
         .transpose()?;
-    let channel = Channel::from_shared(address.to_string())
+    let mut endpoint = Channel::from_shared(address.to_string())
         .map_err(|_| ConnectError::Address(address.to_string()))?
-        .connect_timeout(std::time::Duration::from_secs(10))
+        .connect_timeout(std::time::Duration::from_secs(10));
+    if address.starts_with("https://") {
+        let mut tls = ClientTlsConfig::new().with_native_roots();
+        if let Some(path) = ca_file {
+            let pem = std::fs::read(path).map_err(|source| ConnectError::CaFile {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            tls = tls.ca_certificate(Certificate::from_pem(pem));
+        }
+        endpoint = endpoint
+            .tls_config(tls)
+            .map_err(|source| ConnectError::Tls {
+                address: address.to_string(),
+                source,
+            })?;
+    } else if ca_file.is_some() {
+        return Err(ConnectError::CaWithoutTls(address.to_string()));
+    }
+    let channel = endpoint
         .connect()
         .await
         .map_err(|source| ConnectError::Unreachable {

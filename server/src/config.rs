@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::registry::auth::RegistryAuthMode;
 use crate::service::Limits;
+use crate::tls::TlsIdentity;
 
 /// ferry's control plane: stores published image metadata, serves it through the OCI
 /// distribution read API, and streams image events to agents over gRPC.
@@ -52,6 +53,12 @@ pub struct Args {
     /// Lifetime of the registry tokens /token issues, in seconds.
     #[arg(long, default_value_t = 300)]
     pub registry_token_ttl_secs: u64,
+    /// PEM certificate chain for TLS on both listeners (with --tls-key).
+    #[arg(long, env = "FERRY_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "FERRY_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Log format.
     #[arg(long, value_parser = ["text", "json"], default_value = "text")]
     pub log_format: String,
@@ -84,6 +91,8 @@ pub struct ServerConfig {
     pub registry_auth: RegistryAuthMode,
     /// Lifetime of issued registry tokens.
     pub registry_token_ttl: Duration,
+    /// TLS for both listeners; plain text when None.
+    pub tls: Option<TlsIdentity>,
 }
 
 impl Args {
@@ -113,6 +122,10 @@ impl Args {
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
             registry_auth: self.registry_auth,
             registry_token_ttl: Duration::from_secs(self.registry_token_ttl_secs),
+            tls: match (&self.tls_cert, &self.tls_key) {
+                (Some(cert), Some(key)) => Some(TlsIdentity::load(cert, key)?),
+                _ => None,
+            },
         })
     }
 }

@@ -6,6 +6,7 @@
 //! - [`grpc`]: the `Ferry` gRPC service (tonic): Publish, Subscribe, ListTags.
 //! - [`config`]: command-line configuration.
 //! - [`admin`]: the `token` subcommands and the bootstrap token.
+//! - [`tls`]: TLS for both listeners from certificate and key files.
 //! - [`run`]: wiring both listeners to one service, with graceful shutdown.
 //!
 //! Direction: `registry`/`grpc` → `service` → `store`.
@@ -17,3 +18,4 @@ pub mod registry;
 pub mod run;
 pub mod service;
 pub mod store;
+pub mod tls;

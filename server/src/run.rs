@@ -50,21 +50,31 @@ pub async fn run(
     })
     .workers(cfg.http_workers)
     .disable_signals()
-    .shutdown_timeout(5)
-    .listen(http)
+    .shutdown_timeout(5);
+    let http_server = match &cfg.tls {
+        Some(tls) => http_server.listen_rustls_0_23(http, tls.rustls_config()?),
+        None => http_server.listen(http),
+    }
     .context("starting the registry listener")?
     .run();
     let http_handle = http_server.handle();
 
     let (stop_grpc_tx, stop_grpc_rx) = tokio::sync::oneshot::channel::<()>();
     let (close_streams, streams_closing) = tokio::sync::watch::channel(false);
-    let grpc_server = tonic::transport::Server::builder()
+    let mut grpc_builder = tonic::transport::Server::builder();
+    if let Some(tls) = &cfg.tls {
+        grpc_builder = grpc_builder
+            .tls_config(tls.tonic_config())
+            .context("setting up TLS on the gRPC listener")?;
+    }
+    let grpc_server = grpc_builder
         .add_service(FerryGrpc::new(service.clone(), cfg.heartbeat, streams_closing).into_server())
         .serve_with_incoming_shutdown(grpc_incoming(grpc), async {
             let _ = stop_grpc_rx.await;
         });
 
-    tracing::info!(%http_addr, %grpc_addr, data_dir = %cfg.data_dir.display(), "ferry-server listening");
+    let scheme = if cfg.tls.is_some() { "https" } else { "http" };
+    tracing::info!(%http_addr, %grpc_addr, %scheme, data_dir = %cfg.data_dir.display(), "ferry-server listening");
     let http_task = tokio::spawn(http_server);
     let grpc_task = tokio::spawn(grpc_server);
     shutdown.await;

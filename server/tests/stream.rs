@@ -33,6 +33,7 @@ impl Server {
             http_workers: 1,
             registry_auth: ferry_server::registry::auth::RegistryAuthMode::Anonymous,
             registry_token_ttl: Duration::from_secs(300),
+            tls: None,
         };
         let service = ferry_server::run::open_service(&cfg).unwrap();
         let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -13,7 +13,7 @@ use tempfile::TempDir;
 
 use crate::git::{git, git_command, init_bare_repo_with_files};
 use crate::ports::{free_port, wait_for_tcp};
-use crate::process::{describe, require_tool, run, run_combined, spawn_logged, ChildGuard};
+use crate::process::{require_tool, run, run_combined, spawn_logged, ChildGuard};
 
 /// The user every server accepts.
 pub const USER: &str = "ferry-bot";
@@ -44,7 +44,7 @@ impl HttpsGitServer {
             .prefix("ferry-https-git-")
             .tempdir()
             .expect("creating a temp dir");
-        make_certificates(dir.path());
+        crate::certs::make_certificates(dir.path());
         write_users(dir.path(), TOKEN);
         let port = free_port();
         let config = dir.path().join("lighttpd.conf");
@@ -144,53 +144,6 @@ fn lighttpd() -> PathBuf {
         return sbin.to_path_buf();
     }
     require_tool("lighttpd")
-}
-
-/// `ca.pem` (a CA made for this server only) and `server.pem` + `server.key` (signed by it,
-/// for IP 127.0.0.1, serverAuth), in `dir`.
-fn make_certificates(dir: &Path) {
-    let openssl = require_tool("openssl");
-    std::fs::write(
-        dir.join("server.ext"),
-        "basicConstraints = critical, CA:FALSE\n\
-         keyUsage = critical, digitalSignature\n\
-         extendedKeyUsage = serverAuth\n\
-         subjectAltName = IP:127.0.0.1\n",
-    )
-    .expect("writing server.ext");
-    const EC_KEY: &str = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
-    // (arguments split on whitespace, then arguments holding spaces)
-    let steps: [(String, &[&str]); 3] = [
-        (
-            format!("req -x509 -days 2 {EC_KEY} -keyout ca.key -out ca.pem"),
-            &[
-                "-subj",
-                "/CN=ferry-tests CA",
-                "-addext",
-                "basicConstraints = critical, CA:TRUE",
-                "-addext",
-                "keyUsage = critical, keyCertSign, cRLSign",
-            ],
-        ),
-        (
-            format!("req -new {EC_KEY} -keyout server.key -out server.csr -subj /CN=127.0.0.1"),
-            &[],
-        ),
-        (
-            "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-             -extfile server.ext -out server.pem"
-                .to_string(),
-            &[],
-        ),
-    ];
-    for (args, spaced) in steps {
-        let mut cmd = Command::new(&openssl);
-        cmd.args(args.split_whitespace())
-            .args(spaced)
-            .current_dir(dir);
-        run_combined(&mut cmd)
-            .unwrap_or_else(|e| panic!("making test certificates ({}): {e:#}", describe(&cmd)));
-    }
 }
 
 fn write_users(dir: &Path, password: &str) {

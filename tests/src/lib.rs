@@ -10,6 +10,7 @@
 //! - [`oci`]: OCI image layouts written by hand (images, multi-arch indexes, artifacts).
 //! - [`skopeo`]: `skopeo copy` / `inspect` / `list-tags` wrappers.
 //! - [`git`]: a `git daemon` serving bare repositories, and git CLI helpers.
+//! - [`certs`]: a throwaway CA and a server certificate for 127.0.0.1 (openssl).
 //! - [`https_git`]: `git http-backend` behind lighttpd with TLS (a throwaway CA) and Basic auth.
 //! - [`gpg`]: a throwaway OpenPGP signing key and `git verify-commit` against it.
 //! - [`ssh_signing`]: a throwaway SSH signing key and `git verify-commit` against it.
@@ -21,6 +22,7 @@
 //! A missing tool is a failure with install instructions, never a skip
 //! ([`process::require_tool`]).
 
+pub mod certs;
 pub mod ferry;
 pub mod git;
 pub mod gpg;
