@@ -110,6 +110,25 @@ fn default_name(roles: &[Role]) -> String {
     format!("{}-{suffix}", roles.join("+"))
 }
 
+/// `ferry-server check`: SQLite's integrity check and a gapless event log.
+pub fn check(data_dir: &Path) -> anyhow::Result<()> {
+    let store = Store::open(data_dir)
+        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    let integrity = store.integrity_check()?;
+    let (events, first, last) = store.event_log_extent()?;
+    println!("integrity_check: {integrity}");
+    println!("events: {events} (seq {first}..={last})");
+    if integrity != "ok" {
+        anyhow::bail!("{} failed SQLite's integrity check", store.path().display());
+    }
+    if events > 0 && events != last - first + 1 {
+        anyhow::bail!(
+            "the event log has gaps: {events} events between seq {first} and {last}"
+        );
+    }
+    Ok(())
+}
+
 /// The file the bootstrap token is written to.
 pub fn bootstrap_token_path(data_dir: &Path) -> PathBuf {
     data_dir.join("bootstrap-token")

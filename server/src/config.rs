@@ -71,6 +71,9 @@ pub struct Args {
 pub enum Command {
     /// Run the server (the default).
     Serve,
+    /// Check the database: SQLite's integrity check and a gapless event log. Prints what it
+    /// found; exits non-zero on a problem.
+    Check,
     /// Manage API tokens in the data directory.
     #[command(subcommand)]
     Token(crate::admin::TokenCommand),

@@ -7,8 +7,10 @@ use ferry_server::config::{Args, Command};
 async fn main() -> anyhow::Result<()> {
     let mut args = Args::parse();
     init_logs(&args.log_format);
-    if let Some(Command::Token(cmd)) = args.command.take() {
-        return ferry_server::admin::run_token(&args.data_dir, cmd);
+    match args.command.take() {
+        Some(Command::Token(cmd)) => return ferry_server::admin::run_token(&args.data_dir, cmd),
+        Some(Command::Check) => return ferry_server::admin::check(&args.data_dir),
+        Some(Command::Serve) | None => {}
     }
     let cfg = args.server_config()?;
     let service = ferry_server::run::open_service(&cfg)?;

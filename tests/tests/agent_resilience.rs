@@ -346,3 +346,55 @@ fn a_target_added_to_an_imagewatcher_file_is_reconciled_without_a_new_release() 
         agent.log()
     );
 }
+
+/// Installs `hook` (pre-receive or post-receive) in the bare repository: it records that a push
+/// reached it in `marker`, then holds the push for a second, so the agent can be killed while
+/// its push is in flight.
+fn slow_hook(s: &Stack, hook: &str, marker: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = s.bare().join("hooks").join(hook);
+    std::fs::write(
+        &path,
+        format!("#!/bin/sh\ncat >/dev/null\ntouch '{}'\nsleep 1\n", marker.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn an_agent_killed_during_its_push_leaves_the_repo_consistent_and_applies_once() {
+    let mut s = Stack::new(&[
+        ("a.yaml", deployment(A, "1.0.0")),
+        (".pipe/watch.yaml", watcher(&[target(A, "a.yaml")])),
+    ]);
+    let mut agent = s.agent(&[]);
+    // Before the refs move (pre-receive: the push will not land) and after (post-receive: it
+    // landed, but the agent dies before it hears so).
+    for (round, hook) in [(1, "pre-receive"), (2, "post-receive")] {
+        let marker = s.tmp.path().join(format!("push-{round}"));
+        slow_hook(&s, hook, &marker);
+        let tag = format!("1.{round}.0");
+        s.release(A, &tag);
+        assert!(
+            wait_until(WAIT, || marker.exists()),
+            "round {round}: no push reached the {hook} hook:\n{}",
+            agent.log()
+        );
+        agent.kill9();
+        std::fs::remove_file(s.bare().join("hooks").join(hook)).unwrap();
+        agent.restart();
+        s.wait_for_file("a.yaml", &deployment(A, &tag), &[&agent]);
+        std::thread::sleep(Duration::from_millis(500)); // room for a wrong second commit
+        let history = s.remote_log(&["a.yaml"]);
+        assert_eq!(
+            history.len(),
+            round + 1,
+            "round {round} ({hook}): {tag} must be applied exactly once: {history:?}\n{}",
+            agent.log()
+        );
+        let fsck = run(git::git_command()
+            .args(["fsck", "--strict", "--no-dangling"])
+            .current_dir(s.bare()));
+        assert!(fsck.is_ok(), "round {round}: git fsck: {fsck:?}");
+    }
+}

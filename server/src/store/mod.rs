@@ -150,6 +150,18 @@ impl Store {
         f(&mut conn)
     }
 
+    /// The event log's size and ends: (count, lowest seq, highest seq). Gapless means
+    /// `count == highest - lowest + 1`.
+    pub fn event_log_extent(&self) -> Result<(u64, u64, u64), StoreError> {
+        self.with_reader(|c| {
+            Ok(c.query_row(
+                "SELECT COUNT(*), COALESCE(MIN(seq), 0), COALESCE(MAX(seq), 0) FROM events",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64, r.get::<_, i64>(2)? as u64)),
+            )?)
+        })
+    }
+
     /// `PRAGMA integrity_check`: "ok" when the file is sound.
     pub fn integrity_check(&self) -> Result<String, StoreError> {
         self.with_reader(|c| Ok(c.query_row("PRAGMA integrity_check", [], |r| r.get(0))?))
