@@ -112,3 +112,67 @@ async fn acknowledged_publishes_survive_sigkill_in_the_middle_of_300() {
         assert_eq!(log.get(seq), Some(&(image.clone(), tag.clone(), digest.clone())), "event {seq}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_drains_publishes_in_flight_and_ends_streams_with_a_status() {
+    let mut server = FerryServer::start();
+    let (url, token) = (server.grpc_url(), server.token());
+    let mut stream = server
+        .client()
+        .await
+        .subscribe(pb::SubscribeRequest { after_seq: 0, images: vec![] })
+        .await
+        .unwrap()
+        .into_inner();
+    let acked: Arc<Mutex<Vec<Ack>>> = Arc::default();
+    let refused: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut tasks = Vec::new();
+    for n in 0..200 {
+        let (url, token, acked, refused) = (url.clone(), token.clone(), acked.clone(), refused.clone());
+        tasks.push(tokio::spawn(async move {
+            let Ok(mut client) = ferry_proto::client::connect(&url, Some(&token)).await else {
+                return; // the listener already closed
+            };
+            let image = "registry.example.com/drain/app".to_string();
+            match client.publish(release(&image, n)).await {
+                Ok(resp) => {
+                    let resp = resp.into_inner();
+                    let m = &resp.moved[0];
+                    acked.lock().unwrap().push((image, m.tag.clone(), resp.digest.clone(), m.seq));
+                }
+                Err(status) => refused.lock().unwrap().push(format!("{:?}: {}", status.code(), status.message())),
+            }
+        }));
+    }
+    while acked.lock().unwrap().len() < 20 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let status = tokio::task::block_in_place(|| server.terminate(Duration::from_secs(15)));
+    let status = status.expect("ferry-server did not exit within 15 s of SIGTERM");
+    assert!(status.success(), "ferry-server exited with {status} after SIGTERM");
+    for t in tasks {
+        t.await.unwrap();
+    }
+
+    // The open stream ended with a status saying why, after the events it was sent.
+    let ended = loop {
+        match tokio::time::timeout(Duration::from_secs(5), stream.message()).await.expect("stream hung") {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the stream ended without a status"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(ended.code(), tonic::Code::Unavailable, "{ended:?}");
+    assert!(ended.message().contains("shutting down"), "{}", ended.message());
+
+    // Every publish that was answered OK is there after a restart.
+    let acked = acked.lock().unwrap().clone();
+    eprintln!("{} acknowledged, refused: {:?}", acked.len(), refused.lock().unwrap().iter().take(3).collect::<Vec<_>>());
+    server.restart();
+    for (image, tag, digest, _) in &acked {
+        let resp = http::get(&server.http_addr, &format!("/v2/{image}/manifests/{tag}")).unwrap();
+        assert_eq!(resp.status, 200, "{image}:{tag} was acknowledged but is gone");
+        let served = resp.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("docker-content-digest"));
+        assert_eq!(served.map(|(_, v)| v.as_str()), Some(digest.as_str()));
+    }
+}
