@@ -140,8 +140,31 @@ pub fn effective_media_type(declared: Option<&str>, data: &[u8]) -> Result<Strin
 }
 
 impl ManifestInfo {
-    /// Parses `data`, declared (by a Content-Type or a layout descriptor) as `declared`.
+    /// Parses `data`, declared (by a Content-Type or a layout descriptor) as `declared`. Every
+    /// descriptor digest must be one ferry accepts (`sha256:`/`sha512:` with the right length):
+    /// oci-spec takes any `algorithm:encoded`, which no client could then fetch.
     pub fn parse(declared: Option<&str>, data: &[u8]) -> Result<Self, ManifestError> {
+        let info = Self::parse_unchecked(declared, data)?;
+        let layers = match &info.kind {
+            Kind::Image { layers, .. } => layers.as_slice(),
+            Kind::Index { .. } => &[],
+        };
+        let digests = info
+            .references()
+            .into_iter()
+            .chain(layers)
+            .map(|r| r.digest.as_str())
+            .chain(info.subject.as_deref());
+        for d in digests {
+            crate::names::validate_digest(d).map_err(|e| ManifestError::Malformed {
+                media_type: info.media_type.clone(),
+                reason: format!("descriptor digest {d:?}: {e}"),
+            })?;
+        }
+        Ok(info)
+    }
+
+    fn parse_unchecked(declared: Option<&str>, data: &[u8]) -> Result<Self, ManifestError> {
         let media_type = effective_media_type(declared, data)?;
         let malformed = |e: oci_spec::OciSpecError| ManifestError::Malformed {
             media_type: media_type.clone(),
@@ -280,6 +303,14 @@ mod tests {
         let s1 = r#"{"schemaVersion":1,"mediaType":"application/vnd.docker.distribution.manifest.v1+prettyjws"}"#;
         let err = ManifestInfo::parse(None, s1.as_bytes()).unwrap_err();
         assert!(err.to_string().contains("v1+prettyjws"), "{err}");
+    }
+
+    #[test]
+    fn rejects_descriptor_digests_no_client_could_fetch() {
+        // Found by fuzzing (fuzz/regressions/manifest): oci-spec accepts any algorithm name.
+        let m = image(OCI_MANIFEST).replacen("sha256:", "s0ha256:", 1);
+        let err = ManifestInfo::parse(None, m.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("descriptor digest \"s0ha256:"), "{err}");
     }
 
     #[test]

@@ -27,6 +27,16 @@ pub enum ReferenceError {
         /// The whole reference.
         reference: String,
     },
+    /// A first component read as a host only because of its capital letters (Docker's rule), which
+    /// lowercasing would turn into a Docker Hub namespace: the name would not survive
+    /// normalisation. Found by fuzzing.
+    #[error("{host:?} in {reference:?} is read as a registry host only because it has capital letters; write the host with a '.' or a :PORT, or lowercase it to mean a Docker Hub namespace")]
+    AmbiguousHost {
+        /// The host part.
+        host: String,
+        /// The whole reference.
+        reference: String,
+    },
     /// A tag or digest was given where only a name is allowed.
     #[error(
         "{0:?} is an image name with a tag or digest; expected a bare name such as gcr.io/team/app"
@@ -102,6 +112,12 @@ impl ImageName {
             });
         }
         let mut registry = registry.to_ascii_lowercase();
+        if registry != DOCKER_HUB && !looks_like_host(&registry) {
+            return Err(ReferenceError::AmbiguousHost {
+                host: registry,
+                reference: reference.to_string(),
+            });
+        }
         if registry == "index.docker.io" || registry == "registry-1.docker.io" {
             registry = DOCKER_HUB.to_string();
         }
@@ -285,6 +301,15 @@ mod tests {
         assert_eq!(r.name.registry(), "localhost:5000");
         let r = Reference::parse(&format!("nginx@{D}")).unwrap();
         assert_eq!(r.to_string(), format!("docker.io/library/nginx@{D}"));
+    }
+
+    #[test]
+    fn a_host_only_by_capital_letters_is_refused() {
+        // Found by fuzzing (fuzz/regressions/reference): "UPPER/case" normalised to
+        // "upper/case", which reads back as docker.io/upper/case.
+        let err = Reference::parse("UPPER/case").unwrap_err();
+        assert!(err.to_string().contains("only because it has capital letters"), "{err}");
+        assert!(Reference::parse("Registry.Example.com/team/app").is_ok());
     }
 
     #[test]
