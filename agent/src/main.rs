@@ -45,5 +45,24 @@ async fn main() -> anyhow::Result<()> {
         resync: Duration::from_secs(args.resync_secs.max(1)),
         once: args.once,
     };
-    ferry_agent::run::run(config, opts).await
+    tokio::select! {
+        result = ferry_agent::run::run(config, opts) => result,
+        signal = shutdown_signal() => {
+            // Dropping the loop stops taking events; an apply already running (a fetch, commit
+            // and push on a blocking thread) is left to finish, because the runtime waits for
+            // blocking tasks before the process exits. A push is never cut in half by a stop.
+            tracing::info!(%signal, "stopping; a push in progress is finished first");
+            Ok(())
+        }
+    }
+}
+
+/// Completes with the signal's name on SIGTERM or SIGINT.
+async fn shutdown_signal() -> &'static str {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+    }
 }

@@ -126,15 +126,50 @@ pub fn image_watcher(data: &[u8]) {
     };
     if let Err(e) = ImageWatcherFile::parse(text, "fuzz.yaml") {
         let message = e.to_string();
-        assert!(message.contains("fuzz.yaml"), "an error that does not name the file: {message}");
+        assert!(
+            message.contains("fuzz.yaml"),
+            "an error that does not name the file: {message}"
+        );
     }
 }
 
 /// Bytes that matter to the grammars: separators, quotes, YAML indicators, digits.
 const TOKENS: &[&[u8]] = &[
-    b":", b"@", b"/", b".", b"-", b"_", b"sha256:", b"\n", b"\r\n", b"  ", b"- ", b"# ", b"'", b"\"",
-    b"{", b"}", b"[", b"]", b",", b"&a ", b"*a", b"|\n", b">-\n", b"---\n", b"\t", b"\\", b"0",
-    b"9", b"A", b"\xff", b"\xe2\x80\x8b", b"null", b"~", b"true", b"!!str ",
+    b":",
+    b"@",
+    b"/",
+    b".",
+    b"-",
+    b"_",
+    b"sha256:",
+    b"\n",
+    b"\r\n",
+    b"  ",
+    b"- ",
+    b"# ",
+    b"'",
+    b"\"",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b",",
+    b"&a ",
+    b"*a",
+    b"|\n",
+    b">-\n",
+    b"---\n",
+    b"\t",
+    b"\\",
+    b"0",
+    b"9",
+    b"A",
+    b"\xff",
+    b"\xe2\x80\x8b",
+    b"null",
+    b"~",
+    b"true",
+    b"!!str ",
 ];
 
 /// One byte-level mutation.
@@ -210,7 +245,10 @@ pub fn inputs(corpus: Vec<Vec<u8>>) -> impl Strategy<Value = Vec<u8>> {
 pub fn corpus(target: &str) -> std::io::Result<Vec<Vec<u8>>> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();
-    for dir in [root.join("corpus").join(target), root.join("regressions").join(target)] {
+    for dir in [
+        root.join("corpus").join(target),
+        root.join("regressions").join(target),
+    ] {
         if !dir.is_dir() {
             continue;
         }

@@ -21,7 +21,11 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if !TARGETS.contains(&args.target.as_str()) {
-        anyhow::bail!("unknown target {:?}; targets: {}", args.target, TARGETS.join(", "));
+        anyhow::bail!(
+            "unknown target {:?}; targets: {}",
+            args.target,
+            TARGETS.join(", ")
+        );
     }
     let seeds = corpus(&args.target)?;
     let strategy = inputs(seeds.clone());
@@ -74,5 +78,7 @@ fn panic_text(e: &Box<dyn std::any::Any + Send>) -> String {
 
 /// A small stable hash for file names.
 fn fxhash(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
 }

@@ -19,7 +19,11 @@ fn seeds_and_regressions_pass() {
 fn a_short_deterministic_fuzz_run_finds_nothing() {
     for target in TARGETS {
         let mut runner = TestRunner::new_with_rng(
-            Config { cases: 2_000, failure_persistence: None, ..Config::default() },
+            Config {
+                cases: 2_000,
+                failure_persistence: None,
+                ..Config::default()
+            },
             TestRng::deterministic_rng(RngAlgorithm::ChaCha),
         );
         runner

@@ -310,7 +310,10 @@ mod tests {
         // Found by fuzzing (fuzz/regressions/manifest): oci-spec accepts any algorithm name.
         let m = image(OCI_MANIFEST).replacen("sha256:", "s0ha256:", 1);
         let err = ManifestInfo::parse(None, m.as_bytes()).unwrap_err();
-        assert!(err.to_string().contains("descriptor digest \"s0ha256:"), "{err}");
+        assert!(
+            err.to_string().contains("descriptor digest \"s0ha256:"),
+            "{err}"
+        );
     }
 
     #[test]

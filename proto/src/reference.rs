@@ -308,7 +308,11 @@ mod tests {
         // Found by fuzzing (fuzz/regressions/reference): "UPPER/case" normalised to
         // "upper/case", which reads back as docker.io/upper/case.
         let err = Reference::parse("UPPER/case").unwrap_err();
-        assert!(err.to_string().contains("only because it has capital letters"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("only because it has capital letters"),
+            "{err}"
+        );
         assert!(Reference::parse("Registry.Example.com/team/app").is_ok());
     }
 

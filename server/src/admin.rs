@@ -122,9 +122,7 @@ pub fn check(data_dir: &Path) -> anyhow::Result<()> {
         anyhow::bail!("{} failed SQLite's integrity check", store.path().display());
     }
     if events > 0 && events != last - first + 1 {
-        anyhow::bail!(
-            "the event log has gaps: {events} events between seq {first} and {last}"
-        );
+        anyhow::bail!("the event log has gaps: {events} events between seq {first} and {last}");
     }
     Ok(())
 }

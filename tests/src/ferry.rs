@@ -277,6 +277,24 @@ impl FerryAgent {
         }
     }
 
+    /// Sends SIGTERM and waits up to `timeout` for the agent to exit; returns its exit status,
+    /// or None if it was still running (it is then killed).
+    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        child.kill();
+        None
+    }
+
     /// Starts it again on the same state directory.
     pub fn restart(&mut self) {
         self.kill9();

@@ -355,7 +355,10 @@ fn slow_hook(s: &Stack, hook: &str, marker: &std::path::Path) {
     let path = s.bare().join("hooks").join(hook);
     std::fs::write(
         &path,
-        format!("#!/bin/sh\ncat >/dev/null\ntouch '{}'\nsleep 1\n", marker.display()),
+        format!(
+            "#!/bin/sh\ncat >/dev/null\ntouch '{}'\nsleep 1\n",
+            marker.display()
+        ),
     )
     .unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -397,4 +400,29 @@ fn an_agent_killed_during_its_push_leaves_the_repo_consistent_and_applies_once()
             .current_dir(s.bare()));
         assert!(fsck.is_ok(), "round {round}: git fsck: {fsck:?}");
     }
+}
+
+#[test]
+fn sigterm_during_a_push_lets_the_push_finish_then_exits() {
+    let mut s = Stack::new(&[
+        ("a.yaml", deployment(A, "1.0.0")),
+        (".pipe/watch.yaml", watcher(&[target(A, "a.yaml")])),
+    ]);
+    let mut agent = s.agent(&[]);
+    let marker = s.tmp.path().join("push");
+    slow_hook(&s, "pre-receive", &marker);
+    s.release(A, "1.1.0");
+    assert!(
+        wait_until(WAIT, || marker.exists()),
+        "no push reached the hook:\n{}",
+        agent.log()
+    );
+    let log_before = agent.log();
+    let status = agent
+        .terminate(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("the agent did not exit within 10 s of SIGTERM:\n{log_before}"));
+    assert!(status.success(), "exit status {status}:\n{log_before}");
+    // The push that was under way landed, once, before the agent exited.
+    assert_eq!(s.remote_file("a.yaml"), deployment(A, "1.1.0"));
+    assert_eq!(s.remote_log(&["a.yaml"]).len(), 2);
 }

@@ -14,7 +14,9 @@ use ferry_tests::http;
 
 /// A one-tag release of `image`; `n` makes its digest unique.
 fn release(image: &str, n: usize) -> pb::PublishRequest {
-    let config = format!(r#"{{"architecture":"amd64","os":"linux","config":{{"Labels":{{"n":"{n}"}}}}}}"#).into_bytes();
+    let config =
+        format!(r#"{{"architecture":"amd64","os":"linux","config":{{"Labels":{{"n":"{n}"}}}}}}"#)
+            .into_bytes();
     let manifest = format!(
         r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[]}}"#,
         sha256_digest(&config),
@@ -23,8 +25,16 @@ fn release(image: &str, n: usize) -> pb::PublishRequest {
     .into_bytes();
     pb::PublishRequest {
         image: image.into(),
-        manifest: Some(pb::Content { digest: String::new(), media_type: String::new(), data: manifest }),
-        blobs: vec![pb::Content { digest: sha256_digest(&config), media_type: String::new(), data: config }],
+        manifest: Some(pb::Content {
+            digest: String::new(),
+            media_type: String::new(),
+            data: manifest,
+        }),
+        blobs: vec![pb::Content {
+            digest: sha256_digest(&config),
+            media_type: String::new(),
+            data: config,
+        }],
         tags: vec![format!("1.0.{n}")],
         ..Default::default()
     }
@@ -40,7 +50,11 @@ async fn acknowledged_publishes_survive_sigkill_in_the_middle_of_300() {
     let acked: Arc<Mutex<Vec<Ack>>> = Arc::default();
     let mut clients = Vec::new();
     for _ in 0..16 {
-        clients.push(ferry_proto::client::connect(&url, Some(&token)).await.unwrap());
+        clients.push(
+            ferry_proto::client::connect(&url, Some(&token))
+                .await
+                .unwrap(),
+        );
     }
     let mut tasks = Vec::new();
     for n in 0..300 {
@@ -51,14 +65,22 @@ async fn acknowledged_publishes_survive_sigkill_in_the_middle_of_300() {
             if let Ok(resp) = client.publish(release(&image, n)).await {
                 let resp = resp.into_inner();
                 let moved = &resp.moved[0];
-                acked.lock().unwrap().push((image, moved.tag.clone(), resp.digest.clone(), moved.seq));
+                acked.lock().unwrap().push((
+                    image,
+                    moved.tag.clone(),
+                    resp.digest.clone(),
+                    moved.seq,
+                ));
             }
         }));
     }
     // Kill once a fifth have been acknowledged: the rest are in flight or not yet sent.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while acked.lock().unwrap().len() < 60 {
-        assert!(std::time::Instant::now() < deadline, "60 publishes were not acknowledged in 30 s");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "60 publishes were not acknowledged in 30 s"
+        );
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     server.kill9();
@@ -66,8 +88,14 @@ async fn acknowledged_publishes_survive_sigkill_in_the_middle_of_300() {
         t.await.unwrap();
     }
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() < 300, "every publish returned before the kill; the test proves nothing");
-    eprintln!("{} of 300 publishes were acknowledged before SIGKILL", acked.len());
+    assert!(
+        acked.len() < 300,
+        "every publish returned before the kill; the test proves nothing"
+    );
+    eprintln!(
+        "{} of 300 publishes were acknowledged before SIGKILL",
+        acked.len()
+    );
 
     // The data directory as the crash left it.
     let check = std::process::Command::new(binary("ferry-server"))
@@ -77,22 +105,44 @@ async fn acknowledged_publishes_survive_sigkill_in_the_middle_of_300() {
         .output()
         .unwrap();
     let report = String::from_utf8_lossy(&check.stdout);
-    assert!(check.status.success(), "{report}{}", String::from_utf8_lossy(&check.stderr));
+    assert!(
+        check.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
     assert!(report.contains("integrity_check: ok"), "{report}");
 
     server.restart();
     for (image, tag, digest, _) in &acked {
         let resp = http::get(&server.http_addr, &format!("/v2/{image}/manifests/{tag}")).unwrap();
-        assert_eq!(resp.status, 200, "{image}:{tag} was acknowledged but is gone");
-        let served = resp.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("docker-content-digest"));
-        assert_eq!(served.map(|(_, v)| v.as_str()), Some(digest.as_str()), "{image}:{tag}");
+        assert_eq!(
+            resp.status, 200,
+            "{image}:{tag} was acknowledged but is gone"
+        );
+        let served = resp
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("docker-content-digest"));
+        assert_eq!(
+            served.map(|(_, v)| v.as_str()),
+            Some(digest.as_str()),
+            "{image}:{tag}"
+        );
     }
 
     // Every acknowledged seq is in the log with its release.
     let mut client = server.client().await;
-    let head = client.list_tags(pb::ListTagsRequest { images: vec![] }).await.unwrap().into_inner().head_seq;
+    let head = client
+        .list_tags(pb::ListTagsRequest { images: vec![] })
+        .await
+        .unwrap()
+        .into_inner()
+        .head_seq;
     let mut stream = client
-        .subscribe(pb::SubscribeRequest { after_seq: 0, images: vec![] })
+        .subscribe(pb::SubscribeRequest {
+            after_seq: 0,
+            images: vec![],
+        })
         .await
         .unwrap()
         .into_inner();
@@ -107,9 +157,17 @@ async fn acknowledged_publishes_survive_sigkill_in_the_middle_of_300() {
             log.insert(e.seq, (e.image, e.tag, e.digest));
         }
     }
-    assert_eq!(log.keys().copied().collect::<Vec<_>>(), (1..=head).collect::<Vec<_>>(), "gapless");
+    assert_eq!(
+        log.keys().copied().collect::<Vec<_>>(),
+        (1..=head).collect::<Vec<_>>(),
+        "gapless"
+    );
     for (image, tag, digest, seq) in &acked {
-        assert_eq!(log.get(seq), Some(&(image.clone(), tag.clone(), digest.clone())), "event {seq}");
+        assert_eq!(
+            log.get(seq),
+            Some(&(image.clone(), tag.clone(), digest.clone())),
+            "event {seq}"
+        );
     }
 }
 
@@ -120,7 +178,10 @@ async fn sigterm_drains_publishes_in_flight_and_ends_streams_with_a_status() {
     let mut stream = server
         .client()
         .await
-        .subscribe(pb::SubscribeRequest { after_seq: 0, images: vec![] })
+        .subscribe(pb::SubscribeRequest {
+            after_seq: 0,
+            images: vec![],
+        })
         .await
         .unwrap()
         .into_inner();
@@ -128,7 +189,8 @@ async fn sigterm_drains_publishes_in_flight_and_ends_streams_with_a_status() {
     let refused: Arc<Mutex<Vec<String>>> = Arc::default();
     let mut tasks = Vec::new();
     for n in 0..200 {
-        let (url, token, acked, refused) = (url.clone(), token.clone(), acked.clone(), refused.clone());
+        let (url, token, acked, refused) =
+            (url.clone(), token.clone(), acked.clone(), refused.clone());
         tasks.push(tokio::spawn(async move {
             let Ok(mut client) = ferry_proto::client::connect(&url, Some(&token)).await else {
                 return; // the listener already closed
@@ -138,9 +200,16 @@ async fn sigterm_drains_publishes_in_flight_and_ends_streams_with_a_status() {
                 Ok(resp) => {
                     let resp = resp.into_inner();
                     let m = &resp.moved[0];
-                    acked.lock().unwrap().push((image, m.tag.clone(), resp.digest.clone(), m.seq));
+                    acked
+                        .lock()
+                        .unwrap()
+                        .push((image, m.tag.clone(), resp.digest.clone(), m.seq));
                 }
-                Err(status) => refused.lock().unwrap().push(format!("{:?}: {}", status.code(), status.message())),
+                Err(status) => refused.lock().unwrap().push(format!(
+                    "{:?}: {}",
+                    status.code(),
+                    status.message()
+                )),
             }
         }));
     }
@@ -149,30 +218,50 @@ async fn sigterm_drains_publishes_in_flight_and_ends_streams_with_a_status() {
     }
     let status = tokio::task::block_in_place(|| server.terminate(Duration::from_secs(15)));
     let status = status.expect("ferry-server did not exit within 15 s of SIGTERM");
-    assert!(status.success(), "ferry-server exited with {status} after SIGTERM");
+    assert!(
+        status.success(),
+        "ferry-server exited with {status} after SIGTERM"
+    );
     for t in tasks {
         t.await.unwrap();
     }
 
     // The open stream ended with a status saying why, after the events it was sent.
     let ended = loop {
-        match tokio::time::timeout(Duration::from_secs(5), stream.message()).await.expect("stream hung") {
+        match tokio::time::timeout(Duration::from_secs(5), stream.message())
+            .await
+            .expect("stream hung")
+        {
             Ok(Some(_)) => continue,
             Ok(None) => panic!("the stream ended without a status"),
             Err(status) => break status,
         }
     };
     assert_eq!(ended.code(), tonic::Code::Unavailable, "{ended:?}");
-    assert!(ended.message().contains("shutting down"), "{}", ended.message());
+    assert!(
+        ended.message().contains("shutting down"),
+        "{}",
+        ended.message()
+    );
 
     // Every publish that was answered OK is there after a restart.
     let acked = acked.lock().unwrap().clone();
-    eprintln!("{} acknowledged, refused: {:?}", acked.len(), refused.lock().unwrap().iter().take(3).collect::<Vec<_>>());
+    eprintln!(
+        "{} acknowledged, refused: {:?}",
+        acked.len(),
+        refused.lock().unwrap().iter().take(3).collect::<Vec<_>>()
+    );
     server.restart();
     for (image, tag, digest, _) in &acked {
         let resp = http::get(&server.http_addr, &format!("/v2/{image}/manifests/{tag}")).unwrap();
-        assert_eq!(resp.status, 200, "{image}:{tag} was acknowledged but is gone");
-        let served = resp.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("docker-content-digest"));
+        assert_eq!(
+            resp.status, 200,
+            "{image}:{tag} was acknowledged but is gone"
+        );
+        let served = resp
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("docker-content-digest"));
         assert_eq!(served.map(|(_, v)| v.as_str()), Some(digest.as_str()));
     }
 }
