@@ -161,7 +161,8 @@ async fn poll_all(origin: &OriginRegistry, n: usize) -> anyhow::Result<f64> {
 }
 
 async fn round(origin: &OriginRegistry, n: usize, releases: u64) -> anyhow::Result<Round> {
-    let server = FerryServer::start();
+    // Every stream here holds the bootstrap token; lift the per-token cap above n.
+    let server = FerryServer::start_with(&["--max-streams-per-token", &(n + 10).to_string()]);
     let mut publisher = server.client().await;
     let idle = rss_bytes(server.pid())?;
     let (tx, mut deliveries) = mpsc::unbounded_channel();

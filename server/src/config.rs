@@ -41,6 +41,9 @@ pub struct Args {
     /// Registry worker threads (default: one per core).
     #[arg(long)]
     pub http_workers: Option<usize>,
+    /// Most event streams one token may hold open at once.
+    #[arg(long, default_value_t = 1000)]
+    pub max_streams_per_token: usize,
     /// How registry reads are authenticated: anonymous, or token (Basic with a ferry token as
     /// the password, or the Bearer token flow through /token).
     #[arg(
@@ -96,6 +99,8 @@ pub struct ServerConfig {
     pub registry_token_ttl: Duration,
     /// TLS for both listeners; plain text when None.
     pub tls: Option<TlsIdentity>,
+    /// Most event streams one token may hold open.
+    pub max_streams_per_token: usize,
 }
 
 impl Args {
@@ -125,6 +130,7 @@ impl Args {
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
             registry_auth: self.registry_auth,
             registry_token_ttl: Duration::from_secs(self.registry_token_ttl_secs),
+            max_streams_per_token: self.max_streams_per_token,
             tls: match (&self.tls_cert, &self.tls_key) {
                 (Some(cert), Some(key)) => Some(TlsIdentity::load(cert, key)?),
                 _ => None,

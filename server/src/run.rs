@@ -68,7 +68,15 @@ pub async fn run(
             .context("setting up TLS on the gRPC listener")?;
     }
     let grpc_server = grpc_builder
-        .add_service(FerryGrpc::new(service.clone(), cfg.heartbeat, streams_closing).into_server())
+        .add_service(
+            FerryGrpc::new(
+                service.clone(),
+                cfg.heartbeat,
+                streams_closing,
+                crate::grpc::StreamCounts::new(cfg.max_streams_per_token),
+            )
+            .into_server(),
+        )
         .serve_with_incoming_shutdown(grpc_incoming(grpc), async {
             let _ = stop_grpc_rx.await;
         });

@@ -305,3 +305,51 @@ fn bootstrap_token_is_owner_only_and_token_create_checks_its_input() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_streams_per_token_are_capped() {
+    let server = FerryServer::start_with(&["--max-streams-per-token", "2"]);
+    let token = create(&server, &["--role", "agent", "--name", "cluster"]);
+    let subscribe = || async {
+        client(&server, Some(&token))
+            .await
+            .subscribe(pb::SubscribeRequest {
+                after_seq: 0,
+                images: vec![],
+            })
+            .await
+    };
+    let first = subscribe().await.unwrap();
+    let _second = subscribe().await.unwrap();
+    let err = subscribe().await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(
+        err.message()
+            .contains("\"cluster\" already has 2 open event streams"),
+        "{}",
+        err.message()
+    );
+    // Another token is not affected, and a closed stream frees its place.
+    server
+        .client()
+        .await
+        .subscribe(pb::SubscribeRequest {
+            after_seq: 0,
+            images: vec![],
+        })
+        .await
+        .unwrap();
+    drop(first);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match subscribe().await {
+            Ok(_) => break,
+            Err(e)
+                if std::time::Instant::now() < deadline && e.code() == Code::ResourceExhausted =>
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Err(e) => panic!("the closed stream's place was not freed: {e:?}"),
+        }
+    }
+}

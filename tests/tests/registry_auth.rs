@@ -160,3 +160,18 @@ fn basic_auth_and_scoped_registry_tokens() {
     let open = FerryServer::start();
     assert_eq!(http::get(&open.http_addr, "/v2/").unwrap().status, 200);
 }
+
+#[test]
+fn oversized_headers_are_refused_with_a_clear_error() {
+    let server = FerryServer::start();
+    let big = "a".repeat(20 * 1024);
+    let resp = http::request(&server.http_addr, "GET", "/v2/", &[("X-Padding", &big)]).unwrap();
+    assert_eq!(resp.status, 431);
+    let body = String::from_utf8_lossy(&resp.body);
+    assert!(
+        body.contains("\"DENIED\"") && body.contains("at most 16384"),
+        "{body}"
+    );
+    let ok = http::request(&server.http_addr, "GET", "/v2/", &[("X-Padding", "small")]).unwrap();
+    assert_eq!(ok.status, 200);
+}

@@ -4,7 +4,10 @@
 //! `tonic::Status` (internal causes are logged, never sent) and runs blocking work off the executor.
 
 mod convert;
+mod streams;
 mod subscribe;
+
+pub use streams::StreamCounts;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -23,21 +26,25 @@ pub struct FerryGrpc {
     service: Arc<Service>,
     heartbeat: Duration,
     shutdown: tokio::sync::watch::Receiver<bool>,
+    streams: StreamCounts,
 }
 
 impl FerryGrpc {
     /// Wraps the service; `heartbeat` is how often idle streams get the head seq. When
     /// `shutdown` turns true, every open stream ends with `UNAVAILABLE`: graceful shutdown waits
-    /// for open streams, and a Subscribe stream would otherwise never end.
+    /// for open streams, and a Subscribe stream would otherwise never end. `streams` caps open
+    /// streams per token.
     pub fn new(
         service: Arc<Service>,
         heartbeat: Duration,
         shutdown: tokio::sync::watch::Receiver<bool>,
+        streams: StreamCounts,
     ) -> Self {
         FerryGrpc {
             service,
             heartbeat,
             shutdown,
+            streams,
         }
     }
 
@@ -190,7 +197,8 @@ impl Ferry for FerryGrpc {
         req: Request<pb::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let token = bearer(&req);
-        self.watcher(token.clone(), "subscribe").await?;
+        let principal = self.watcher(token.clone(), "subscribe").await?;
+        let slot = self.streams.open(principal.id, &principal.name)?;
         let req = req.into_inner();
         let filter = ImageFilter::parse(&req.images)?;
         let service = self.service.clone();
@@ -208,6 +216,7 @@ impl Ferry for FerryGrpc {
             self.heartbeat,
             self.shutdown.clone(),
             still_allowed,
+            slot,
         );
         Ok(Response::new(Box::pin(stream)))
     }

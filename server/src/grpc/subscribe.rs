@@ -4,6 +4,7 @@
 //! live receiver dropping anything at or below the last seq sent. A subscriber that lags behind
 //! the live buffer is switched back to replay rather than dropped.
 
+use super::streams::StreamSlot;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +33,7 @@ pub fn start(
     heartbeat: Duration,
     shutdown: watch::Receiver<bool>,
     still_allowed: StillAllowed,
+    slot: StreamSlot,
 ) -> ReceiverStream<Result<pb::SubscribeResponse, Status>> {
     let (tx, rx) = mpsc::channel(STREAM_BUFFER);
     tokio::spawn(async move {
@@ -41,6 +43,7 @@ pub fn start(
             tx,
             cursor: after_seq,
             still_allowed,
+            _slot: slot,
         };
         if let Err(Gone) = s.run(heartbeat, shutdown).await {
             tracing::debug!(cursor = s.cursor, "subscriber left");
@@ -59,6 +62,8 @@ struct Subscriber {
     /// The last seq this stream has accounted for (sent, or skipped by the filter).
     cursor: u64,
     still_allowed: StillAllowed,
+    /// This stream's place in its token's count, freed when the stream ends.
+    _slot: StreamSlot,
 }
 
 /// Checked at every heartbeat (blocking: it reads the store): an error ends the stream with that

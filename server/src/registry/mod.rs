@@ -45,6 +45,7 @@ async fn dispatch(
     registry_auth: web::Data<RegistryAuth>,
     req: HttpRequest,
 ) -> Result<HttpResponse, OciError> {
+    check_header_size(&req)?;
     let endpoint = route::parse(req.path());
     auth::check(&state, &registry_auth, &req, endpoint.repository()).await?;
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
@@ -66,6 +67,27 @@ async fn dispatch(
             req.path()
         ))),
     }
+}
+
+/// The most header bytes (names and values) a registry request may carry. Registry clients send
+/// well under 4 KiB; actix-web itself accepts up to 128 KiB.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Refuses a request whose headers exceed [`MAX_HEADER_BYTES`] with 431 DENIED.
+fn check_header_size(req: &HttpRequest) -> Result<(), OciError> {
+    let bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    if bytes > MAX_HEADER_BYTES {
+        return Err(OciError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "DENIED",
+            format!("the request headers are {bytes} bytes; this registry accepts at most {MAX_HEADER_BYTES}"),
+        ));
+    }
+    Ok(())
 }
 
 /// The request's query string as `T`, or a 400 naming what was wrong.
