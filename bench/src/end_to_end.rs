@@ -28,7 +28,7 @@ use ferry_tests::git::{self, GitDaemon};
 
 use crate::report::machine;
 use crate::stats::Dist;
-use crate::synthetic;
+use ferry_tests::releases;
 
 /// `ferry-bench end-to-end`.
 #[derive(Debug, Clone, clap::Args)]
@@ -125,7 +125,7 @@ pub(crate) async fn publish(
     tags: Vec<String>,
 ) -> anyhow::Result<u64> {
     let resp = client
-        .publish(synthetic::release(image, n, tags))
+        .publish(releases::release(image, n, tags))
         .await
         .with_context(|| format!("publishing release {n} of {image}"))?
         .into_inner();

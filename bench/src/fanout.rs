@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::report::machine;
 use crate::stats::{rss_bytes, Dist};
-use crate::synthetic::release;
+use ferry_tests::releases::release;
 
 /// `ferry-bench fanout`.
 #[derive(Debug, Clone, clap::Args)]

@@ -7,8 +7,7 @@
 //! - [`end_to_end`]: scenario 4, publish → commit on a `git daemon`, and a 200-release burst.
 //! - [`upstream`]: scenario 5, requests reaching the origin registry: ferry vs polling.
 //! - [`catchup`]: scenario 6, an agent offline for 100,000 events comes back.
-//! - [`wrk`], [`ceiling`], [`stats`], [`synthetic`], [`origin_push`], [`report`]: the tools they
-//!   share.
+//! - [`wrk`], [`ceiling`], [`stats`], [`origin_push`], [`report`]: the tools they share.
 
 mod catchup;
 mod ceiling;
@@ -19,7 +18,6 @@ mod publish;
 mod registry;
 mod report;
 mod stats;
-mod synthetic;
 mod upstream;
 mod wrk;
 

@@ -14,7 +14,7 @@ use ferry_tests::origin::OriginRegistry;
 use crate::origin_push::{push_release, repo_base, upload_shared_layer};
 use crate::report::machine;
 use crate::stats::{dir_bytes, mib, rss_bytes, Dist};
-use crate::synthetic::release;
+use ferry_tests::releases::release;
 
 /// `ferry-bench publish`.
 #[derive(Debug, Clone, clap::Args)]

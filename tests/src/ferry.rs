@@ -147,19 +147,7 @@ impl FerryServer {
     /// Sends SIGTERM and waits up to `timeout` for the server to exit; returns its exit status,
     /// or None if it was still running (it is then killed).
     pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let mut child = self.child.take()?;
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let deadline = std::time::Instant::now() + timeout;
-        while std::time::Instant::now() < deadline {
-            if let Some(status) = child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        child.kill();
-        None
+        self.child.take()?.terminate(timeout)
     }
 
     /// Starts the server again on the same data directory and ports.
@@ -230,6 +218,10 @@ impl FerryServer {
     }
 }
 
+/// The agent flags and log level the tests use: a 2 s resync, and debug logs to read.
+const TEST_AGENT_ARGS: &[&str] = &["--resync-secs", "2"];
+const TEST_AGENT_LOG: &str = "info,ferry_agent=debug";
+
 /// A running `ferry-agent` with its own state directory.
 pub struct FerryAgent {
     config: PathBuf,
@@ -241,33 +233,13 @@ pub struct FerryAgent {
 
 impl FerryAgent {
     /// Writes `config_yaml` to a file (with `key_files` beside it) and starts the agent on it.
+    /// The tests run the agent with a 2 s resync and debug logs.
     pub fn start(config_yaml: &str, key_files: &[(&str, &str)]) -> FerryAgent {
-        let dirs = tempfile::tempdir().expect("agent dir");
-        for (name, content) in key_files {
-            std::fs::write(dirs.path().join(name), content).expect("writing a key file");
-        }
-        let config = dirs.path().join("agent.yaml");
-        std::fs::write(&config, config_yaml).expect("writing the agent config");
-        let mut a = FerryAgent {
-            config,
-            state_dir: dirs.path().join("state"),
-            log_dir: tempfile::tempdir().expect("log dir"),
-            child: None,
-            _dirs: dirs,
-        };
-        a.spawn();
-        a
+        Self::start_with(config_yaml, key_files, TEST_AGENT_ARGS, TEST_AGENT_LOG)
     }
 
     fn spawn(&mut self) {
-        let mut cmd = Command::new(binary("ferry-agent"));
-        cmd.arg("--config")
-            .arg(&self.config)
-            .arg("--state-dir")
-            .arg(&self.state_dir)
-            .args(["--resync-secs", "2"]);
-        cmd.env("RUST_LOG", "info,ferry_agent=debug");
-        self.child = Some(spawn_logged(cmd, "ferry-agent", self.log_dir.path()));
+        self.spawn_with(TEST_AGENT_ARGS, TEST_AGENT_LOG);
     }
 
     /// SIGKILLs the agent.
@@ -280,19 +252,7 @@ impl FerryAgent {
     /// Sends SIGTERM and waits up to `timeout` for the agent to exit; returns its exit status,
     /// or None if it was still running (it is then killed).
     pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let mut child = self.child.take()?;
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let deadline = std::time::Instant::now() + timeout;
-        while std::time::Instant::now() < deadline {
-            if let Some(status) = child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        child.kill();
-        None
+        self.child.take()?.terminate(timeout)
     }
 
     /// Starts it again on the same state directory.

@@ -8,6 +8,7 @@
 //! - [`process`]: child processes that are killed on drop, with their output in a log file.
 //! - [`origin`]: a `docker-registry` origin with its access log, to publish images from.
 //! - [`oci`]: OCI image layouts written by hand (images, multi-arch indexes, artifacts).
+//! - [`releases`]: distinct releases made in memory, to publish over gRPC.
 //! - [`skopeo`]: `skopeo copy` / `inspect` / `list-tags` wrappers.
 //! - [`git`]: a `git daemon` serving bare repositories, and git CLI helpers.
 //! - [`certs`]: a throwaway CA and a server certificate for 127.0.0.1 (openssl).
@@ -32,6 +33,7 @@ pub mod oci;
 pub mod origin;
 pub mod ports;
 pub mod process;
+pub mod releases;
 pub mod skopeo;
 pub mod ssh_signing;
 pub mod sshd;

@@ -178,6 +178,23 @@ impl ChildGuard {
         }
     }
 
+    /// Sends SIGTERM and waits up to `timeout` for the process to exit; returns its exit
+    /// status, or None if it was still running (it is then killed).
+    pub fn terminate(mut self, timeout: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        self.kill();
+        None
+    }
+
     /// Kills the child and its process group now (SIGKILL) and reaps the child; dropping
     /// the guard does the same.
     pub fn kill(&mut self) {

@@ -5,39 +5,16 @@
 
 use std::time::Duration;
 
-use ferry_proto::digest::sha256_digest;
 use ferry_proto::pb;
 use ferry_tests::ferry::FerryServer;
 use ferry_tests::http;
 use ferry_tests::oci::{ImageSpec, OciLayout};
+use ferry_tests::releases;
 use tonic::Code;
 
-/// A one-tag release of `image`; `n` makes its digest unique.
+/// A one-tag release (`1.0.N`) of `image`; `n` makes its digest unique.
 fn release(image: &str, n: u32) -> pb::PublishRequest {
-    let config =
-        format!(r#"{{"architecture":"amd64","os":"linux","config":{{"Labels":{{"n":"{n}"}}}}}}"#)
-            .into_bytes();
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[]}}"#,
-        sha256_digest(&config),
-        config.len()
-    )
-    .into_bytes();
-    pb::PublishRequest {
-        image: image.into(),
-        manifest: Some(pb::Content {
-            digest: String::new(),
-            media_type: String::new(),
-            data: manifest,
-        }),
-        blobs: vec![pb::Content {
-            digest: sha256_digest(&config),
-            media_type: String::new(),
-            data: config,
-        }],
-        tags: vec![format!("1.0.{n}")],
-        ..Default::default()
-    }
+    releases::release(image, n as u64, vec![format!("1.0.{n}")])
 }
 
 async fn client(server: &FerryServer, token: Option<&str>) -> ferry_proto::client::Client {

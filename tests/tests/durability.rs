@@ -7,41 +7,38 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferry_proto::digest::sha256_digest;
 use ferry_proto::pb;
 use ferry_tests::ferry::{binary, FerryServer};
 use ferry_tests::http;
+use ferry_tests::releases;
 
-/// A one-tag release of `image`; `n` makes its digest unique.
+/// A one-tag release (`1.0.N`) of `image`; `n` makes its digest unique.
 fn release(image: &str, n: usize) -> pb::PublishRequest {
-    let config =
-        format!(r#"{{"architecture":"amd64","os":"linux","config":{{"Labels":{{"n":"{n}"}}}}}}"#)
-            .into_bytes();
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[]}}"#,
-        sha256_digest(&config),
-        config.len()
-    )
-    .into_bytes();
-    pb::PublishRequest {
-        image: image.into(),
-        manifest: Some(pb::Content {
-            digest: String::new(),
-            media_type: String::new(),
-            data: manifest,
-        }),
-        blobs: vec![pb::Content {
-            digest: sha256_digest(&config),
-            media_type: String::new(),
-            data: config,
-        }],
-        tags: vec![format!("1.0.{n}")],
-        ..Default::default()
-    }
+    releases::release(image, n as u64, vec![format!("1.0.{n}")])
 }
 
 /// An acknowledged publish: image, tag, digest and the seq of its event.
 type Ack = (String, String, String, u64);
+
+/// Fails unless the registry serves every acknowledged publish at its digest.
+fn assert_served(server: &FerryServer, acked: &[Ack]) {
+    for (image, tag, digest, _) in acked {
+        let resp = http::get(&server.http_addr, &format!("/v2/{image}/manifests/{tag}")).unwrap();
+        assert_eq!(
+            resp.status, 200,
+            "{image}:{tag} was acknowledged but is gone"
+        );
+        let served = resp
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("docker-content-digest"));
+        assert_eq!(
+            served.map(|(_, v)| v.as_str()),
+            Some(digest.as_str()),
+            "{image}:{tag}"
+        );
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_publishes_survive_sigkill_in_the_middle_of_300() {
@@ -113,22 +110,7 @@ async fn acknowledged_publishes_survive_sigkill_in_the_middle_of_300() {
     assert!(report.contains("integrity_check: ok"), "{report}");
 
     server.restart();
-    for (image, tag, digest, _) in &acked {
-        let resp = http::get(&server.http_addr, &format!("/v2/{image}/manifests/{tag}")).unwrap();
-        assert_eq!(
-            resp.status, 200,
-            "{image}:{tag} was acknowledged but is gone"
-        );
-        let served = resp
-            .headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("docker-content-digest"));
-        assert_eq!(
-            served.map(|(_, v)| v.as_str()),
-            Some(digest.as_str()),
-            "{image}:{tag}"
-        );
-    }
+    assert_served(&server, &acked);
 
     // Every acknowledged seq is in the log with its release.
     let mut client = server.client().await;
@@ -252,16 +234,5 @@ async fn sigterm_drains_publishes_in_flight_and_ends_streams_with_a_status() {
         refused.lock().unwrap().iter().take(3).collect::<Vec<_>>()
     );
     server.restart();
-    for (image, tag, digest, _) in &acked {
-        let resp = http::get(&server.http_addr, &format!("/v2/{image}/manifests/{tag}")).unwrap();
-        assert_eq!(
-            resp.status, 200,
-            "{image}:{tag} was acknowledged but is gone"
-        );
-        let served = resp
-            .headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("docker-content-digest"));
-        assert_eq!(served.map(|(_, v)| v.as_str()), Some(digest.as_str()));
-    }
+    assert_served(&server, &acked);
 }

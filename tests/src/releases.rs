@@ -1,6 +1,7 @@
-//! Releases made up in memory and published straight over gRPC, for scenarios that need
-//! thousands of distinct releases: each has its own config (a revision label) and so its own
-//! manifest digest, as a CI build would. Layers are descriptors only; ferry never reads them.
+//! Releases made up in memory and published straight over gRPC, for tests and benchmarks that
+//! need many distinct releases without an origin registry: each has its own config (a revision
+//! label) and so its own manifest digest, as a CI build would. Layers are descriptors only;
+//! ferry never reads them.
 
 use ferry_proto::digest::sha256_digest;
 use ferry_proto::pb;
