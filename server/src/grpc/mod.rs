@@ -90,32 +90,46 @@ fn bearer<T>(req: &Request<T>) -> Option<String> {
     Some(token.trim().to_string())
 }
 
-impl FerryGrpc {
-    /// Identifies the caller. `action` and `role` word the error for a request without a token.
-    async fn caller(
-        &self,
-        token: Option<String>,
-        action: &'static str,
-        role: Role,
-    ) -> Result<Principal, Status> {
-        let service = self.service.clone();
-        blocking(move || service.authenticate(token.as_deref(), action, role))
-            .await?
-            .map_err(|e| {
-                tracing::info!(%action, reason = %e, "refused");
-                auth_status(e)
-            })
-    }
+/// Identifies the caller of `action` and checks `allowed` on it; refusals are logged. `role`
+/// words the error for a request without a token. Blocking: it reads the store, on every call,
+/// so a revocation applies at once.
+fn authorize(
+    service: &Service,
+    token: Option<&str>,
+    action: &'static str,
+    role: Role,
+    allowed: impl FnOnce(&Principal) -> Result<(), AuthError>,
+) -> Result<Principal, Status> {
+    let refused = |e: AuthError| {
+        tracing::info!(%action, reason = %e, "refused");
+        auth_status(e)
+    };
+    let principal = service
+        .authenticate(token, action, role)
+        .map_err(status)?
+        .map_err(refused)?;
+    allowed(&principal).map_err(refused)?;
+    Ok(principal)
+}
 
+impl FerryGrpc {
     /// A caller allowed to watch (Subscribe, ListTags).
     async fn watcher(
         &self,
         token: Option<String>,
         action: &'static str,
     ) -> Result<Principal, Status> {
-        let p = self.caller(token, action, Role::Agent).await?;
-        p.may_watch().map_err(auth_status)?;
-        Ok(p)
+        let service = self.service.clone();
+        run_blocking(move || {
+            authorize(
+                &service,
+                token.as_deref(),
+                action,
+                Role::Agent,
+                Principal::may_watch,
+            )
+        })
+        .await
     }
 }
 
@@ -143,13 +157,13 @@ impl ImageFilter {
     }
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
+/// Runs `f` on the blocking pool (SQLite, fsync), off the async executor.
+async fn run_blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Status> + Send + 'static,
 ) -> Result<T, Status> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Status::internal(format!("worker failed: {e}")))?
-        .map_err(status)
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::SubscribeResponse, Status>> + Send>>;
@@ -160,19 +174,29 @@ impl Ferry for FerryGrpc {
         &self,
         req: Request<pb::PublishRequest>,
     ) -> Result<Response<pb::PublishResponse>, Status> {
-        let principal = self
-            .caller(bearer(&req), "publish", Role::Publisher)
-            .await?;
-        let input = convert::publish_input(req.into_inner())?;
-        // An image that does not parse is refused by the publish itself; scope it as written.
-        let image =
-            ImageName::parse(&input.image).map_or_else(|_| input.image.clone(), |n| n.to_string());
-        principal.may_publish(&image).map_err(|e| {
-            tracing::info!(token = %principal.name, %image, "publish refused: out of scope");
-            auth_status(e)
-        })?;
+        let token = bearer(&req);
+        let raw = req.into_inner();
         let service = self.service.clone();
-        let out = blocking(move || service.publish(input)).await?;
+        // One trip to the blocking pool: the token check and the publish both read the store.
+        let out = run_blocking(move || {
+            let principal = authorize(
+                &service,
+                token.as_deref(),
+                "publish",
+                Role::Publisher,
+                |_| Ok(()),
+            )?;
+            let input = convert::publish_input(raw)?;
+            // An image that does not parse is refused by the publish itself; scope it as written.
+            let image = ImageName::parse(&input.image)
+                .map_or_else(|_| input.image.clone(), |n| n.to_string());
+            principal.may_publish(&image).map_err(|e| {
+                tracing::info!(token = %principal.name, %image, "publish refused: out of scope");
+                auth_status(e)
+            })?;
+            service.publish(input).map_err(status)
+        })
+        .await?;
         Ok(Response::new(pb::PublishResponse {
             digest: out.digest,
             repository: out.repository,
@@ -203,11 +227,14 @@ impl Ferry for FerryGrpc {
         let filter = ImageFilter::parse(&req.images)?;
         let service = self.service.clone();
         let still_allowed: subscribe::StillAllowed = Arc::new(move || {
-            match service.authenticate(token.as_deref(), "subscribe", Role::Agent) {
-                Ok(Ok(p)) => p.may_watch().map_err(auth_status),
-                Ok(Err(e)) => Err(auth_status(e)),
-                Err(e) => Err(status(e)),
-            }
+            authorize(
+                &service,
+                token.as_deref(),
+                "subscribe",
+                Role::Agent,
+                Principal::may_watch,
+            )
+            .map(|_| ())
         });
         let stream = subscribe::start(
             self.service.clone(),

@@ -278,12 +278,7 @@ pub fn create_token(
     names.sort();
     names.dedup();
     let secret = new_token();
-    let id = store.create_token(name, &names, scopes, &token_hash(&secret))?;
-    let rec = store
-        .list_tokens()?
-        .into_iter()
-        .find(|t| t.id == id)
-        .expect("the token just created");
+    let rec = store.create_token(name, &names, scopes, &token_hash(&secret))?;
     Ok((rec, secret))
 }
 

@@ -56,15 +56,16 @@ fn with_scopes((mut rec, scopes): (TokenRecord, String)) -> Result<TokenRecord, 
 }
 
 impl Store {
-    /// Stores a token under `name` with the SHA-256 `hash` of its secret; returns its id.
+    /// Stores a token under `name` with the SHA-256 `hash` of its secret; returns its record.
     pub fn create_token(
         &self,
         name: &str,
         roles: &[String],
         scopes: &[String],
         hash: &str,
-    ) -> Result<i64, StoreError> {
-        let scopes = serde_json::to_string(scopes).expect("strings serialise");
+    ) -> Result<TokenRecord, StoreError> {
+        let scopes_json = serde_json::to_string(scopes).expect("strings serialise");
+        let created_at_ms = now_ms();
         self.with_writer(|c| {
             let taken: bool = c.query_row(
                 "SELECT EXISTS (SELECT 1 FROM tokens WHERE name = ?1)",
@@ -76,9 +77,16 @@ impl Store {
             }
             c.execute(
                 "INSERT INTO tokens (name, roles, scopes, hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![name, roles.join(","), scopes, hash, now_ms()],
+                params![name, roles.join(","), scopes_json, hash, created_at_ms],
             )?;
-            Ok(c.last_insert_rowid())
+            Ok(TokenRecord {
+                id: c.last_insert_rowid(),
+                name: name.to_string(),
+                roles: roles.to_vec(),
+                scopes: scopes.to_vec(),
+                created_at_ms,
+                revoked_at_ms: None,
+            })
         })
     }
 
@@ -158,11 +166,13 @@ mod tests {
         assert_eq!(store.token_count().unwrap(), 0);
         let roles = vec!["publisher".to_string()];
         let scopes = vec!["ghcr.io/acme".to_string()];
-        let id = store.create_token("ci", &roles, &scopes, "h1").unwrap();
+        let created = store.create_token("ci", &roles, &scopes, "h1").unwrap();
+        let id = created.id;
         let err = store.create_token("ci", &roles, &[], "h2").unwrap_err();
         assert!(err.to_string().contains("\"ci\" already exists"), "{err}");
 
         let found = store.token_by_hash("h1").unwrap().unwrap();
+        assert_eq!(found, created, "the record returned is the one stored");
         assert_eq!((found.id, found.roles, found.scopes), (id, roles, scopes));
         assert_eq!(store.token_by_hash("nope").unwrap(), None);
         assert_eq!(store.list_tokens().unwrap().len(), 1);
