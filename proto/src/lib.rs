@@ -7,12 +7,14 @@
 //! - [`client`]: connecting to ferry-server (bearer token, message limits), for the CLI and agent.
 //! - [`digest`]: computing and checking content digests.
 //! - [`manifest`]: reading the fields of image manifests and indexes that ferry needs (never re-serialising them).
+//! - [`release`]: which tags are releases agents may deploy, and why artifacts are passed over.
 
 pub mod client;
 pub mod digest;
 pub mod manifest;
 pub mod names;
 pub mod reference;
+pub mod release;
 
 /// Generated protobuf types and the `Ferry` service client and server.
 #[allow(clippy::all, missing_docs)]

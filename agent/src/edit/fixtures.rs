@@ -1,4 +1,6 @@
-//! Runs every case in `shared/fixtures/edits/` (the set grows; each folder is picked up).
+//! Runs every case in `agent/tests/fixtures/edits/` (the set grows; each folder is picked up).
+//! The repository owns its copy: the cases started in the project's shared fixtures, and new
+//! cases there are copied in here, so a fresh clone tests without anything beside it.
 //! `case.yaml` is read with the editor's own YAML tree, so the test needs no other YAML crate.
 
 use std::fs;
@@ -9,7 +11,7 @@ use super::tree::{parse, Kind, Node};
 use super::{apply, EditKind, EditOutcome, Format, Release};
 
 fn fixtures_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/edits")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/edits")
 }
 
 /// The string at `path` in the case file, if it is there.

@@ -61,6 +61,9 @@ pub fn event(e: &StoredEvent) -> pb::Event {
         labels: e.labels.clone().into_iter().collect(),
         published_at_ms: e.created_at_ms,
         ring: String::new(),
+        // Filled once the store records them per event (issue 9).
+        artifact_type: String::new(),
+        subject: String::new(),
     }
 }
 
@@ -75,5 +78,7 @@ pub fn tag_state(t: CurrentTag) -> pb::TagState {
         media_type: t.media_type,
         labels: t.labels.into_iter().collect(),
         published_at_ms: t.updated_at_ms,
+        artifact_type: String::new(),
+        subject: String::new(),
     }
 }
