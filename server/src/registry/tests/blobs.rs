@@ -37,13 +37,7 @@ async fn stored_config_is_served_whole_and_by_range() {
     assert_eq!(whole.header("docker-content-digest"), Some(digest.as_str()));
     assert_eq!(whole.header("accept-ranges"), Some("bytes"));
 
-    let part = registry
-        .send(
-            TestRequest::get()
-                .uri(&uri)
-                .insert_header((header::RANGE, "bytes=0-9")),
-        )
-        .await;
+    let part = registry.get_with(&uri, (header::RANGE, "bytes=0-9")).await;
     assert_eq!(part.status, StatusCode::PARTIAL_CONTENT);
     assert_eq!(part.body, config[..10]);
     assert_eq!(
@@ -51,13 +45,7 @@ async fn stored_config_is_served_whole_and_by_range() {
         Some(format!("bytes 0-9/{}", config.len()).as_str())
     );
 
-    let tail = registry
-        .send(
-            TestRequest::get()
-                .uri(&uri)
-                .insert_header((header::RANGE, "bytes=-5")),
-        )
-        .await;
+    let tail = registry.get_with(&uri, (header::RANGE, "bytes=-5")).await;
     assert_eq!(tail.status, StatusCode::PARTIAL_CONTENT);
     assert_eq!(tail.body, config[config.len() - 5..]);
 }
@@ -67,10 +55,9 @@ async fn a_range_past_the_end_is_416_with_the_length() {
     let (registry, published) = Registry::with_images();
     let (config, digest, _) = config_and_layer(&published);
     let reply = registry
-        .send(
-            TestRequest::get()
-                .uri(&format!("/v2/{REPO}/blobs/{digest}"))
-                .insert_header((header::RANGE, format!("bytes={}-", config.len()))),
+        .get_with(
+            &format!("/v2/{REPO}/blobs/{digest}"),
+            (header::RANGE, format!("bytes={}-", config.len())),
         )
         .await;
     assert_eq!(reply.status, StatusCode::RANGE_NOT_SATISFIABLE);

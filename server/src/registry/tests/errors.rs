@@ -118,13 +118,7 @@ async fn writes_are_unsupported_on_every_endpoint() {
 async fn headers_over_the_limit_are_refused_with_431() {
     let registry = Registry::new();
     let big = "x".repeat(MAX_HEADER_BYTES + 1);
-    let reply = registry
-        .send(
-            TestRequest::get()
-                .uri("/v2/")
-                .insert_header(("x-padding", big.as_str())),
-        )
-        .await;
+    let reply = registry.get_with("/v2/", ("x-padding", big.as_str())).await;
     let message = assert_error(
         &reply,
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -134,11 +128,7 @@ async fn headers_over_the_limit_are_refused_with_431() {
 
     let within = "x".repeat(MAX_HEADER_BYTES / 2);
     let reply = registry
-        .send(
-            TestRequest::get()
-                .uri("/v2/")
-                .insert_header(("x-padding", within.as_str())),
-        )
+        .get_with("/v2/", ("x-padding", within.as_str()))
         .await;
     assert_eq!(reply.status, StatusCode::OK);
 }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::body::MessageBody;
-use actix_web::http::header::HeaderMap;
+use actix_web::http::header::{HeaderMap, TryIntoHeaderPair};
 use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
 use actix_web::{web, App};
@@ -178,6 +178,12 @@ impl Registry {
 
     async fn get(&self, uri: &str) -> Reply {
         self.send(TestRequest::get().uri(uri)).await
+    }
+
+    /// A GET of `uri` carrying one extra header.
+    async fn get_with(&self, uri: &str, header: impl TryIntoHeaderPair) -> Reply {
+        self.send(TestRequest::get().uri(uri).insert_header(header))
+            .await
     }
 }
 

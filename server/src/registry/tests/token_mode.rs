@@ -2,7 +2,6 @@
 //! challenge that tells docker, skopeo and crane where to get a token.
 
 use actix_web::http::{header, StatusCode};
-use actix_web::test::TestRequest;
 use base64::Engine;
 
 use super::{assert_error, Registry, REPO};
@@ -16,13 +15,7 @@ fn token_registry() -> Registry {
 async fn base_without_credentials_gets_a_bearer_challenge_on_the_request_host() {
     let registry = token_registry();
     for host in ["ferry.internal:5443", "10.0.0.7:5000"] {
-        let reply = registry
-            .send(
-                TestRequest::get()
-                    .uri("/v2/")
-                    .insert_header((header::HOST, host)),
-            )
-            .await;
+        let reply = registry.get_with("/v2/", (header::HOST, host)).await;
         assert_error(&reply, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
         assert_eq!(
             reply.header("www-authenticate"),
@@ -35,10 +28,9 @@ async fn base_without_credentials_gets_a_bearer_challenge_on_the_request_host() 
 async fn a_repository_read_without_credentials_is_challenged_with_its_pull_scope() {
     let registry = token_registry();
     let reply = registry
-        .send(
-            TestRequest::get()
-                .uri(&format!("/v2/{REPO}/manifests/v1"))
-                .insert_header((header::HOST, "ferry.internal")),
+        .get_with(
+            &format!("/v2/{REPO}/manifests/v1"),
+            (header::HOST, "ferry.internal"),
         )
         .await;
     assert_error(&reply, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
@@ -58,11 +50,7 @@ async fn an_unknown_basic_token_or_a_forged_bearer_token_is_refused() {
     let registry = token_registry();
     let basic = base64::engine::general_purpose::STANDARD.encode("user:not-a-ferry-token");
     let reply = registry
-        .send(
-            TestRequest::get()
-                .uri("/v2/")
-                .insert_header((header::AUTHORIZATION, format!("Basic {basic}"))),
-        )
+        .get_with("/v2/", (header::AUTHORIZATION, format!("Basic {basic}")))
         .await;
     assert_error(&reply, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
     assert!(reply
@@ -70,11 +58,7 @@ async fn an_unknown_basic_token_or_a_forged_bearer_token_is_refused() {
         .is_some_and(|c| c.starts_with("Bearer ")));
 
     let reply = registry
-        .send(
-            TestRequest::get()
-                .uri("/v2/")
-                .insert_header((header::AUTHORIZATION, "Bearer e30.AAAA")),
-        )
+        .get_with("/v2/", (header::AUTHORIZATION, "Bearer e30.AAAA"))
         .await;
     assert_error(&reply, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
     let challenge = reply.header("www-authenticate").expect("a challenge");
