@@ -120,7 +120,11 @@ impl Registry {
         let sbom = releases::artifact(IMAGE, &subject, SBOM, tags("v1-sbom"));
         let signature = releases::artifact(IMAGE, &subject, SIGNATURE, tags("v1-sig"));
         for p in [&image, &index, &sbom, &signature] {
-            registry.publish(p.clone());
+            assert_eq!(
+                registry.publish(p.clone()),
+                REPO,
+                "the repository {IMAGE} lands in"
+            );
         }
         let published = Published {
             image,
@@ -131,7 +135,7 @@ impl Registry {
         (registry, published)
     }
 
-    /// Publishes `req` as the gRPC layer would hand it to the service.
+    /// Publishes `req` as the gRPC layer would hand it to the service; returns the repository.
     fn publish(&self, req: pb::PublishRequest) -> String {
         let content = |c: pb::Content| Content {
             digest: c.digest,
