@@ -3,23 +3,15 @@
 //! GitHub and GitLab tokens are used. The git CLI checks, on the bare repository itself, what
 //! landed (DESIGN §9).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
-use ferry_agent::git::{GitError, GitIdentity, Oid, Outcome, RemoteAuth, Workspace};
+use common::{identity, pushed, set_file, FILE, V1, V2};
+use ferry_agent::git::{GitError, RemoteAuth, Workspace};
 use ferry_tests::git::git;
 use ferry_tests::https_git::{HttpsGitServer, TOKEN};
 use ferry_tests::process::run;
-
-const FILE: &str = "apps/foo/deployment.yaml";
-const V1: &str = "image: gcr.io/pipecd/foo:v1\n";
-const V2: &str = "image: gcr.io/pipecd/foo:v2\n";
-
-fn identity() -> GitIdentity {
-    GitIdentity {
-        name: "Ferry Agent".into(),
-        email: "ferry-agent@ferry-tests.invalid".into(),
-    }
-}
 
 /// An HTTPS server with one repository, "config", holding [`FILE`] = [`V1`].
 struct Remote {
@@ -64,18 +56,6 @@ impl Remote {
     }
 }
 
-fn set_v2(root: &Path) -> std::io::Result<Vec<String>> {
-    std::fs::write(root.join(FILE), V2)?;
-    Ok(vec![FILE.to_string()])
-}
-
-fn pushed(outcome: Outcome) -> Oid {
-    match outcome {
-        Outcome::Pushed { commit, .. } => commit,
-        Outcome::NoChange => panic!("expected a push, got NoChange"),
-    }
-}
-
 /// The error `open` must fail with.
 fn open_error(result: Result<Workspace, GitError>) -> GitError {
     match result {
@@ -101,8 +81,8 @@ fn clones_commits_and_pushes_over_https_with_a_token_and_a_private_ca() {
     assert_eq!(std::fs::read_to_string(dir.join(FILE)).unwrap(), V1);
     assert!(!ws.remote().contains(TOKEN), "{}", ws.remote());
 
-    let commit = pushed(
-        ws.commit_and_push(&identity(), None, "Deploy foo:v2", set_v2)
+    let (commit, _) = pushed(
+        ws.commit_and_push(&identity(), None, "Deploy foo:v2", set_file(FILE, V2))
             .unwrap_or_else(|e| panic!("{e}\n{}", remote.server.log_tail(20))),
     );
     assert_eq!(remote.log()[0], format!("{commit} Deploy foo:v2"));
@@ -160,6 +140,7 @@ fn wrong_token_is_refused_and_nothing_is_pushed() {
     .unwrap();
     remote.server.set_password("rotated");
     let mut applied = false;
+    let mut set_v2 = set_file(FILE, V2);
     let err = ws
         .commit_and_push(&identity(), None, "Deploy foo:v2", |root: &Path| {
             applied = true;

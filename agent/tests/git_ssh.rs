@@ -6,18 +6,17 @@
 //! before the first git2 call, and only ever appends to its known_hosts (each server has its
 //! own port, so their entries never collide).
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use ferry_agent::git::{GitError, GitIdentity, Outcome, RemoteAuth, Workspace};
+use common::{identity, pushed, set_file, FILE, V1, V2};
+use ferry_agent::git::{GitError, RemoteAuth, Workspace};
 use ferry_tests::git::{self as harness, git};
 use ferry_tests::ssh_signing::SshKey;
 use ferry_tests::sshd::SshServer;
-
-const FILE: &str = "apps/foo/deployment.yaml";
-const V1: &str = "image: gcr.io/pipecd/foo:v1\n";
-const V2: &str = "image: gcr.io/pipecd/foo:v2\n";
 
 /// `$HOME/.ssh/known_hosts` of the HOME this test binary runs libgit2 with.
 fn known_hosts() -> &'static Path {
@@ -77,18 +76,6 @@ impl Remote {
     }
 }
 
-fn identity() -> GitIdentity {
-    GitIdentity {
-        name: "Ferry Agent".into(),
-        email: "agent@ferry-tests.invalid".into(),
-    }
-}
-
-fn set_v2(root: &Path) -> std::io::Result<Vec<String>> {
-    std::fs::write(root.join(FILE), V2)?;
-    Ok(vec![FILE.to_string()])
-}
-
 #[test]
 fn clones_fetches_and_pushes_over_ssh_with_the_key_file() {
     let remote = Remote::start();
@@ -116,12 +103,10 @@ fn clones_fetches_and_pushes_over_ssh_with_the_key_file() {
     .unwrap();
     assert_eq!(ws.sync().unwrap().to_string(), human);
 
-    let outcome = ws
-        .commit_and_push(&identity(), None, "Deploy foo:v2", set_v2)
-        .unwrap_or_else(|e| panic!("{e}\n{}", remote.server.log_tail(20)));
-    let Outcome::Pushed { commit, attempts } = outcome else {
-        panic!("expected a push, got {outcome:?}");
-    };
+    let (commit, attempts) = pushed(
+        ws.commit_and_push(&identity(), None, "Deploy foo:v2", set_file(FILE, V2))
+            .unwrap_or_else(|e| panic!("{e}\n{}", remote.server.log_tail(20))),
+    );
     assert_eq!(attempts, 1);
     assert_eq!(remote.main_tip(), commit.to_string());
     assert_eq!(
@@ -199,10 +184,10 @@ fn unknown_or_changed_host_key_is_refused_before_logging_in() {
     let mut ws = remote
         .open()
         .unwrap_or_else(|e| panic!("{e}\n{}", remote.server.log_tail(20)));
-    let outcome = ws
-        .commit_and_push(&identity(), None, "Deploy foo:v2", set_v2)
-        .unwrap();
-    assert!(matches!(outcome, Outcome::Pushed { .. }), "{outcome:?}");
+    pushed(
+        ws.commit_and_push(&identity(), None, "Deploy foo:v2", set_file(FILE, V2))
+            .unwrap(),
+    );
     assert_ne!(remote.main_tip(), initial);
     assert!(remote.server.log().contains(&login));
 }

@@ -1,25 +1,17 @@
 //! The agent's git layer against real peers: a `git daemon` remote, the git CLI to inspect what
 //! landed, and gpg / ssh-keygen to verify signatures (DESIGN §9).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
+use common::{identity, pushed, set_file, FILE, V1, V2};
 use ferry_agent::git::{
-    ConfinementRule, GitError, GitIdentity, Oid, Outcome, RemoteAuth, SigningKey, Workspace,
+    ConfinementRule, GitError, Oid, Outcome, RemoteAuth, SigningKey, Workspace,
 };
 use ferry_tests::git::{self as harness, git, GitDaemon};
 use ferry_tests::gpg::GpgKey;
 use ferry_tests::ssh_signing::{SshKey, PRINCIPAL};
-
-const FILE: &str = "apps/foo/deployment.yaml";
-const V1: &str = "image: gcr.io/pipecd/foo:v1\n";
-const V2: &str = "image: gcr.io/pipecd/foo:v2\n";
-
-fn identity() -> GitIdentity {
-    GitIdentity {
-        name: "Ferry Agent".into(),
-        email: PRINCIPAL.into(),
-    }
-}
 
 /// A remote served by `git daemon` holding one commit with [`FILE`] = [`V1`].
 struct Remote {
@@ -53,33 +45,10 @@ impl Remote {
     }
 }
 
-/// An edit that sets `rel` to `content` and reports it only when the bytes changed.
-fn set_file(
-    rel: &'static str,
-    content: &'static str,
-) -> impl FnMut(&Path) -> std::io::Result<Vec<String>> {
-    move |root| {
-        let path = root.join(rel);
-        if std::fs::read_to_string(&path).ok().as_deref() == Some(content) {
-            return Ok(vec![]);
-        }
-        std::fs::create_dir_all(path.parent().unwrap())?;
-        std::fs::write(&path, content)?;
-        Ok(vec![rel.to_string()])
-    }
-}
-
 fn write_key(dir: &Path, text: &str) -> SigningKey {
     let path = dir.join("signing-key");
     std::fs::write(&path, text).unwrap();
     SigningKey::load(&path).unwrap()
-}
-
-fn pushed(outcome: Outcome) -> (Oid, u32) {
-    match outcome {
-        Outcome::Pushed { commit, attempts } => (commit, attempts),
-        Outcome::NoChange => panic!("expected a push, got NoChange"),
-    }
 }
 
 /// Checks the remote's tip is `commit`, by the agent identity, with `message` and [`V2`].

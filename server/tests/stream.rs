@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use ferry_proto::digest::sha256_digest;
 use ferry_proto::pb::{self, subscribe_response::Item};
 use ferry_server::config::ServerConfig;
 use ferry_server::service::Limits;
+use ferry_tests::releases::release;
 
 const IMAGE: &str = "registry.example.com/team/app";
 
@@ -72,35 +72,9 @@ impl Server {
     }
 }
 
-/// A minimal valid image publish; `n` makes the manifest (and so the digest) unique.
-fn publish_request(tag: &str, n: usize) -> pb::PublishRequest {
-    let config = br#"{"architecture":"amd64","os":"linux","config":{}}"#.to_vec();
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[],"annotations":{{"n":"{n}"}}}}"#,
-        sha256_digest(&config),
-        config.len()
-    )
-    .into_bytes();
-    pb::PublishRequest {
-        image: IMAGE.into(),
-        manifest: Some(pb::Content {
-            digest: sha256_digest(&manifest),
-            media_type: String::new(),
-            data: manifest,
-        }),
-        blobs: vec![pb::Content {
-            digest: sha256_digest(&config),
-            media_type: String::new(),
-            data: config,
-        }],
-        tags: vec![tag.into()],
-        ..Default::default()
-    }
-}
-
-async fn publish(client: &mut ferry_proto::client::Client, n: usize) -> u64 {
+async fn publish(client: &mut ferry_proto::client::Client, n: u64) -> u64 {
     client
-        .publish(publish_request(&format!("t{n}"), n))
+        .publish(release(IMAGE, n, vec![format!("t{n}")]))
         .await
         .unwrap()
         .into_inner()
@@ -239,12 +213,12 @@ async fn republishing_the_same_digest_under_the_same_tag_emits_no_event() {
     let server = Server::start(4096).await;
     let mut client = server.client().await;
     let first = client
-        .publish(publish_request("v1", 1))
+        .publish(release(IMAGE, 1, vec!["v1".into()]))
         .await
         .unwrap()
         .into_inner();
     let again = client
-        .publish(publish_request("v1", 1))
+        .publish(release(IMAGE, 1, vec!["v1".into()]))
         .await
         .unwrap()
         .into_inner();

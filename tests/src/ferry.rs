@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use crate::ports::{free_port, wait_for_tcp};
+use crate::ports::free_port;
 use crate::process::{spawn_logged, ChildGuard};
 
 /// `target/<profile>/NAME`: beside the running executable, or above it when that is a test in
@@ -85,13 +85,7 @@ impl FerryServer {
             .env("RUST_LOG", "info");
         let mut child = spawn_logged(cmd, "ferry-server", self.log_dir.path());
         for addr in [&self.http_addr, &self.grpc_addr] {
-            if let Err(e) = wait_for_tcp(addr.as_str(), Duration::from_secs(20)) {
-                child.assert_running();
-                panic!(
-                    "ferry-server did not listen on {addr}: {e:#}\n{}",
-                    child.log_tail(40)
-                );
-            }
+            child.wait_for_tcp(addr, Duration::from_secs(20));
         }
         self.child = Some(child);
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tempfile::TempDir;
 
-use crate::ports::{free_port, wait_for_tcp};
+use crate::ports::free_port;
 use crate::process::{require_tool, run, spawn_logged, ChildGuard};
 
 /// Identity of commits made by these helpers (a "human" in the tests' stories).
@@ -78,10 +78,7 @@ impl GitDaemon {
             .args(["--listen=127.0.0.1", &format!("--port={port}")])
             .arg(&base);
         let mut child = spawn_logged(cmd, "git-daemon", logs.path());
-        if let Err(e) = wait_for_tcp(format!("127.0.0.1:{port}"), Duration::from_secs(10)) {
-            child.assert_running();
-            panic!("git daemon: {e}\n{}", child.log_tail(20));
-        }
+        child.wait_for_tcp(&format!("127.0.0.1:{port}"), Duration::from_secs(10));
         GitDaemon {
             child,
             port,

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 use crate::git::{git, git_command, init_bare_repo_with_files};
-use crate::ports::{free_port, wait_for_tcp};
+use crate::ports::free_port;
 use crate::process::{require_tool, run, run_combined, spawn_logged, ChildGuard};
 
 /// The user every server accepts.
@@ -63,10 +63,7 @@ impl HttpsGitServer {
         let mut cmd = Command::new(&lighttpd);
         cmd.arg("-D").arg("-f").arg(&config);
         let mut child = spawn_logged(cmd, "lighttpd", dir.path());
-        if let Err(e) = wait_for_tcp(format!("127.0.0.1:{port}"), Duration::from_secs(10)) {
-            child.assert_running();
-            panic!("lighttpd: {e}\n{}", child.log_tail(20));
-        }
+        child.wait_for_tcp(&format!("127.0.0.1:{port}"), Duration::from_secs(10));
         HttpsGitServer {
             child,
             port,

@@ -5,10 +5,12 @@
 //! - [`ferry`]: the ferry binaries under test (server on free ports, `ferry publish`).
 //! - [`ports`]: free loopback ports and waiting for a listener.
 //! - [`http`]: a tiny HTTP/1.1 GET over `std::net`, enough for readiness probes.
-//! - [`process`]: child processes that are killed on drop, with their output in a log file.
+//! - [`process`]: child processes that are killed on drop, with their output in a log file, and
+//!   waiting for one to listen.
 //! - [`origin`]: a `docker-registry` origin with its access log, to publish images from.
 //! - [`oci`]: OCI image layouts written by hand (images, multi-arch indexes, artifacts).
-//! - [`releases`]: distinct releases made in memory, to publish over gRPC.
+//! - [`releases`]: distinct releases made in memory (images, multi-arch indexes, artifacts with a
+//!   subject), to publish over gRPC or hand to a `Service` in-process.
 //! - [`skopeo`]: `skopeo copy` / `inspect` / `list-tags` wrappers.
 //! - [`git`]: a `git daemon` serving bare repositories, and git CLI helpers.
 //! - [`certs`]: a throwaway CA and a server certificate for 127.0.0.1 (openssl).

@@ -178,6 +178,19 @@ impl ChildGuard {
         }
     }
 
+    /// Waits until `addr` accepts TCP connections. Panics (a fixture failure) naming the child,
+    /// with its log tail, if it exited or nothing listens within `timeout`.
+    pub fn wait_for_tcp(&mut self, addr: &str, timeout: std::time::Duration) {
+        if let Err(e) = crate::ports::wait_for_tcp(addr, timeout) {
+            self.assert_running();
+            panic!(
+                "{} did not listen on {addr}: {e:#}\n{}",
+                self.name,
+                self.log_tail(40)
+            );
+        }
+    }
+
     /// Sends SIGTERM and waits up to `timeout` for the process to exit; returns its exit
     /// status, or None if it was still running (it is then killed).
     pub fn terminate(mut self, timeout: std::time::Duration) -> Option<std::process::ExitStatus> {

@@ -12,6 +12,8 @@ mod manifests;
 mod referrers;
 mod route;
 mod tags;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
