@@ -200,16 +200,7 @@ impl Ferry for FerryGrpc {
         Ok(Response::new(pb::PublishResponse {
             digest: out.digest,
             repository: out.repository,
-            moved: out
-                .events
-                .iter()
-                .map(|e| pb::TagMove {
-                    tag: e.tag.clone(),
-                    digest: e.digest.clone(),
-                    previous_digest: e.previous_digest.clone(),
-                    seq: e.seq,
-                })
-                .collect(),
+            moved: out.events.iter().filter_map(convert::tag_move).collect(),
             head_seq: out.head_seq,
         }))
     }
@@ -238,6 +229,7 @@ impl Ferry for FerryGrpc {
         });
         let stream = subscribe::start(
             self.service.clone(),
+            &principal.name,
             req.after_seq,
             filter,
             self.heartbeat,

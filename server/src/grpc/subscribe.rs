@@ -12,10 +12,10 @@ use ferry_proto::pb::{self, subscribe_response::Item};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
+use tracing::Instrument;
 
 use super::{convert, ImageFilter};
-use crate::service::Service;
-use crate::store::StoredEvent;
+use crate::service::{Event, Service};
 
 /// Events replayed per store query: bounds memory per catching-up stream.
 const REPLAY_PAGE: usize = 1000;
@@ -25,9 +25,13 @@ const STREAM_BUFFER: usize = 64;
 
 type Tx = mpsc::Sender<Result<pb::SubscribeResponse, Status>>;
 
-/// Starts the stream task and returns the client's end.
+/// Starts the stream task and returns the client's end. The task runs in a `subscribe` span
+/// naming the token and the cursor it started from, so every log line of the stream says whose
+/// it is.
+#[allow(clippy::too_many_arguments)]
 pub fn start(
     service: Arc<Service>,
+    token_name: &str,
     after_seq: u64,
     filter: ImageFilter,
     heartbeat: Duration,
@@ -36,19 +40,23 @@ pub fn start(
     slot: StreamSlot,
 ) -> ReceiverStream<Result<pb::SubscribeResponse, Status>> {
     let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-    tokio::spawn(async move {
-        let mut s = Subscriber {
-            service,
-            filter,
-            tx,
-            cursor: after_seq,
-            still_allowed,
-            _slot: slot,
-        };
-        if let Err(Gone) = s.run(heartbeat, shutdown).await {
-            tracing::debug!(cursor = s.cursor, "subscriber left");
+    let span = tracing::info_span!("subscribe", token = %token_name, after_seq);
+    tokio::spawn(
+        async move {
+            let mut s = Subscriber {
+                service,
+                filter,
+                tx,
+                cursor: after_seq,
+                still_allowed,
+                _slot: slot,
+            };
+            if let Err(Gone) = s.run(heartbeat, shutdown).await {
+                tracing::debug!(cursor = s.cursor, "subscriber left");
+            }
         }
-    });
+        .instrument(span),
+    );
     ReceiverStream::new(rx)
 }
 
@@ -78,7 +86,7 @@ impl Subscriber {
             .map_err(|_| Gone)
     }
 
-    async fn send_event(&mut self, e: &StoredEvent) -> Result<(), Gone> {
+    async fn send_event(&mut self, e: &Event) -> Result<(), Gone> {
         if e.seq <= self.cursor {
             return Ok(()); // already sent during replay
         }

@@ -8,13 +8,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use ferry_proto::digest::{sha256_digest, verify};
-use ferry_proto::manifest::{config_labels, Kind, ManifestInfo};
+use ferry_proto::manifest::{config_labels, Kind, ManifestInfo, Ref};
 use ferry_proto::names::validate_tag;
 use ferry_proto::reference::ImageName;
 
-use super::catalog::{BlobMeta, TagEntry};
+use super::catalog::{BlobMeta, Origin, TagEntry};
+use super::events::{Event, EventKind};
 use super::{manifest_entry, Service, ServiceError};
-use crate::store::{BlobRecord, ManifestRecord, PublishRecord, StoredEvent};
+use crate::store::{BlobRecord, ManifestRecord, PublishRecord};
 
 /// A document sent with a publish.
 #[derive(Debug, Clone, Default)]
@@ -54,7 +55,7 @@ pub struct PublishOutcome {
     /// ferry repository name.
     pub repository: String,
     /// Events appended (one per tag that moved).
-    pub events: Vec<StoredEvent>,
+    pub events: Vec<Event>,
     /// Head of the log after this publish.
     pub head_seq: u64,
 }
@@ -128,12 +129,37 @@ fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), ServiceError> {
     Ok(())
 }
 
+/// The documents of a publish after their digests and size caps were checked, before the manifest
+/// graph is walked: each child and blob by its verified digest.
+struct Verified {
+    top: (ManifestRecord, ManifestInfo),
+    children: HashMap<String, Content>,
+    blobs: HashMap<String, Content>,
+}
+
+/// The manifests and blobs a publish stores, found by walking from the top-level manifest.
+struct Graph {
+    /// The top-level manifest first, then index children in the order the indexes list them.
+    manifests: Vec<(ManifestRecord, ManifestInfo)>,
+    /// Config blobs, each once.
+    blobs: Vec<BlobRecord>,
+}
+
 impl Service {
     /// Validates and stores a publish. Blocking (SQLite, fsync): call it off the async executor.
     pub fn publish(&self, input: PublishInput) -> Result<PublishOutcome, ServiceError> {
+        let span = tracing::info_span!("publish", image = %input.image, repository = tracing::field::Empty, digest = tracing::field::Empty);
+        let _entered = span.enter();
         let (record, infos) = self.validate(input)?;
+        span.record("repository", record.repository.as_str());
+        span.record("digest", record.top_digest());
         let _guard = self.publish_lock.lock().expect("publish lock poisoned");
-        let events = self.store.commit_publish(&record)?;
+        let events: Vec<Event> = self
+            .store
+            .commit_publish(&record)?
+            .into_iter()
+            .map(Event::from)
+            .collect();
         self.apply_to_catalog(&record, &infos, &events);
         let head_seq = match events.last() {
             Some(e) => {
@@ -144,7 +170,7 @@ impl Service {
             }
             None => self.head_seq(),
         };
-        tracing::info!(repository = %record.repository, digest = %record.top_digest(), moved = events.len(), head_seq, "published");
+        tracing::info!(moved = events.len(), head_seq, "published");
         Ok(PublishOutcome {
             digest: record.top_digest().to_string(),
             repository: record.repository.clone(),
@@ -154,169 +180,207 @@ impl Service {
     }
 
     /// Checks everything and returns the record to store, with each manifest's parsed form (in
-    /// the record's order) for the catalog.
+    /// the record's order) for the catalog. Nothing is stored here.
     fn validate(
         &self,
         input: PublishInput,
     ) -> Result<(PublishRecord, Vec<ManifestInfo>), ServiceError> {
-        let limits = &self.limits;
         let name = ImageName::parse(&input.image)?;
-        if input.tags.len() > limits.max_tags_per_publish {
-            return Err(invalid(format!(
-                "{} tags in one publish, over the limit of {}",
-                input.tags.len(),
-                limits.max_tags_per_publish
-            )));
-        }
-        let mut tags = Vec::with_capacity(input.tags.len());
-        for t in &input.tags {
-            validate_tag(t)?;
-            if !tags.contains(t) {
-                tags.push(t.clone());
-            }
-        }
+        let tags = self.checked_tags(&input.tags)?;
         check_origin(&input.origin)?;
         check_labels(&input.labels)?;
-        if input.children.len() > limits.max_children {
-            return Err(invalid(format!(
-                "{} child manifests, over the limit of {}",
-                input.children.len(),
-                limits.max_children
-            )));
-        }
-
-        // Manifests: the top one, then children. Each is verified, parsed, and every manifest it
-        // references must be present, so a client pulling any of them never meets a hole.
-        let top_digest =
-            verified_digest(&input.manifest, "manifest", limits.max_manifest_bytes, true)?;
-        let mut manifests: Vec<(ManifestRecord, ManifestInfo)> = Vec::new();
-        let top_info = ManifestInfo::parse(
-            Some(&input.manifest.media_type)
-                .filter(|m| !m.is_empty())
-                .map(|s| s.as_str()),
-            &input.manifest.data,
-        )?;
-        manifests.push((record(top_digest, &top_info, input.manifest.data), top_info));
-        let mut children: HashMap<String, Content> = HashMap::new();
-        for c in input.children {
-            let d = verified_digest(&c, "child manifest", limits.max_manifest_bytes, false)?;
-            children.insert(d, c);
-        }
-        let mut blobs: HashMap<String, Content> = HashMap::new();
-        for b in input.blobs {
-            let d = verified_digest(&b, "blob", limits.max_blob_bytes, false)?;
-            blobs.insert(d, b);
-        }
-        let mut stored_blobs = Vec::new();
-        let mut i = 0;
-        while i < manifests.len() {
-            let info = manifests[i].1.clone();
-            match &info.kind {
-                Kind::Index { manifests: refs } => {
-                    for r in refs {
-                        let Some(c) = children.remove(&r.digest) else {
-                            if manifests.iter().any(|(m, _)| m.digest == r.digest) {
-                                continue;
-                            }
-                            return Err(invalid(format!(
-                                "index {} lists manifest {} which the publish does not include",
-                                manifests[i].0.digest, r.digest
-                            )));
-                        };
-                        check_size("manifest", &r.digest, &c.data, r.size, "the index")?;
-                        let child_info = ManifestInfo::parse(Some(&r.media_type), &c.data)?;
-                        manifests.push((record(r.digest.clone(), &child_info, c.data), child_info));
-                    }
-                }
-                Kind::Image { config, .. } => {
-                    if stored_blobs
-                        .iter()
-                        .any(|b: &BlobRecord| b.digest == config.digest)
-                    {
-                        i += 1;
-                        continue;
-                    }
-                    let Some(b) = blobs.remove(&config.digest) else {
-                        return Err(invalid(format!(
-                            "manifest {} references config {} which the publish does not include",
-                            manifests[i].0.digest, config.digest
-                        )));
-                    };
-                    check_size(
-                        "config",
-                        &config.digest,
-                        &b.data,
-                        config.size,
-                        "the manifest",
-                    )?;
-                    stored_blobs.push(BlobRecord {
-                        digest: config.digest.clone(),
-                        media_type: config.media_type.clone(),
-                        data: b.data,
-                    });
-                }
-            }
-            i += 1;
-        }
-        if let Some(d) = children.keys().next() {
-            return Err(invalid(format!(
-                "child manifest {d} is not listed by the index"
-            )));
-        }
-        if let Some(d) = blobs.keys().next() {
-            return Err(invalid(format!(
-                "blob {d} is not referenced by any manifest"
-            )));
-        }
-
-        // Labels: the (first) image config's, with the publisher's on top.
-        let mut labels = stored_blobs
-            .first()
-            .map(|b| config_labels(&b.data))
-            .unwrap_or_default();
-        labels.extend(input.labels);
-        check_labels(&labels)?;
-
-        let (manifests, infos) = manifests.into_iter().unzip();
+        let verified = self.verify_documents(input.manifest, input.children, input.blobs)?;
+        let graph = walk_manifest_graph(verified)?;
+        let labels = release_labels(&graph.blobs, input.labels)?;
+        let (manifests, infos) = graph.manifests.into_iter().unzip();
         let record = PublishRecord {
             repository: name.ferry_repository(),
             image: name.to_string(),
             origin: input.origin,
             manifests,
-            blobs: stored_blobs,
+            blobs: graph.blobs,
             tags,
             labels,
         };
         Ok((record, infos))
     }
 
-    fn apply_to_catalog(
+    /// The tags to move: each valid, within the per-publish cap, duplicates dropped.
+    fn checked_tags(&self, tags: &[String]) -> Result<Vec<String>, ServiceError> {
+        let limit = self.limits.max_tags_per_publish;
+        if tags.len() > limit {
+            return Err(invalid(format!(
+                "{} tags in one publish, over the limit of {limit}",
+                tags.len()
+            )));
+        }
+        let mut out = Vec::with_capacity(tags.len());
+        for t in tags {
+            validate_tag(t)?;
+            if !out.contains(t) {
+                out.push(t.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Checks every document's size cap and digest, and parses the top-level manifest.
+    fn verify_documents(
         &self,
-        rec: &PublishRecord,
-        infos: &[ManifestInfo],
-        events: &[StoredEvent],
-    ) {
+        manifest: Content,
+        children: Vec<Content>,
+        blobs: Vec<Content>,
+    ) -> Result<Verified, ServiceError> {
+        let limits = &self.limits;
+        if children.len() > limits.max_children {
+            return Err(invalid(format!(
+                "{} child manifests, over the limit of {}",
+                children.len(),
+                limits.max_children
+            )));
+        }
+        let top_digest = verified_digest(&manifest, "manifest", limits.max_manifest_bytes, true)?;
+        let declared = Some(manifest.media_type.as_str()).filter(|m| !m.is_empty());
+        let top_info = ManifestInfo::parse(declared, &manifest.data)?;
+        let top = (record(top_digest, &top_info, manifest.data), top_info);
+        let mut by_digest = HashMap::new();
+        for c in children {
+            let d = verified_digest(&c, "child manifest", limits.max_manifest_bytes, false)?;
+            by_digest.insert(d, c);
+        }
+        let mut blob_by_digest = HashMap::new();
+        for b in blobs {
+            let d = verified_digest(&b, "blob", limits.max_blob_bytes, false)?;
+            blob_by_digest.insert(d, b);
+        }
+        Ok(Verified {
+            top,
+            children: by_digest,
+            blobs: blob_by_digest,
+        })
+    }
+}
+
+/// Walks from the top-level manifest: every manifest an index lists and every config an image
+/// names must be in the publish, so a client pulling any of them never meets a hole; and every
+/// document sent must be reachable, so nothing is stored that nobody can find.
+fn walk_manifest_graph(mut v: Verified) -> Result<Graph, ServiceError> {
+    let mut graph = Graph {
+        manifests: vec![v.top],
+        blobs: Vec::new(),
+    };
+    let mut i = 0;
+    while i < graph.manifests.len() {
+        let digest = graph.manifests[i].0.digest.clone();
+        match graph.manifests[i].1.kind.clone() {
+            Kind::Index { manifests: refs } => {
+                for r in refs {
+                    if let Some(child) = take_child(&mut v.children, &graph, &digest, &r)? {
+                        graph.manifests.push(child);
+                    }
+                }
+            }
+            Kind::Image { config, .. } => {
+                if let Some(blob) = take_config(&mut v.blobs, &graph, &digest, &config)? {
+                    graph.blobs.push(blob);
+                }
+            }
+        }
+        i += 1;
+    }
+    if let Some(d) = v.children.keys().next() {
+        return Err(invalid(format!(
+            "child manifest {d} is not listed by the index"
+        )));
+    }
+    if let Some(d) = v.blobs.keys().next() {
+        return Err(invalid(format!(
+            "blob {d} is not referenced by any manifest"
+        )));
+    }
+    Ok(graph)
+}
+
+/// The child manifest `r` that index `index` lists, parsed as the index declares it; None when
+/// the walk already holds it (an index may list a manifest twice).
+fn take_child(
+    children: &mut HashMap<String, Content>,
+    graph: &Graph,
+    index: &str,
+    r: &Ref,
+) -> Result<Option<(ManifestRecord, ManifestInfo)>, ServiceError> {
+    let Some(c) = children.remove(&r.digest) else {
+        if graph.manifests.iter().any(|(m, _)| m.digest == r.digest) {
+            return Ok(None);
+        }
+        return Err(invalid(format!(
+            "index {index} lists manifest {} which the publish does not include",
+            r.digest
+        )));
+    };
+    check_size("manifest", &r.digest, &c.data, r.size, "the index")?;
+    let info = ManifestInfo::parse(Some(&r.media_type), &c.data)?;
+    Ok(Some((record(r.digest.clone(), &info, c.data), info)))
+}
+
+/// The config blob `config` that image `manifest` names; None when the walk already holds it
+/// (images of one index often share a config).
+fn take_config(
+    blobs: &mut HashMap<String, Content>,
+    graph: &Graph,
+    manifest: &str,
+    config: &Ref,
+) -> Result<Option<BlobRecord>, ServiceError> {
+    if graph.blobs.iter().any(|b| b.digest == config.digest) {
+        return Ok(None);
+    }
+    let Some(b) = blobs.remove(&config.digest) else {
+        return Err(invalid(format!(
+            "manifest {manifest} references config {} which the publish does not include",
+            config.digest
+        )));
+    };
+    check_size(
+        "config",
+        &config.digest,
+        &b.data,
+        config.size,
+        "the manifest",
+    )?;
+    Ok(Some(BlobRecord {
+        digest: config.digest.clone(),
+        media_type: config.media_type.clone(),
+        data: b.data,
+    }))
+}
+
+/// The release's labels: the (first) image config's, with the publisher's on top.
+fn release_labels(
+    blobs: &[BlobRecord],
+    publisher: BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, ServiceError> {
+    let mut labels = blobs
+        .first()
+        .map(|b| config_labels(&b.data))
+        .unwrap_or_default();
+    labels.extend(publisher);
+    check_labels(&labels)?;
+    Ok(labels)
+}
+
+impl Service {
+    fn apply_to_catalog(&self, rec: &PublishRecord, infos: &[ManifestInfo], events: &[Event]) {
         let mut catalog = self.catalog.write().expect("catalog lock poisoned");
         let repo = catalog.repos.entry(rec.repository.clone()).or_default();
         repo.image.clone_from(&rec.image);
-        if rec.origin.is_some() {
-            repo.origin.clone_from(&rec.origin);
-        }
+        let origin = rec.origin.clone().map(Origin::from);
         for (i, (m, info)) in rec.manifests.iter().zip(infos).enumerate() {
             let labels = if i == 0 {
                 rec.labels.clone()
             } else {
                 BTreeMap::new()
             };
-            let (entry, layers) = manifest_entry(
-                m.digest.clone(),
-                m.media_type.clone(),
-                m.artifact_type.clone(),
-                m.subject.clone(),
-                labels,
-                m.data.clone(),
-                Some(info),
-            );
+            let (entry, layers) = manifest_entry(m.clone(), labels, origin.clone(), Some(info));
             repo.insert_manifest(entry, layers);
         }
         for b in &rec.blobs {
@@ -329,14 +393,18 @@ impl Service {
             );
         }
         for e in events {
-            repo.tags.insert(
-                e.tag.clone(),
-                TagEntry {
-                    digest: e.digest.clone(),
-                    seq: e.seq,
-                    updated_at_ms: e.created_at_ms,
-                },
-            );
+            match &e.kind {
+                EventKind::TagMoved(m) => {
+                    repo.tags.insert(
+                        m.tag.clone(),
+                        TagEntry {
+                            digest: m.digest.clone(),
+                            seq: e.seq,
+                            updated_at_ms: e.published_at_ms,
+                        },
+                    );
+                }
+            }
         }
     }
 }
