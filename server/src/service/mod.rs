@@ -10,6 +10,8 @@ mod error;
 mod events;
 mod publish;
 mod reads;
+#[cfg(test)]
+mod tests;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -38,6 +40,9 @@ pub struct Limits {
     pub max_tags_per_publish: usize,
     /// Most child manifests an index may carry.
     pub max_children: usize,
+    /// Most labels a release may carry (the config's and the publisher's together): every event
+    /// of the release carries them to every subscriber.
+    pub max_labels: usize,
     /// Publishes a live subscriber may fall behind before it is moved back to log replay. The
     /// live fan-out holds this many batches; bounding it bounds memory whatever clients do.
     pub live_buffer: usize,
@@ -50,6 +55,7 @@ impl Default for Limits {
             max_blob_bytes: 1024 * 1024,
             max_tags_per_publish: 100,
             max_children: 256,
+            max_labels: 256,
             live_buffer: 4096,
         }
     }

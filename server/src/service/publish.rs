@@ -118,7 +118,13 @@ fn check_origin(origin: &Option<(String, String)>) -> Result<(), ServiceError> {
     Ok(())
 }
 
-fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), ServiceError> {
+fn check_labels(labels: &BTreeMap<String, String>, limit: usize) -> Result<(), ServiceError> {
+    if labels.len() > limit {
+        return Err(invalid(format!(
+            "{} labels, over the limit of {limit}; keep release metadata in fewer labels",
+            labels.len()
+        )));
+    }
     for (k, v) in labels {
         if k.is_empty() || k.len() > 256 || v.len() > 4096 {
             return Err(invalid(format!(
@@ -188,10 +194,10 @@ impl Service {
         let name = ImageName::parse(&input.image)?;
         let tags = self.checked_tags(&input.tags)?;
         check_origin(&input.origin)?;
-        check_labels(&input.labels)?;
+        check_labels(&input.labels, self.limits.max_labels)?;
         let verified = self.verify_documents(input.manifest, input.children, input.blobs)?;
         let graph = walk_manifest_graph(verified)?;
-        let labels = release_labels(&graph.blobs, input.labels)?;
+        let labels = release_labels(&graph.blobs, input.labels, self.limits.max_labels)?;
         let (manifests, infos) = graph.manifests.into_iter().unzip();
         let record = PublishRecord {
             repository: name.ferry_repository(),
@@ -358,13 +364,14 @@ fn take_config(
 fn release_labels(
     blobs: &[BlobRecord],
     publisher: BTreeMap<String, String>,
+    max_labels: usize,
 ) -> Result<BTreeMap<String, String>, ServiceError> {
     let mut labels = blobs
         .first()
         .map(|b| config_labels(&b.data))
         .unwrap_or_default();
     labels.extend(publisher);
-    check_labels(&labels)?;
+    check_labels(&labels, max_labels)?;
     Ok(labels)
 }
 
