@@ -227,15 +227,18 @@ impl Ferry for FerryGrpc {
             )
             .map(|_| ())
         });
+        let token = subscribe::StreamToken {
+            name: principal.name,
+            still_allowed,
+            slot,
+        };
         let stream = subscribe::start(
             self.service.clone(),
-            &principal.name,
+            token,
             req.after_seq,
             filter,
             self.heartbeat,
             self.shutdown.clone(),
-            still_allowed,
-            slot,
         );
         Ok(Response::new(Box::pin(stream)))
     }

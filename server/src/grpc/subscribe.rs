@@ -25,22 +25,30 @@ const STREAM_BUFFER: usize = 64;
 
 type Tx = mpsc::Sender<Result<pb::SubscribeResponse, Status>>;
 
+/// The token a stream was opened with: its name (for logs), how to re-check it, and its place
+/// in the token's stream count.
+pub struct StreamToken {
+    /// The token's name.
+    pub name: String,
+    /// Re-checks the token at every heartbeat.
+    pub still_allowed: StillAllowed,
+    /// Freed when the stream ends.
+    pub slot: StreamSlot,
+}
+
 /// Starts the stream task and returns the client's end. The task runs in a `subscribe` span
 /// naming the token and the cursor it started from, so every log line of the stream says whose
 /// it is.
-#[allow(clippy::too_many_arguments)]
 pub fn start(
     service: Arc<Service>,
-    token_name: &str,
+    token: StreamToken,
     after_seq: u64,
     filter: ImageFilter,
     heartbeat: Duration,
     shutdown: watch::Receiver<bool>,
-    still_allowed: StillAllowed,
-    slot: StreamSlot,
 ) -> ReceiverStream<Result<pb::SubscribeResponse, Status>> {
     let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-    let span = tracing::info_span!("subscribe", token = %token_name, after_seq);
+    let span = tracing::info_span!("subscribe", token = %token.name, after_seq);
     tokio::spawn(
         async move {
             let mut s = Subscriber {
@@ -48,8 +56,8 @@ pub fn start(
                 filter,
                 tx,
                 cursor: after_seq,
-                still_allowed,
-                _slot: slot,
+                still_allowed: token.still_allowed,
+                _slot: token.slot,
             };
             if let Err(Gone) = s.run(heartbeat, shutdown).await {
                 tracing::debug!(cursor = s.cursor, "subscriber left");
