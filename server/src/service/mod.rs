@@ -12,6 +12,7 @@ mod publish;
 mod reads;
 #[cfg(test)]
 mod tests;
+mod validate;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
