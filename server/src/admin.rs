@@ -39,11 +39,21 @@ pub enum TokenCommand {
     },
 }
 
-/// Runs a `token` subcommand against the store in `data_dir`.
-pub fn run_token(data_dir: &Path, cmd: TokenCommand) -> anyhow::Result<()> {
-    let store = Store::open(data_dir)
-        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
-    match cmd {
+/// What a `token` subcommand did, for `main` to print: the secret (if any) on stdout, so it can
+/// be piped into a file, and the notes for people on stderr.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenOutput {
+    /// For standard output: the new secret, or the token table.
+    pub stdout: String,
+    /// For standard error: what was done.
+    pub stderr: String,
+}
+
+/// Runs a `token` subcommand against the store in `data_dir`, which must already hold the
+/// server's database: in any other directory the tokens would be ones the server never reads.
+pub fn run_token(data_dir: &Path, cmd: TokenCommand) -> anyhow::Result<TokenOutput> {
+    let store = open_existing(data_dir)?;
+    let out = match cmd {
         TokenCommand::Create {
             roles,
             scopes,
@@ -51,48 +61,67 @@ pub fn run_token(data_dir: &Path, cmd: TokenCommand) -> anyhow::Result<()> {
         } => {
             let name = name.unwrap_or_else(|| default_name(&roles));
             let (rec, secret) = auth::create_token(&store, &name, &roles, &scopes)?;
-            eprintln!(
-                "created token {:?} (id {}, roles {}{}); it is shown only now:",
-                rec.name,
-                rec.id,
-                rec.roles.join(", "),
-                scope_note(&rec)
-            );
-            println!("{secret}");
-        }
-        TokenCommand::List => {
-            println!(
-                "{:<4} {:<24} {:<24} {:<28} STATUS",
-                "ID", "NAME", "ROLES", "SCOPES"
-            );
-            for t in store.list_tokens()? {
-                println!(
-                    "{:<4} {:<24} {:<24} {:<28} {}",
-                    t.id,
-                    t.name,
-                    t.roles.join(","),
-                    if t.scopes.is_empty() {
-                        "*".to_string()
-                    } else {
-                        t.scopes.join(",")
-                    },
-                    if t.revoked_at_ms.is_some() {
-                        "revoked"
-                    } else {
-                        "active"
-                    }
-                );
+            TokenOutput {
+                stdout: format!("{secret}\n"),
+                stderr: format!(
+                    "created token {:?} (id {}, roles {}{}); it is shown only now:\n",
+                    rec.name,
+                    rec.id,
+                    rec.roles.join(", "),
+                    scope_note(&rec)
+                ),
             }
         }
+        TokenCommand::List => TokenOutput {
+            stdout: token_table(&store.list_tokens()?),
+            stderr: String::new(),
+        },
         TokenCommand::Revoke { token } => match store.revoke_token(&token)? {
-            Some(rec) => eprintln!("revoked token {:?} (id {})", rec.name, rec.id),
+            Some(rec) => TokenOutput {
+                stdout: String::new(),
+                stderr: format!("revoked token {:?} (id {})\n", rec.name, rec.id),
+            },
             None => anyhow::bail!(
                 "no token with id or name {token:?} in {}; `ferry-server token list` shows them",
                 data_dir.display()
             ),
         },
+    };
+    Ok(out)
+}
+
+/// The store of an admin command; refuses a directory without a ferry database.
+fn open_existing(data_dir: &Path) -> anyhow::Result<Store> {
+    Store::open_existing(data_dir)
+        .with_context(|| format!("opening the store in {}", data_dir.display()))
+}
+
+/// `token list`'s table: one line per token, never a secret.
+fn token_table(tokens: &[TokenRecord]) -> String {
+    let mut out = format!(
+        "{:<4} {:<24} {:<24} {:<28} STATUS\n",
+        "ID", "NAME", "ROLES", "SCOPES"
+    );
+    for t in tokens {
+        let scopes = if t.scopes.is_empty() {
+            "*".to_string()
+        } else {
+            t.scopes.join(",")
+        };
+        let status = if t.revoked_at_ms.is_some() {
+            "revoked"
+        } else {
+            "active"
+        };
+        out.push_str(&format!(
+            "{:<4} {:<24} {:<24} {:<28} {status}\n",
+            t.id,
+            t.name,
+            t.roles.join(","),
+            scopes
+        ));
     }
-    Ok(())
+    out
 }
 
 fn scope_note(rec: &TokenRecord) -> String {
@@ -110,21 +139,59 @@ fn default_name(roles: &[Role]) -> String {
     format!("{}-{suffix}", roles.join("+"))
 }
 
-/// `ferry-server check`: SQLite's integrity check and a gapless event log.
-pub fn check(data_dir: &Path) -> anyhow::Result<()> {
-    let store = Store::open(data_dir)
-        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+/// What `ferry-server check` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckReport {
+    /// The database file checked.
+    pub path: PathBuf,
+    /// SQLite's `PRAGMA integrity_check` answer ("ok" when sound).
+    pub integrity: String,
+    /// Events in the log.
+    pub events: u64,
+    /// Lowest seq in the log (0 when empty).
+    pub first_seq: u64,
+    /// Highest seq in the log (0 when empty).
+    pub last_seq: u64,
+}
+
+impl std::fmt::Display for CheckReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "integrity_check: {}", self.integrity)?;
+        writeln!(
+            f,
+            "events: {} (seq {}..={})",
+            self.events, self.first_seq, self.last_seq
+        )
+    }
+}
+
+impl CheckReport {
+    /// Ok when the file is sound and the event log gapless; else what is wrong.
+    pub fn verdict(&self) -> anyhow::Result<()> {
+        if self.integrity != "ok" {
+            anyhow::bail!("{} failed SQLite's integrity check", self.path.display());
+        }
+        let (events, first, last) = (self.events, self.first_seq, self.last_seq);
+        if events > 0 && events != last - first + 1 {
+            anyhow::bail!("the event log has gaps: {events} events between seq {first} and {last}");
+        }
+        Ok(())
+    }
+}
+
+/// `ferry-server check`: SQLite's integrity check and a gapless event log, on the database that
+/// `data_dir` already holds.
+pub fn check(data_dir: &Path) -> anyhow::Result<CheckReport> {
+    let store = open_existing(data_dir)?;
     let integrity = store.integrity_check()?;
-    let (events, first, last) = store.event_log_extent()?;
-    println!("integrity_check: {integrity}");
-    println!("events: {events} (seq {first}..={last})");
-    if integrity != "ok" {
-        anyhow::bail!("{} failed SQLite's integrity check", store.path().display());
-    }
-    if events > 0 && events != last - first + 1 {
-        anyhow::bail!("the event log has gaps: {events} events between seq {first} and {last}");
-    }
-    Ok(())
+    let (events, first_seq, last_seq) = store.event_log_extent()?;
+    Ok(CheckReport {
+        path: store.path().to_path_buf(),
+        integrity,
+        events,
+        first_seq,
+        last_seq,
+    })
 }
 
 /// The file the bootstrap token is written to.
@@ -179,6 +246,37 @@ fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn admin_commands_refuse_a_directory_without_a_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("not-the-data-dir");
+        for result in [
+            run_token(&missing, TokenCommand::List).map(|_| ()),
+            check(&missing).map(|_| ()),
+        ] {
+            let err = format!("{:#}", result.unwrap_err());
+            assert!(err.contains("--data-dir"), "{err}");
+            assert!(err.contains(&missing.display().to_string()), "{err}");
+        }
+        assert!(!missing.exists(), "no directory is created");
+    }
+
+    #[test]
+    fn token_list_is_a_table_without_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        ensure_bootstrap_token(&store, dir.path()).unwrap();
+        let secret = std::fs::read_to_string(bootstrap_token_path(dir.path())).unwrap();
+        let out = run_token(dir.path(), TokenCommand::List).unwrap();
+        assert!(out.stdout.starts_with("ID "), "{}", out.stdout);
+        assert!(out.stdout.contains("bootstrap"), "{}", out.stdout);
+        assert!(out.stdout.contains("active"), "{}", out.stdout);
+        assert!(!out.stdout.contains(secret.trim()));
+        let report = check(dir.path()).unwrap();
+        assert_eq!(report.integrity, "ok");
+        report.verdict().unwrap();
+    }
 
     #[test]
     fn bootstrap_token_is_private_and_made_once() {

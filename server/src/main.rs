@@ -8,8 +8,17 @@ async fn main() -> anyhow::Result<()> {
     let mut args = Args::parse();
     init_logs(&args.log_format);
     match args.command.take() {
-        Some(Command::Token(cmd)) => return ferry_server::admin::run_token(&args.data_dir, cmd),
-        Some(Command::Check) => return ferry_server::admin::check(&args.data_dir),
+        Some(Command::Token(cmd)) => {
+            let out = ferry_server::admin::run_token(&args.data_dir, cmd)?;
+            eprint!("{}", out.stderr);
+            print!("{}", out.stdout);
+            return Ok(());
+        }
+        Some(Command::Check) => {
+            let report = ferry_server::admin::check(&args.data_dir)?;
+            print!("{report}");
+            return report.verdict();
+        }
         Some(Command::Serve) | None => {}
     }
     let cfg = args.server_config()?;

@@ -3,8 +3,7 @@
 use ferry_proto::pb;
 use tonic::Status;
 
-use crate::service::{Content, CurrentTag, PublishInput};
-use crate::store::StoredEvent;
+use crate::service::{Content, CurrentTag, Event, EventKind, PublishInput};
 
 fn content(c: pb::Content) -> Content {
     Content {
@@ -38,32 +37,36 @@ pub fn publish_input(req: pb::PublishRequest) -> Result<PublishInput, Status> {
     })
 }
 
-fn kind(kind: &str) -> pb::EventKind {
-    match kind {
-        "TAG_MOVED" => pb::EventKind::TagMoved,
-        "TAG_DELETED" => pb::EventKind::TagDeleted,
-        "RING_MOVED" => pb::EventKind::RingMoved,
-        _ => pb::EventKind::Unspecified,
+/// A domain event as sent on the stream.
+pub fn event(e: &Event) -> pb::Event {
+    match &e.kind {
+        EventKind::TagMoved(m) => pb::Event {
+            seq: e.seq,
+            kind: pb::EventKind::TagMoved as i32,
+            image: e.image.clone(),
+            repository: e.repository.clone(),
+            tag: m.tag.clone(),
+            digest: m.digest.clone(),
+            previous_digest: m.previous_digest.clone(),
+            media_type: m.media_type.clone(),
+            labels: m.labels.clone().into_iter().collect(),
+            published_at_ms: e.published_at_ms,
+            ring: String::new(),
+            artifact_type: m.artifact_type.clone().unwrap_or_default(),
+            subject: m.subject.clone().unwrap_or_default(),
+        },
     }
 }
 
-/// A stored event as sent on the stream.
-pub fn event(e: &StoredEvent) -> pb::Event {
-    pb::Event {
-        seq: e.seq,
-        kind: kind(&e.kind) as i32,
-        image: e.image.clone(),
-        repository: e.repository.clone(),
-        tag: e.tag.clone(),
-        digest: e.digest.clone(),
-        previous_digest: e.previous_digest.clone(),
-        media_type: e.media_type.clone(),
-        labels: e.labels.clone().into_iter().collect(),
-        published_at_ms: e.created_at_ms,
-        ring: String::new(),
-        // Filled once the store records them per event (issue 9).
-        artifact_type: String::new(),
-        subject: String::new(),
+/// A tag move as the Publish response lists it.
+pub fn tag_move(e: &Event) -> Option<pb::TagMove> {
+    match &e.kind {
+        EventKind::TagMoved(m) => Some(pb::TagMove {
+            tag: m.tag.clone(),
+            digest: m.digest.clone(),
+            previous_digest: m.previous_digest.clone(),
+            seq: e.seq,
+        }),
     }
 }
 
@@ -78,7 +81,7 @@ pub fn tag_state(t: CurrentTag) -> pb::TagState {
         media_type: t.media_type,
         labels: t.labels.into_iter().collect(),
         published_at_ms: t.updated_at_ms,
-        artifact_type: String::new(),
-        subject: String::new(),
+        artifact_type: t.artifact_type.unwrap_or_default(),
+        subject: t.subject.unwrap_or_default(),
     }
 }

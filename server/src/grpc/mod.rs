@@ -200,16 +200,7 @@ impl Ferry for FerryGrpc {
         Ok(Response::new(pb::PublishResponse {
             digest: out.digest,
             repository: out.repository,
-            moved: out
-                .events
-                .iter()
-                .map(|e| pb::TagMove {
-                    tag: e.tag.clone(),
-                    digest: e.digest.clone(),
-                    previous_digest: e.previous_digest.clone(),
-                    seq: e.seq,
-                })
-                .collect(),
+            moved: out.events.iter().filter_map(convert::tag_move).collect(),
             head_seq: out.head_seq,
         }))
     }
@@ -236,14 +227,18 @@ impl Ferry for FerryGrpc {
             )
             .map(|_| ())
         });
+        let token = subscribe::StreamToken {
+            name: principal.name,
+            still_allowed,
+            slot,
+        };
         let stream = subscribe::start(
             self.service.clone(),
+            token,
             req.after_seq,
             filter,
             self.heartbeat,
             self.shutdown.clone(),
-            still_allowed,
-            slot,
         );
         Ok(Response::new(Box::pin(stream)))
     }

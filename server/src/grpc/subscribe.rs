@@ -12,10 +12,10 @@ use ferry_proto::pb::{self, subscribe_response::Item};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
+use tracing::Instrument;
 
 use super::{convert, ImageFilter};
-use crate::service::Service;
-use crate::store::StoredEvent;
+use crate::service::{Event, Service};
 
 /// Events replayed per store query: bounds memory per catching-up stream.
 const REPLAY_PAGE: usize = 1000;
@@ -25,30 +25,46 @@ const STREAM_BUFFER: usize = 64;
 
 type Tx = mpsc::Sender<Result<pb::SubscribeResponse, Status>>;
 
-/// Starts the stream task and returns the client's end.
+/// The token a stream was opened with: its name (for logs), how to re-check it, and its place
+/// in the token's stream count.
+pub struct StreamToken {
+    /// The token's name.
+    pub name: String,
+    /// Re-checks the token at every heartbeat.
+    pub still_allowed: StillAllowed,
+    /// Freed when the stream ends.
+    pub slot: StreamSlot,
+}
+
+/// Starts the stream task and returns the client's end. The task runs in a `subscribe` span
+/// naming the token and the cursor it started from, so every log line of the stream says whose
+/// it is.
 pub fn start(
     service: Arc<Service>,
+    token: StreamToken,
     after_seq: u64,
     filter: ImageFilter,
     heartbeat: Duration,
     shutdown: watch::Receiver<bool>,
-    still_allowed: StillAllowed,
-    slot: StreamSlot,
 ) -> ReceiverStream<Result<pb::SubscribeResponse, Status>> {
     let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-    tokio::spawn(async move {
-        let mut s = Subscriber {
-            service,
-            filter,
-            tx,
-            cursor: after_seq,
-            still_allowed,
-            _slot: slot,
-        };
-        if let Err(Gone) = s.run(heartbeat, shutdown).await {
-            tracing::debug!(cursor = s.cursor, "subscriber left");
+    let span = tracing::info_span!("subscribe", token = %token.name, after_seq);
+    tokio::spawn(
+        async move {
+            let mut s = Subscriber {
+                service,
+                filter,
+                tx,
+                cursor: after_seq,
+                still_allowed: token.still_allowed,
+                _slot: token.slot,
+            };
+            if let Err(Gone) = s.run(heartbeat, shutdown).await {
+                tracing::debug!(cursor = s.cursor, "subscriber left");
+            }
         }
-    });
+        .instrument(span),
+    );
     ReceiverStream::new(rx)
 }
 
@@ -78,7 +94,7 @@ impl Subscriber {
             .map_err(|_| Gone)
     }
 
-    async fn send_event(&mut self, e: &StoredEvent) -> Result<(), Gone> {
+    async fn send_event(&mut self, e: &Event) -> Result<(), Gone> {
         if e.seq <= self.cursor {
             return Ok(()); // already sent during replay
         }

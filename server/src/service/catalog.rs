@@ -4,10 +4,39 @@
 //! after their transaction commits, under the service's publish lock, so readers never see a tag
 //! whose manifest is not durable yet.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use bytes::Bytes;
+
+/// Where a manifest's layers can be pulled from: an origin registry and the repository there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// Base URL, `http://127.0.0.1:5001` or `https://ghcr.io`.
+    pub registry_url: String,
+    /// Repository path at the origin, `team/app`.
+    pub repository: String,
+}
+
+impl Origin {
+    /// The origin's URL of blob `digest`, where layer reads are redirected.
+    pub fn blob_url(&self, digest: &str) -> String {
+        format!(
+            "{}/v2/{}/blobs/{digest}",
+            self.registry_url.trim_end_matches('/'),
+            self.repository
+        )
+    }
+}
+
+impl From<(String, String)> for Origin {
+    fn from((registry_url, repository): (String, String)) -> Self {
+        Origin {
+            registry_url,
+            repository,
+        }
+    }
+}
 
 /// A stored manifest, ready to serve.
 #[derive(Debug)]
@@ -26,6 +55,8 @@ pub struct ManifestEntry {
     pub labels: BTreeMap<String, String>,
     /// The bytes as published.
     pub data: Bytes,
+    /// Where its layers live, if the publish said.
+    pub origin: Option<Origin>,
 }
 
 /// Metadata of a stored blob; the bytes stay in SQLite.
@@ -53,40 +84,61 @@ pub struct TagEntry {
 pub struct RepoView {
     /// Normalised image name.
     pub image: String,
-    /// Origin base URL and repository for layer redirects.
-    pub origin: Option<(String, String)>,
     /// Tags, sorted (the tags list is lexical).
     pub tags: BTreeMap<String, TagEntry>,
     /// Manifests by digest.
     pub manifests: HashMap<String, Arc<ManifestEntry>>,
     /// Stored blobs by digest.
     pub blobs: HashMap<String, BlobMeta>,
-    /// Layer digests referenced by stored manifests (redirected to the origin).
-    pub layers: HashSet<String>,
+    /// Layer digest → the origin its reads are redirected to. Layers of manifests published
+    /// without an origin are not here: ferry cannot serve them.
+    pub layer_origins: HashMap<String, Origin>,
     /// subject digest → digests of manifests that refer to it.
     pub referrers: HashMap<String, Vec<String>>,
 }
 
 impl RepoView {
     /// Adds a manifest and indexes its layers and subject.
+    ///
+    /// Layers follow the origin of the manifest that references them. A layer shared by manifests
+    /// from different origins redirects to the origin recorded last: the most recently published
+    /// manifest that named an origin. Both origins held the layer when their manifests were
+    /// published, and the newer one is the more likely to still have it; the store loads
+    /// manifests in that order (`origin_order`) so a restart keeps the same choice. A publish
+    /// without an origin leaves the layers' origins as they were.
     pub fn insert_manifest(
         &mut self,
-        entry: ManifestEntry,
+        mut entry: ManifestEntry,
         layers: impl IntoIterator<Item = String>,
     ) {
-        self.layers.extend(layers);
+        if let Some(old) = self.manifests.get(&entry.digest) {
+            // A re-publish that names no origin keeps the one recorded before (as the store
+            // does); index children carry no labels, so theirs never replace the top's.
+            if entry.origin.is_none() {
+                entry.origin.clone_from(&old.origin);
+            }
+            if entry.labels.is_empty() {
+                entry.labels.clone_from(&old.labels);
+            }
+        }
+        if let Some(origin) = &entry.origin {
+            for layer in layers {
+                self.layer_origins.insert(layer, origin.clone());
+            }
+        }
         if let Some(subject) = &entry.subject {
             let list = self.referrers.entry(subject.clone()).or_default();
             if !list.contains(&entry.digest) {
                 list.push(entry.digest.clone());
             }
         }
-        match self.manifests.get(&entry.digest) {
-            // Same bytes by definition; only the labels of a re-publish may differ.
-            Some(old) if old.labels == entry.labels || entry.labels.is_empty() => {}
-            _ => {
-                self.manifests.insert(entry.digest.clone(), Arc::new(entry));
-            }
+        let unchanged = self
+            .manifests
+            .get(&entry.digest)
+            .is_some_and(|old| old.labels == entry.labels && old.origin == entry.origin);
+        // Same bytes by definition; only the labels and origin of a re-publish may differ.
+        if !unchanged {
+            self.manifests.insert(entry.digest.clone(), Arc::new(entry));
         }
     }
 }

@@ -6,11 +6,77 @@ use std::sync::Arc;
 use tokio::sync::broadcast;
 
 use super::{Service, ServiceError};
-use crate::store::StoredEvent;
+use crate::store::{StoredEvent, StoredEventKind};
+
+/// One event of the log, as the domain sees it: where in the log, which image, and what changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Gapless, strictly increasing position in the log.
+    pub seq: u64,
+    /// ferry repository name.
+    pub repository: String,
+    /// Normalised image name.
+    pub image: String,
+    /// When it happened (ms since the Unix epoch).
+    pub published_at_ms: i64,
+    /// What changed.
+    pub kind: EventKind,
+}
+
+/// What an event records. Each kind carries only the facts it has (a ring move, to come, will
+/// name a ring and a digest but no tag).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventKind {
+    /// A tag now points at a (new) manifest.
+    TagMoved(TagMove),
+}
+
+/// A tag that moved, with what clients need to know of the manifest it points at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagMove {
+    /// The tag.
+    pub tag: String,
+    /// Where it points now.
+    pub digest: String,
+    /// Where it pointed before; empty for a new tag.
+    pub previous_digest: String,
+    /// Media type of the manifest at `digest`.
+    pub media_type: String,
+    /// OCI 1.1 artifactType of that manifest: with `subject`, it tells a release from an
+    /// artifact (signature, SBOM) that agents never deploy.
+    pub artifact_type: Option<String>,
+    /// OCI 1.1 subject of that manifest.
+    pub subject: Option<String>,
+    /// The image's labels at publish.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl From<StoredEvent> for Event {
+    fn from(e: StoredEvent) -> Self {
+        let kind = match e.kind {
+            StoredEventKind::TagMoved => EventKind::TagMoved(TagMove {
+                tag: e.tag,
+                digest: e.digest,
+                previous_digest: e.previous_digest,
+                media_type: e.media_type,
+                artifact_type: e.artifact_type,
+                subject: e.subject,
+                labels: e.labels,
+            }),
+        };
+        Event {
+            seq: e.seq,
+            repository: e.repository,
+            image: e.image,
+            published_at_ms: e.created_at_ms,
+            kind,
+        }
+    }
+}
 
 /// The events of one publish, shared by every subscriber: one allocation per publish, not per
 /// subscriber.
-pub type EventBatch = Arc<[StoredEvent]>;
+pub type EventBatch = Arc<[Event]>;
 
 /// A tag's current state, for snapshots and reconciliation.
 #[derive(Debug, Clone)]
@@ -27,6 +93,10 @@ pub struct CurrentTag {
     pub seq: u64,
     /// The manifest's media type.
     pub media_type: String,
+    /// The manifest's OCI 1.1 artifactType.
+    pub artifact_type: Option<String>,
+    /// The manifest's OCI 1.1 subject.
+    pub subject: Option<String>,
     /// The manifest's labels.
     pub labels: BTreeMap<String, String>,
     /// When it moved (ms since the epoch).
@@ -41,8 +111,9 @@ impl Service {
     }
 
     /// Up to `limit` logged events after `after_seq`. Blocking (SQLite).
-    pub fn replay(&self, after_seq: u64, limit: usize) -> Result<Vec<StoredEvent>, ServiceError> {
-        Ok(self.store.events_after(after_seq, limit)?)
+    pub fn replay(&self, after_seq: u64, limit: usize) -> Result<Vec<Event>, ServiceError> {
+        let stored = self.store.events_after(after_seq, limit)?;
+        Ok(stored.into_iter().map(Event::from).collect())
     }
 
     /// The lowest seq the log still holds; a cursor below `oldest - 1` needs a snapshot.
@@ -71,6 +142,8 @@ impl Service {
                     digest: t.digest.clone(),
                     seq: t.seq,
                     media_type: m.map(|m| m.media_type.clone()).unwrap_or_default(),
+                    artifact_type: m.and_then(|m| m.artifact_type.clone()),
+                    subject: m.and_then(|m| m.subject.clone()),
                     labels: m.map(|m| m.labels.clone()).unwrap_or_default(),
                     updated_at_ms: t.updated_at_ms,
                 });

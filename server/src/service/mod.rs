@@ -10,6 +10,9 @@ mod error;
 mod events;
 mod publish;
 mod reads;
+#[cfg(test)]
+mod tests;
+mod validate;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -19,11 +22,11 @@ use tokio::sync::broadcast;
 
 use ferry_proto::manifest::ManifestInfo;
 
-use crate::store::Store;
-use catalog::{BlobMeta, Catalog, ManifestEntry, RepoView, TagEntry};
+use crate::store::{ManifestRecord, Store};
+use catalog::{BlobMeta, Catalog, ManifestEntry, Origin, RepoView, TagEntry};
 
 pub use error::ServiceError;
-pub use events::{CurrentTag, EventBatch};
+pub use events::{CurrentTag, Event, EventBatch, EventKind, TagMove};
 pub use publish::{Content, PublishInput, PublishOutcome};
 pub use reads::{BlobAnswer, Referrer};
 
@@ -38,6 +41,9 @@ pub struct Limits {
     pub max_tags_per_publish: usize,
     /// Most child manifests an index may carry.
     pub max_children: usize,
+    /// Most labels a release may carry (the config's and the publisher's together): every event
+    /// of the release carries them to every subscriber.
+    pub max_labels: usize,
     /// Publishes a live subscriber may fall behind before it is moved back to log replay. The
     /// live fan-out holds this many batches; bounding it bounds memory whatever clients do.
     pub live_buffer: usize,
@@ -50,6 +56,7 @@ impl Default for Limits {
             max_blob_bytes: 1024 * 1024,
             max_tags_per_publish: 100,
             max_children: 256,
+            max_labels: 256,
             live_buffer: 4096,
         }
     }
@@ -77,7 +84,6 @@ impl Service {
                 r.name,
                 RepoView {
                     image: r.image,
-                    origin: r.origin,
                     ..Default::default()
                 },
             );
@@ -87,12 +93,15 @@ impl Service {
                 continue;
             };
             let (entry, layers) = manifest_entry(
-                m.digest,
-                m.media_type,
-                m.artifact_type,
-                m.subject,
+                ManifestRecord {
+                    digest: m.digest,
+                    media_type: m.media_type,
+                    artifact_type: m.artifact_type,
+                    subject: m.subject,
+                    data: m.data,
+                },
                 m.labels,
-                m.data,
+                m.origin.map(Origin::from),
                 None,
             );
             repo.insert_manifest(entry, layers);
@@ -156,19 +165,16 @@ impl Service {
 /// manifest already read by the caller (a publish has just validated it); without it the bytes are
 /// parsed here. They were validated at publish, so a parse failure only loses the layer index.
 fn manifest_entry(
-    digest: String,
-    media_type: String,
-    artifact_type: Option<String>,
-    subject: Option<String>,
+    m: ManifestRecord,
     labels: std::collections::BTreeMap<String, String>,
-    data: Vec<u8>,
+    origin: Option<Origin>,
     parsed: Option<&ManifestInfo>,
 ) -> (ManifestEntry, Vec<String>) {
     let reparsed;
     let info = match parsed {
         Some(i) => Some(i),
         None => {
-            reparsed = ManifestInfo::parse(Some(&media_type), &data).ok();
+            reparsed = ManifestInfo::parse(Some(&m.media_type), &m.data).ok();
             reparsed.as_ref()
         }
     };
@@ -181,13 +187,14 @@ fn manifest_entry(
     let annotations = info.map(|i| i.annotations.clone()).unwrap_or_default();
     (
         ManifestEntry {
-            digest,
-            media_type,
-            artifact_type,
-            subject,
+            digest: m.digest,
+            media_type: m.media_type,
+            artifact_type: m.artifact_type,
+            subject: m.subject,
             annotations,
             labels,
-            data: Bytes::from(data),
+            data: Bytes::from(m.data),
+            origin,
         },
         layers,
     )

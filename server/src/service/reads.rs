@@ -99,16 +99,9 @@ impl Service {
             if let Some(meta) = repo.blobs.get(digest) {
                 return Ok(Found::Stored(meta.media_type.clone()));
             }
-            match &repo.origin {
-                Some((url, origin_repo)) if repo.layers.contains(digest) => {
-                    Ok(Found::Layer(format!(
-                        "{}/v2/{}/blobs/{}",
-                        url.trim_end_matches('/'),
-                        origin_repo,
-                        digest
-                    )))
-                }
-                _ => Err(unknown()),
+            match repo.layer_origins.get(digest) {
+                Some(origin) => Ok(Found::Layer(origin.blob_url(digest))),
+                None => Err(unknown()),
             }
         })?;
         match found {

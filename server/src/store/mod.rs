@@ -19,6 +19,9 @@ pub use publish::{BlobRecord, ManifestRecord, PublishRecord};
 pub use read::{LoadedBlob, LoadedManifest, LoadedRepository, LoadedState, LoadedTag};
 pub use tokens::TokenRecord;
 
+#[cfg(test)]
+mod tests;
+
 /// A failure of the store.
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -43,6 +46,12 @@ pub enum StoreError {
         /// Newest version this binary knows.
         supported: i64,
     },
+    /// An admin command pointed at a directory that holds no ferry database.
+    #[error("no ferry database in {path}: pass --data-dir with the directory ferry-server serves from (it holds ferry.db)")]
+    NoDatabase {
+        /// The database file that is missing or empty.
+        path: PathBuf,
+    },
     /// A token name already in use.
     #[error("a token named {0:?} already exists; choose another --name or revoke it first")]
     TokenNameTaken(String),
@@ -56,13 +65,37 @@ pub enum StoreError {
     },
 }
 
+/// What an event records, as the `events.kind` column spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoredEventKind {
+    /// `TAG_MOVED`: a tag now points at a (new) digest.
+    TagMoved,
+}
+
+impl StoredEventKind {
+    /// The value in the `kind` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoredEventKind::TagMoved => "TAG_MOVED",
+        }
+    }
+
+    /// Reads the `kind` column; None for a kind this ferry does not know.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "TAG_MOVED" => Some(StoredEventKind::TagMoved),
+            _ => None,
+        }
+    }
+}
+
 /// One appended event, as stored in the `events` table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEvent {
     /// Gapless, strictly increasing position in the log.
     pub seq: u64,
-    /// `TAG_MOVED` (room for `TAG_DELETED`, `RING_MOVED`).
-    pub kind: String,
+    /// What happened (room for `TAG_DELETED`, `RING_MOVED`).
+    pub kind: StoredEventKind,
     /// ferry repository name.
     pub repository: String,
     /// Normalised image name.
@@ -75,6 +108,10 @@ pub struct StoredEvent {
     pub previous_digest: String,
     /// Media type of the manifest at `digest`.
     pub media_type: String,
+    /// OCI 1.1 artifactType of the manifest at `digest`.
+    pub artifact_type: Option<String>,
+    /// OCI 1.1 subject of the manifest at `digest`.
+    pub subject: Option<String>,
     /// The image's labels at publish.
     pub labels: std::collections::BTreeMap<String, String>,
     /// When it happened (ms since the Unix epoch).
@@ -109,6 +146,34 @@ impl Store {
             source,
         })?;
         let path = data_dir.join(DB_FILE);
+        let mut conn = open_connection(&path)?;
+        schema::migrate(&mut conn, &path)?;
+        Ok(Store {
+            path,
+            writer: Mutex::new(conn),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Opens `data_dir/ferry.db` only if it already holds a ferry database, and brings its schema
+    /// up to date; never creates a directory or a file. For admin commands: run in the wrong
+    /// directory, they must fail rather than work on a new empty database the server never reads.
+    pub fn open_existing(data_dir: &Path) -> Result<Self, StoreError> {
+        let path = data_dir.join(DB_FILE);
+        let no_database = || StoreError::NoDatabase { path: path.clone() };
+        if !path.is_file() {
+            return Err(no_database());
+        }
+        // Without SQLITE_OPEN_CREATE: a file removed since the check is not silently recreated.
+        let flags =
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&path, flags)?;
+        // An empty file (or any SQLite file ferry never migrated) is not a ferry database.
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version == 0 {
+            return Err(no_database());
+        }
+        drop(conn);
         let mut conn = open_connection(&path)?;
         schema::migrate(&mut conn, &path)?;
         Ok(Store {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::{now_ms, Store, StoreError, StoredEvent};
+use super::{now_ms, Store, StoreError, StoredEvent, StoredEventKind};
 
 /// A manifest to store, already verified by the service.
 #[derive(Debug, Clone)]
@@ -39,7 +39,8 @@ pub struct PublishRecord {
     pub repository: String,
     /// Normalised image name.
     pub image: String,
-    /// Origin registry base URL and repository, for layer redirects.
+    /// Origin registry base URL and repository, for layer redirects: recorded on every manifest
+    /// of this publish (the top-level one and its index children).
     pub origin: Option<(String, String)>,
     /// The top-level manifest first, then index children.
     pub manifests: Vec<ManifestRecord>,
@@ -80,41 +81,67 @@ fn upsert_repository(tx: &Transaction, rec: &PublishRecord, now: i64) -> Result<
             |r| r.get(0),
         )
         .optional()?;
-    let id = match existing {
-        Some(id) => id,
+    match existing {
+        Some(id) => Ok(id),
         None => {
+            // The origin columns of `repositories` are no longer written: the origin belongs
+            // to each manifest (schema migration 3).
             tx.execute(
                 "INSERT INTO repositories (name, image, created_at) VALUES (?1, ?2, ?3)",
                 params![rec.repository, rec.image, now],
             )?;
-            tx.last_insert_rowid()
+            Ok(tx.last_insert_rowid())
         }
+    }
+}
+
+/// Stores the manifests of `rec`. A digest is immutable content: re-publishing it keeps the
+/// first bytes (they are equal anyway), takes the new labels for the top-level manifest, and the
+/// new origin when the publish names one (the layers may have moved to another registry).
+fn write_manifests(
+    tx: &Transaction,
+    repo_id: i64,
+    rec: &PublishRecord,
+    now: i64,
+) -> Result<(), StoreError> {
+    let labels_json = serde_json::to_string(&rec.labels).expect("string map serialises");
+    let (origin_url, origin_repo) = match &rec.origin {
+        Some((url, repo)) => (Some(url.as_str()), Some(repo.as_str())),
+        None => (None, None),
     };
-    if let Some((url, repo)) = &rec.origin {
+    for (i, m) in rec.manifests.iter().enumerate() {
+        // Labels describe the release, so they live on the top-level manifest only.
+        let labels = if i == 0 { labels_json.as_str() } else { "{}" };
+        let origin_order: Option<i64> = match origin_url {
+            Some(_) => Some(tx.query_row(
+                "SELECT COALESCE(MAX(origin_order), 0) + 1 FROM manifests",
+                [],
+                |r| r.get(0),
+            )?),
+            None => None,
+        };
         tx.execute(
-            "UPDATE repositories SET origin_url = ?2, origin_repository = ?3 WHERE id = ?1",
-            params![id, url, repo],
+            "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, subject, labels, data, created_at,
+                                    origin_url, origin_repository, origin_order)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+             ON CONFLICT (repository_id, digest) DO UPDATE SET
+                 labels = CASE WHEN ?12 THEN excluded.labels ELSE labels END,
+                 origin_url = COALESCE(excluded.origin_url, origin_url),
+                 origin_repository = COALESCE(excluded.origin_repository, origin_repository),
+                 origin_order = COALESCE(excluded.origin_order, origin_order)",
+            params![
+                repo_id, m.digest, m.media_type, m.artifact_type, m.subject, labels, m.data, now,
+                origin_url, origin_repo, origin_order, i == 0
+            ],
         )?;
     }
-    Ok(id)
+    Ok(())
 }
 
 fn write_publish(tx: &Transaction, rec: &PublishRecord) -> Result<Vec<StoredEvent>, StoreError> {
     let now = now_ms();
     let repo_id = upsert_repository(tx, rec, now)?;
-    let labels_json = serde_json::to_string(&rec.labels).expect("string map serialises");
-    for (i, m) in rec.manifests.iter().enumerate() {
-        // Labels describe the release, so they live on the top-level manifest only. A digest is
-        // immutable content: re-publishing it keeps the first bytes (they are equal anyway).
-        let labels = if i == 0 { labels_json.as_str() } else { "{}" };
-        tx.execute(
-            "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, subject, labels, data, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-             ON CONFLICT (repository_id, digest) DO UPDATE SET labels = excluded.labels
-             WHERE ?9",
-            params![repo_id, m.digest, m.media_type, m.artifact_type, m.subject, labels, m.data, now, i == 0],
-        )?;
-    }
+    write_manifests(tx, repo_id, rec, now)?;
     for b in &rec.blobs {
         tx.execute(
             "INSERT INTO blobs (repository_id, digest, media_type, data) VALUES (?1, ?2, ?3, ?4)
@@ -127,6 +154,7 @@ fn write_publish(tx: &Transaction, rec: &PublishRecord) -> Result<Vec<StoredEven
             r.get::<_, i64>(0)
         })? as u64;
     let top = &rec.manifests[0];
+    let labels_json = serde_json::to_string(&rec.labels).expect("string map serialises");
     let mut events = Vec::new();
     for tag in &rec.tags {
         let previous: Option<String> = tx
@@ -141,13 +169,15 @@ fn write_publish(tx: &Transaction, rec: &PublishRecord) -> Result<Vec<StoredEven
         }
         let ev = StoredEvent {
             seq: next_seq,
-            kind: "TAG_MOVED".into(),
+            kind: StoredEventKind::TagMoved,
             repository: rec.repository.clone(),
             image: rec.image.clone(),
             tag: tag.clone(),
             digest: top.digest.clone(),
             previous_digest: previous.unwrap_or_default(),
             media_type: top.media_type.clone(),
+            artifact_type: top.artifact_type.clone(),
+            subject: top.subject.clone(),
             labels: rec.labels.clone(),
             created_at_ms: now,
         };
@@ -157,9 +187,13 @@ fn write_publish(tx: &Transaction, rec: &PublishRecord) -> Result<Vec<StoredEven
             params![repo_id, tag, top.digest, ev.seq as i64, now],
         )?;
         tx.execute(
-            "INSERT INTO events (seq, kind, repository, image, tag, digest, previous_digest, media_type, labels, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![ev.seq as i64, ev.kind, ev.repository, ev.image, ev.tag, ev.digest, ev.previous_digest, ev.media_type, labels_json, now],
+            "INSERT INTO events (seq, kind, repository, image, tag, digest, previous_digest, media_type, labels, created_at,
+                                 artifact_type, subject)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            params![
+                ev.seq as i64, ev.kind.as_str(), ev.repository, ev.image, ev.tag, ev.digest, ev.previous_digest,
+                ev.media_type, labels_json, now, ev.artifact_type, ev.subject
+            ],
         )?;
         next_seq += 1;
         events.push(ev);

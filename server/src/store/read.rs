@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use rusqlite::{params, OptionalExtension, Row};
 
-use super::{Store, StoreError, StoredEvent};
+use super::{Store, StoreError, StoredEvent, StoredEventKind};
 
 /// A repository row.
 #[derive(Debug, Clone)]
@@ -13,8 +13,6 @@ pub struct LoadedRepository {
     pub name: String,
     /// Normalised image name.
     pub image: String,
-    /// Origin base URL and repository, if known.
-    pub origin: Option<(String, String)>,
 }
 
 /// A manifest row, with its bytes.
@@ -34,6 +32,8 @@ pub struct LoadedManifest {
     pub labels: BTreeMap<String, String>,
     /// The bytes as published.
     pub data: Vec<u8>,
+    /// Origin base URL and repository its layers are pulled from, if known.
+    pub origin: Option<(String, String)>,
 }
 
 /// A blob row without its bytes.
@@ -69,7 +69,8 @@ pub struct LoadedTag {
 pub struct LoadedState {
     /// Repositories.
     pub repositories: Vec<LoadedRepository>,
-    /// Manifests.
+    /// Manifests, in the order their origins were recorded (those without an origin first), so
+    /// that inserting them in turn leaves each shared layer with the origin recorded last.
     pub manifests: Vec<LoadedManifest>,
     /// Blob metadata.
     pub blobs: Vec<LoadedBlob>,
@@ -86,22 +87,42 @@ fn parse_labels(table: &'static str, json: &str) -> Result<BTreeMap<String, Stri
     })
 }
 
-fn event_from_row(r: &Row) -> rusqlite::Result<(StoredEvent, String)> {
+const EVENT_COLUMNS: &str = "seq, kind, repository, image, tag, digest, previous_digest, media_type, labels, created_at, artifact_type, subject";
+
+/// An event row, with its kind and labels still as stored.
+fn event_from_row(r: &Row) -> rusqlite::Result<(StoredEvent, String, String)> {
     Ok((
         StoredEvent {
             seq: r.get::<_, i64>(0)? as u64,
-            kind: r.get(1)?,
+            kind: StoredEventKind::TagMoved,
             repository: r.get(2)?,
             image: r.get(3)?,
             tag: r.get(4)?,
             digest: r.get(5)?,
             previous_digest: r.get(6)?,
             media_type: r.get(7)?,
+            artifact_type: r.get(10)?,
+            subject: r.get(11)?,
             labels: BTreeMap::new(),
             created_at_ms: r.get(9)?,
         },
+        r.get(1)?,
         r.get(8)?,
     ))
+}
+
+fn finish_event(
+    (mut e, kind, labels): (StoredEvent, String, String),
+) -> Result<StoredEvent, StoreError> {
+    e.kind = StoredEventKind::parse(&kind).ok_or_else(|| StoreError::Corrupt {
+        table: "events",
+        reason: format!(
+            "event {} has kind {kind:?}, which this ferry-server does not know",
+            e.seq
+        ),
+    })?;
+    e.labels = parse_labels("events", &labels)?;
+    Ok(e)
 }
 
 impl Store {
@@ -109,25 +130,26 @@ impl Store {
     pub fn load_state(&self) -> Result<LoadedState, StoreError> {
         self.with_reader(|c| {
             let mut st = LoadedState::default();
-            let mut q =
-                c.prepare("SELECT name, image, origin_url, origin_repository FROM repositories")?;
+            let mut q = c.prepare("SELECT name, image FROM repositories")?;
             st.repositories = q
                 .query_map([], |r| {
-                    let url: Option<String> = r.get(2)?;
-                    let repo: Option<String> = r.get(3)?;
                     Ok(LoadedRepository {
                         name: r.get(0)?,
                         image: r.get(1)?,
-                        origin: url.zip(repo),
                     })
                 })?
                 .collect::<Result<_, _>>()?;
+            // NULLs sort first in SQLite: manifests without an origin come before any with one.
             let mut q = c.prepare(
-                "SELECT r.name, m.digest, m.media_type, m.artifact_type, m.subject, m.labels, m.data
-                 FROM manifests m JOIN repositories r ON r.id = m.repository_id",
+                "SELECT r.name, m.digest, m.media_type, m.artifact_type, m.subject, m.labels, m.data,
+                        m.origin_url, m.origin_repository
+                 FROM manifests m JOIN repositories r ON r.id = m.repository_id
+                 ORDER BY m.origin_order, m.rowid",
             )?;
             let rows: Vec<(LoadedManifest, String)> = q
                 .query_map([], |r| {
+                    let url: Option<String> = r.get(7)?;
+                    let repo: Option<String> = r.get(8)?;
                     Ok((
                         LoadedManifest {
                             repository: r.get(0)?,
@@ -137,6 +159,7 @@ impl Store {
                             subject: r.get(4)?,
                             labels: BTreeMap::new(),
                             data: r.get(6)?,
+                            origin: url.zip(repo),
                         },
                         r.get(5)?,
                     ))
@@ -202,19 +225,13 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         self.with_reader(|c| {
-            let mut q = c.prepare_cached(
-                "SELECT seq, kind, repository, image, tag, digest, previous_digest, media_type, labels, created_at
-                 FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-            )?;
-            let rows: Vec<(StoredEvent, String)> = q
+            let mut q = c.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+            ))?;
+            let rows: Vec<(StoredEvent, String, String)> = q
                 .query_map(params![after_seq as i64, limit as i64], event_from_row)?
                 .collect::<Result<_, _>>()?;
-            rows.into_iter()
-                .map(|(mut e, labels)| {
-                    e.labels = parse_labels("events", &labels)?;
-                    Ok(e)
-                })
-                .collect()
+            rows.into_iter().map(finish_event).collect()
         })
     }
 

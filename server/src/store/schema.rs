@@ -74,6 +74,30 @@ const MIGRATIONS: &[&str] = &[
         revoked_at  INTEGER
     );
     "#,
+    // 3: the origin belongs to each published manifest, not to its repository (issue 9): two tags
+    // of one image may come from different origins, and each tag's layers must redirect to the
+    // origin its own manifest was published from. Old manifests take their repository's origin
+    // (the only one known); the repository columns stay but are no longer read or written.
+    // origin_order: increasing, assigned whenever a publish records an origin on the manifest, so
+    // "the manifest whose origin was recorded last" is well defined for layers two manifests share.
+    // Events carry the artifactType and subject of the manifest they point at, so agents can tell
+    // releases from artifacts (signatures, SBOMs); old events take them from the manifests table.
+    r#"
+    ALTER TABLE manifests ADD COLUMN origin_url TEXT;
+    ALTER TABLE manifests ADD COLUMN origin_repository TEXT;
+    ALTER TABLE manifests ADD COLUMN origin_order INTEGER;
+    UPDATE manifests SET
+        origin_url = (SELECT r.origin_url FROM repositories r WHERE r.id = manifests.repository_id),
+        origin_repository = (SELECT r.origin_repository FROM repositories r WHERE r.id = manifests.repository_id);
+    UPDATE manifests SET origin_order = rowid WHERE origin_url IS NOT NULL;
+    ALTER TABLE events ADD COLUMN artifact_type TEXT;
+    ALTER TABLE events ADD COLUMN subject TEXT;
+    UPDATE events SET
+        artifact_type = (SELECT m.artifact_type FROM manifests m JOIN repositories r ON r.id = m.repository_id
+                         WHERE r.name = events.repository AND m.digest = events.digest),
+        subject = (SELECT m.subject FROM manifests m JOIN repositories r ON r.id = m.repository_id
+                   WHERE r.name = events.repository AND m.digest = events.digest);
+    "#,
 ];
 
 /// The newest schema version this binary knows.
@@ -81,6 +105,15 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Applies the migrations the database has not seen; refuses a database from a newer ferry.
 pub fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    migrate_to(conn, path, SCHEMA_VERSION)
+}
+
+/// Applies the migrations up to version `target` (tests build old databases with it).
+pub(super) fn migrate_to(
+    conn: &mut Connection,
+    path: &Path,
+    target: i64,
+) -> Result<(), StoreError> {
     let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if found > SCHEMA_VERSION {
         return Err(StoreError::SchemaTooNew {
@@ -89,7 +122,13 @@ pub fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
             supported: SCHEMA_VERSION,
         });
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+    let upto = MIGRATIONS.len().min(target.max(0) as usize);
+    for (i, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .take(upto)
+        .skip(found as usize)
+    {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
