@@ -46,7 +46,11 @@ async fn main() -> anyhow::Result<()> {
         once: args.once,
     };
     tokio::select! {
-        result = ferry_agent::run::run(config, opts) => result,
+        // Each cause once: `{:?}` of an anyhow chain would repeat causes that the message
+        // already holds (see ferry_agent::errors).
+        result = ferry_agent::run::run(config, opts) => {
+            result.map_err(|e| anyhow::anyhow!(ferry_agent::errors::one_line(&e)))
+        }
         signal = shutdown_signal() => {
             // Dropping the loop stops taking events; an apply already running (a fetch, commit
             // and push on a blocking thread) is left to finish, because the runtime waits for
