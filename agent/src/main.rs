@@ -30,7 +30,14 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    // Each cause once: `{:?}` of an anyhow chain (what returning it prints) would repeat causes
+    // that a message already holds (see ferry_agent::errors).
+    run(Args::parse())
+        .await
+        .map_err(|e| anyhow::anyhow!(ferry_agent::errors::one_line(&e)))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt()
@@ -46,11 +53,7 @@ async fn main() -> anyhow::Result<()> {
         once: args.once,
     };
     tokio::select! {
-        // Each cause once: `{:?}` of an anyhow chain would repeat causes that the message
-        // already holds (see ferry_agent::errors).
-        result = ferry_agent::run::run(config, opts) => {
-            result.map_err(|e| anyhow::anyhow!(ferry_agent::errors::one_line(&e)))
-        }
+        result = ferry_agent::run::run(config, opts) => result,
         signal = shutdown_signal() => {
             // Dropping the loop stops taking events; an apply already running (a fetch, commit
             // and push on a blocking thread) is left to finish, because the runtime waits for
