@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use ferry_tests::ferry::{agent_config, FerryAgent, FerryServer};
 use ferry_tests::git::{self, GitDaemon};
+use ferry_tests::ports;
 use ferry_tests::process::require_tool;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -137,4 +138,32 @@ fn a_watcher_file_with_a_wrong_kind_is_warned_about_once_naming_file_and_kind() 
         1,
         "warned more than once:\n{log}"
     );
+}
+
+// Regression (issue 9): an unreachable server was logged as `cannot reach …: transport error:
+// transport error`, the same cause twice.
+#[test]
+fn an_unreachable_server_is_logged_with_each_cause_once() {
+    require_tool("git");
+    let tmp = tempfile::tempdir().unwrap();
+    let server = FerryServer::start();
+    let daemon = GitDaemon::start(tmp.path().join("git"));
+    let url = config_repo(&daemon, &[]);
+    // Nothing listens on this port.
+    let nowhere = format!("http://127.0.0.1:{}", ports::free_port());
+    let config = agent_config(&server, &url, None, &[]).replace(&server.grpc_url(), &nowhere);
+    let agent = FerryAgent::start(&config, &[]);
+    assert!(
+        agent.wait_for_log("session ended", 2, WAIT),
+        "no failed session in the log:\n{}",
+        agent.log()
+    );
+    let log = agent.log();
+    let line = log.lines().find(|l| l.contains("session ended")).unwrap();
+    assert!(
+        line.contains(&format!("cannot reach ferry-server at {nowhere}")),
+        "{line}"
+    );
+    assert_eq!(line.matches("transport error").count(), 1, "{line}");
+    assert!(!log.contains("connected"), "{log}");
 }

@@ -97,8 +97,9 @@ enum FileKind {
     /// `kind: ImageWatcher`, or unreadable YAML that mentions it (so its parse error is reported
     /// rather than the file skipped).
     Watcher,
-    /// A kind PipeCD keeps under `.pipe/`: not ours, and not a mistake.
-    PipeCd,
+    /// A kind PipeCD keeps under `.pipe/`, or text that is neither YAML we can read nor about
+    /// ImageWatcher: not ours, and nothing to warn about.
+    NotOurs,
     /// Anything else, or no kind at all: skipped, and worth a warning.
     Other(Option<String>),
 }
@@ -114,11 +115,10 @@ fn file_kind(path: &Path) -> Result<FileKind, ConfigError> {
     })?;
     Ok(match serde_saphyr::from_str::<Kind>(&text) {
         Ok(Kind { kind: Some(k) }) if k == WATCHER_KIND => FileKind::Watcher,
-        Ok(Kind { kind: Some(k) }) if PIPECD_KINDS.contains(&k.as_str()) => FileKind::PipeCd,
+        Ok(Kind { kind: Some(k) }) if PIPECD_KINDS.contains(&k.as_str()) => FileKind::NotOurs,
         Ok(Kind { kind }) => FileKind::Other(kind),
         Err(_) if text.contains(WATCHER_KIND) => FileKind::Watcher,
-        // Not YAML we can read and not about us: no kind to name, nothing to warn about.
-        Err(_) => FileKind::PipeCd,
+        Err(_) => FileKind::NotOurs,
     })
 }
 
@@ -133,7 +133,7 @@ struct Found {
 fn classify(path: &Path, rel: String, found: &mut Found) -> Result<(), ConfigError> {
     match file_kind(path)? {
         FileKind::Watcher => found.files.push(rel),
-        FileKind::PipeCd => {}
+        FileKind::NotOurs => {}
         FileKind::Other(kind) => found.skipped.push(SkippedFile { path: rel, kind }),
     }
     Ok(())
