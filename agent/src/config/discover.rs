@@ -210,69 +210,24 @@ pub fn find_watcher_files(
         }
     }
     for (i, pattern) in includes.iter().enumerate() {
-        let field = format!("includes[{i}]");
+        let invalid =
+            |message: String| ConfigError::invalid(&repo, format!("includes[{i}]"), None, message);
         let before = found.files.len();
-        let (dir, name) = pattern.rsplit_once('/').unwrap_or(("", pattern.as_str()));
-        if name.contains('*') {
-            let abs_dir = repo_root.join(dir);
-            if fs::symlink_metadata(&abs_dir).is_ok_and(|m| m.is_dir()) {
-                for entry in read_dir_sorted(&abs_dir)? {
-                    let Some(file) = entry.file_name().to_str().map(str::to_string) else {
-                        continue;
-                    };
-                    let is_file = entry.file_type().is_ok_and(|t| t.is_file());
-                    if is_file && glob_match(name, &file) {
-                        let rel = if dir.is_empty() {
-                            file
-                        } else {
-                            format!("{dir}/{file}")
-                        };
-                        classify(&entry.path(), rel, &mut found)?;
-                    }
-                }
-            }
+        let is_glob = pattern.rsplit('/').next().is_some_and(|n| n.contains('*'));
+        if is_glob {
+            include_glob(repo_root, pattern, &mut found)?;
         } else {
-            let abs = repo_root.join(pattern);
-            match fs::symlink_metadata(&abs) {
-                Ok(m) if m.is_file() => found.files.push(pattern.clone()),
-                Ok(m) if m.file_type().is_symlink() => {
-                    let inside = match (abs.canonicalize(), repo_root.canonicalize()) {
-                        (Ok(target), Ok(root)) => target.starts_with(root) && target.is_file(),
-                        _ => false,
-                    };
-                    if !inside {
-                        return Err(ConfigError::invalid(
-                            &repo,
-                            field,
-                            None,
-                            format!("{pattern:?} is a symlink that does not lead to a file inside the repository"),
-                        ));
-                    }
-                    found.files.push(pattern.clone());
-                }
-                Ok(_) => {
-                    return Err(ConfigError::invalid(
-                        &repo,
-                        field,
-                        None,
-                        format!("{pattern:?} is not a file"),
-                    ));
-                }
-                Err(_) => {}
-            }
+            include_literal(repo_root, pattern, &mut found).map_err(invalid)?;
         }
         if found.files.len() == before {
-            let what = if name.contains('*') {
+            let what = if is_glob {
                 "no ImageWatcher file"
             } else {
                 "no file"
             };
-            return Err(ConfigError::invalid(
-                &repo,
-                field,
-                None,
-                format!("{pattern:?} matches {what} in the repository"),
-            ));
+            return Err(invalid(format!(
+                "{pattern:?} matches {what} in the repository"
+            )));
         }
     }
     let excluded = |path: &str| excludes.iter().any(|x| path_matches(x, path));
@@ -286,6 +241,54 @@ pub fn find_watcher_files(
         files: found.files.iter().map(|rel| repo_root.join(rel)).collect(),
         skipped: found.skipped,
     })
+}
+
+/// The files of one directory that a `dir/name-*.yaml` include matches, filtered by kind.
+fn include_glob(repo_root: &Path, pattern: &str, found: &mut Found) -> Result<(), ConfigError> {
+    let (dir, name) = pattern.rsplit_once('/').unwrap_or(("", pattern));
+    let abs_dir = repo_root.join(dir);
+    if !fs::symlink_metadata(&abs_dir).is_ok_and(|m| m.is_dir()) {
+        return Ok(());
+    }
+    for entry in read_dir_sorted(&abs_dir)? {
+        let Some(file) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        if is_file && glob_match(name, &file) {
+            let rel = if dir.is_empty() {
+                file
+            } else {
+                format!("{dir}/{file}")
+            };
+            classify(&entry.path(), rel, found)?;
+        }
+    }
+    Ok(())
+}
+
+/// A literal include, taken whatever its kind; a missing file adds nothing (the caller says
+/// so). The error is the message for the include's field.
+fn include_literal(repo_root: &Path, pattern: &str, found: &mut Found) -> Result<(), String> {
+    let abs = repo_root.join(pattern);
+    match fs::symlink_metadata(&abs) {
+        Ok(m) if m.is_file() => found.files.push(pattern.to_string()),
+        Ok(m) if m.file_type().is_symlink() => {
+            let inside = match (abs.canonicalize(), repo_root.canonicalize()) {
+                (Ok(target), Ok(root)) => target.starts_with(root) && target.is_file(),
+                _ => false,
+            };
+            if !inside {
+                return Err(format!(
+                    "{pattern:?} is a symlink that does not lead to a file inside the repository"
+                ));
+            }
+            found.files.push(pattern.to_string());
+        }
+        Ok(_) => return Err(format!("{pattern:?} is not a file")),
+        Err(_) => {}
+    }
+    Ok(())
 }
 
 #[cfg(test)]
