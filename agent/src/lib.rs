@@ -3,8 +3,10 @@
 //! - `client`: the gRPC connection to a FERRY image provider.
 //! - `config`: the Piped agent config and ImageWatcher files (raw YAML → validated), commit message templates.
 //! - `cursor`: the durable last-applied event seq.
+//! - `errors`: error chains on one line, each cause once.
 //! - `edit`: format-preserving manifest edits (field, kustomize, Helm) that change only the edited scalar.
 //! - `git`: the config-repo clone, confined paths, signed commits and the push/retry loop.
+//! - `notices`: saying a fact (a passed-over tag, a target kept by its policy) once.
 //! - `policy`: tag selection (semver ranges, tag patterns, newest tag) for a target.
 //! - `run`: the main loop: list-then-watch, batching, reconnect with backoff.
 //! - `targets`: loading ImageWatcher targets with their policies.
@@ -14,7 +16,9 @@ pub mod client;
 pub mod config;
 pub mod cursor;
 pub mod edit;
+pub mod errors;
 pub mod git;
+pub mod notices;
 pub mod policy;
 pub mod run;
 pub mod targets;

@@ -30,7 +30,14 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    // Each cause once: `{:?}` of an anyhow chain (what returning it prints) would repeat causes
+    // that a message already holds (see ferry_agent::errors).
+    run(Args::parse())
+        .await
+        .map_err(|e| anyhow::anyhow!(ferry_agent::errors::one_line(&e)))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt()

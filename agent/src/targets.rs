@@ -5,7 +5,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::Path;
 
-use crate::config::{self, AgentConfig, TargetSpec, WatcherConfig};
+use crate::config::{self, AgentConfig, SkippedFile, TargetSpec, WatcherConfig};
 use crate::policy::Policy;
 
 /// One target ready to apply.
@@ -17,7 +17,8 @@ pub struct Target {
     pub watcher_file: String,
     /// The validated spec.
     pub spec: TargetSpec,
-    /// The compiled tag policy.
+    /// The tag policy (compiled once, when the file was validated; the default when it has
+    /// none).
     pub policy: Policy,
     /// `spec.commitMessage` of its file.
     pub commit_message: Option<String>,
@@ -41,6 +42,8 @@ pub struct LoadedTargets {
     pub targets: Vec<Target>,
     /// One message per refused file or target.
     pub errors: Vec<String>,
+    /// YAML files left out for a kind that looks like a mistake.
+    pub skipped: Vec<SkippedFile>,
     /// Hash of the watcher files' names and contents.
     pub fingerprint: u64,
 }
@@ -49,14 +52,15 @@ pub struct LoadedTargets {
 pub fn load(root: &Path, watcher: &WatcherConfig, agent: &AgentConfig) -> LoadedTargets {
     let mut out = LoadedTargets::default();
     let mut hasher = DefaultHasher::new();
-    let files = match config::watcher_files(root, &watcher.includes, &watcher.excludes) {
+    let found = match config::find_watcher_files(root, &watcher.includes, &watcher.excludes) {
         Ok(f) => f,
         Err(e) => {
             out.errors.push(e.to_string());
             return out;
         }
     };
-    for path in files {
+    out.skipped = found.skipped;
+    for path in found.files {
         let rel = path
             .strip_prefix(root)
             .unwrap_or(&path)
@@ -80,24 +84,13 @@ pub fn load(root: &Path, watcher: &WatcherConfig, agent: &AgentConfig) -> Loaded
         file.check_providers(agent);
         out.errors
             .extend(file.target_errors().map(|e| e.to_string()));
-        for spec in file.valid_targets() {
-            let policy = spec.policy.as_ref();
-            match Policy::new(
-                policy.and_then(|p| p.semver.as_deref()),
-                policy.and_then(|p| p.tag_pattern.as_deref()),
-            ) {
-                Ok(policy) => out.targets.push(Target {
-                    repo_id: watcher.repo_id.clone(),
-                    watcher_file: rel.clone(),
-                    spec: spec.clone(),
-                    policy,
-                    commit_message: file.commit_message.clone(),
-                }),
-                Err(e) => out
-                    .errors
-                    .push(format!("{rel}: spec.targets[{}].policy: {e}", spec.index)),
-            }
-        }
+        out.targets.extend(file.valid_targets().map(|spec| Target {
+            repo_id: watcher.repo_id.clone(),
+            watcher_file: rel.clone(),
+            spec: spec.clone(),
+            policy: spec.policy.clone().unwrap_or_default(),
+            commit_message: file.commit_message.clone(),
+        }));
     }
     out.fingerprint = hasher.finish();
     out

@@ -5,61 +5,22 @@
 //! `*` (any run of characters but `/`). A literal include is taken whatever its kind (its parse
 //! then says what is wrong); glob matches are filtered by kind like the default. An include that
 //! matches nothing is an error: a typo there would otherwise silently watch nothing.
+//!
+//! A YAML file left out for its kind is reported back ([`SkippedFile`]) unless its kind is one
+//! PipeCD keeps under `.pipe/` ([`PIPECD_KINDS`]): `kind: ImageWatch` or a missing `kind` is a
+//! mistake the user should hear about, while `kind: KubernetesApp` is simply not ours.
 
+use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use super::error::ConfigError;
+use super::rules::{check_pattern, PIPECD_KINDS, WATCHER_KIND};
 
 /// Where ImageWatcher files live by default, relative to the repository root.
 pub const DEFAULT_WATCHER_DIR: &str = ".pipe";
-
-/// Checks a repo-relative include/exclude path and returns it normalised (`./` parts dropped).
-/// The error text states the rule and the offending value.
-pub(crate) fn check_pattern(pattern: &str) -> Result<String, String> {
-    if pattern.trim().is_empty() {
-        return Err("empty path: write a path relative to the repository root, such as .pipe/imagewatcher.yaml".into());
-    }
-    if pattern.starts_with('/') || pattern.contains('\\') || is_drive_path(pattern) {
-        return Err(format!(
-            "{pattern:?} is absolute: write a path relative to the repository root with / separators, such as .pipe/imagewatcher.yaml"
-        ));
-    }
-    let mut parts = Vec::new();
-    for part in pattern.split('/') {
-        match part {
-            "." => {}
-            "" => {
-                return Err(format!(
-                    "{pattern:?} has an empty path component (a doubled or trailing /)"
-                ))
-            }
-            ".." => {
-                return Err(format!(
-                    "{pattern:?} leaves the repository: `..` is not allowed"
-                ))
-            }
-            _ => parts.push(part),
-        }
-    }
-    let Some((_, dirs)) = parts.split_last() else {
-        return Err(format!("{pattern:?} names no file"));
-    };
-    if dirs.iter().any(|d| d.contains('*')) {
-        return Err(format!(
-            "{pattern:?}: `*` is only supported in the file-name part"
-        ));
-    }
-    Ok(parts.join("/"))
-}
-
-/// `C:...`: absolute on Windows, never a sensible repo-relative path.
-fn is_drive_path(p: &str) -> bool {
-    let b = p.as_bytes();
-    b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':'
-}
 
 /// `*` matches any run of characters; everything else matches itself.
 fn glob_match(pattern: &str, name: &str) -> bool {
@@ -91,9 +52,59 @@ fn is_yaml(name: &str) -> bool {
     name.ends_with(".yaml") || name.ends_with(".yml")
 }
 
-/// Whether the file declares `kind: ImageWatcher`. A file that is not readable YAML but mentions
-/// ImageWatcher is taken too, so that its parse error is reported rather than the file skipped.
-fn is_image_watcher(path: &Path) -> Result<bool, ConfigError> {
+/// A YAML file that was looked at and left out because its `kind` is not ImageWatcher (and not
+/// a kind PipeCD keeps beside ImageWatcher files).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SkippedFile {
+    /// Repo-relative path.
+    pub path: String,
+    /// The kind it declares; `None` when it has none.
+    pub kind: Option<String>,
+}
+
+impl fmt::Display for SkippedFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Some(kind) => write!(
+                f,
+                "{}: skipped: kind is {kind:?}, not {WATCHER_KIND}",
+                self.path
+            )?,
+            None => write!(
+                f,
+                "{}: skipped: it has no kind, so it is not an {WATCHER_KIND} file",
+                self.path
+            )?,
+        }
+        write!(
+            f,
+            " (if it is meant to be one, write `kind: {WATCHER_KIND}`)"
+        )
+    }
+}
+
+/// What [`find_watcher_files`] found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct WatcherFiles {
+    /// The ImageWatcher files, as paths under the repository root, sorted, without duplicates.
+    pub files: Vec<PathBuf>,
+    /// The YAML files left out for a kind that looks like a mistake, sorted.
+    pub skipped: Vec<SkippedFile>,
+}
+
+/// What the `kind` of a YAML file says about it.
+enum FileKind {
+    /// `kind: ImageWatcher`, or unreadable YAML that mentions it (so its parse error is reported
+    /// rather than the file skipped).
+    Watcher,
+    /// A kind PipeCD keeps under `.pipe/`, or text that is neither YAML we can read nor about
+    /// ImageWatcher: not ours, and nothing to warn about.
+    NotOurs,
+    /// Anything else, or no kind at all: skipped, and worth a warning.
+    Other(Option<String>),
+}
+
+fn file_kind(path: &Path) -> Result<FileKind, ConfigError> {
     #[derive(Deserialize)]
     struct Kind {
         kind: Option<String>,
@@ -103,9 +114,29 @@ fn is_image_watcher(path: &Path) -> Result<bool, ConfigError> {
         source,
     })?;
     Ok(match serde_saphyr::from_str::<Kind>(&text) {
-        Ok(k) => k.kind.as_deref() == Some(super::watcher::WATCHER_KIND),
-        Err(_) => text.contains(super::watcher::WATCHER_KIND),
+        Ok(Kind { kind: Some(k) }) if k == WATCHER_KIND => FileKind::Watcher,
+        Ok(Kind { kind: Some(k) }) if PIPECD_KINDS.contains(&k.as_str()) => FileKind::NotOurs,
+        Ok(Kind { kind }) => FileKind::Other(kind),
+        Err(_) if text.contains(WATCHER_KIND) => FileKind::Watcher,
+        Err(_) => FileKind::NotOurs,
     })
+}
+
+/// Repo-relative paths found so far (sorted as strings at the end, as they are shown).
+#[derive(Default)]
+struct Found {
+    files: Vec<String>,
+    skipped: Vec<SkippedFile>,
+}
+
+/// Sorts `rel` into `found` or `skipped` by the kind of the file at `path`.
+fn classify(path: &Path, rel: String, found: &mut Found) -> Result<(), ConfigError> {
+    match file_kind(path)? {
+        FileKind::Watcher => found.files.push(rel),
+        FileKind::NotOurs => {}
+        FileKind::Other(kind) => found.skipped.push(SkippedFile { path: rel, kind }),
+    }
+    Ok(())
 }
 
 fn read_dir_sorted(dir: &Path) -> Result<Vec<fs::DirEntry>, ConfigError> {
@@ -123,7 +154,7 @@ fn read_dir_sorted(dir: &Path) -> Result<Vec<fs::DirEntry>, ConfigError> {
 
 /// Collects ImageWatcher YAML files under `dir` (repo-relative `rel`). Symlinks are skipped: a
 /// link could lead out of the repository or loop.
-fn walk(root: &Path, rel: &str, out: &mut Vec<String>) -> Result<(), ConfigError> {
+fn walk(root: &Path, rel: &str, out: &mut Found) -> Result<(), ConfigError> {
     for entry in read_dir_sorted(&root.join(rel))? {
         let Some(name) = entry.file_name().to_str().map(str::to_string) else {
             continue;
@@ -135,8 +166,8 @@ fn walk(root: &Path, rel: &str, out: &mut Vec<String>) -> Result<(), ConfigError
         let child = format!("{rel}/{name}");
         if file_type.is_dir() {
             walk(root, &child, out)?;
-        } else if file_type.is_file() && is_yaml(&name) && is_image_watcher(&entry.path())? {
-            out.push(child);
+        } else if file_type.is_file() && is_yaml(&name) {
+            classify(&entry.path(), child, out)?;
         }
     }
     Ok(())
@@ -149,6 +180,15 @@ pub fn watcher_files(
     includes: &[String],
     excludes: &[String],
 ) -> Result<Vec<PathBuf>, ConfigError> {
+    find_watcher_files(repo_root, includes, excludes).map(|found| found.files)
+}
+
+/// Like [`watcher_files`], and also the files left out for a kind that looks like a mistake.
+pub fn find_watcher_files(
+    repo_root: &Path,
+    includes: &[String],
+    excludes: &[String],
+) -> Result<WatcherFiles, ConfigError> {
     let repo = repo_root.display().to_string();
     let checked = |list: &[String], name: &str| -> Result<Vec<String>, ConfigError> {
         list.iter()
@@ -162,7 +202,7 @@ pub fn watcher_files(
     let includes = checked(includes, "includes")?;
     let excludes = checked(excludes, "excludes")?;
 
-    let mut found = Vec::new();
+    let mut found = Found::default();
     if includes.is_empty() {
         let dir = repo_root.join(DEFAULT_WATCHER_DIR);
         if fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
@@ -170,74 +210,85 @@ pub fn watcher_files(
         }
     }
     for (i, pattern) in includes.iter().enumerate() {
-        let field = format!("includes[{i}]");
-        let before = found.len();
-        let (dir, name) = pattern.rsplit_once('/').unwrap_or(("", pattern.as_str()));
-        if name.contains('*') {
-            let abs_dir = repo_root.join(dir);
-            if fs::symlink_metadata(&abs_dir).is_ok_and(|m| m.is_dir()) {
-                for entry in read_dir_sorted(&abs_dir)? {
-                    let Some(file) = entry.file_name().to_str().map(str::to_string) else {
-                        continue;
-                    };
-                    let is_file = entry.file_type().is_ok_and(|t| t.is_file());
-                    if is_file && glob_match(name, &file) && is_image_watcher(&entry.path())? {
-                        found.push(if dir.is_empty() {
-                            file
-                        } else {
-                            format!("{dir}/{file}")
-                        });
-                    }
-                }
-            }
+        let invalid =
+            |message: String| ConfigError::invalid(&repo, format!("includes[{i}]"), None, message);
+        let before = found.files.len();
+        let is_glob = pattern.rsplit('/').next().is_some_and(|n| n.contains('*'));
+        if is_glob {
+            include_glob(repo_root, pattern, &mut found)?;
         } else {
-            let abs = repo_root.join(pattern);
-            match fs::symlink_metadata(&abs) {
-                Ok(m) if m.is_file() => found.push(pattern.clone()),
-                Ok(m) if m.file_type().is_symlink() => {
-                    let inside = match (abs.canonicalize(), repo_root.canonicalize()) {
-                        (Ok(target), Ok(root)) => target.starts_with(root) && target.is_file(),
-                        _ => false,
-                    };
-                    if !inside {
-                        return Err(ConfigError::invalid(
-                            &repo,
-                            field,
-                            None,
-                            format!("{pattern:?} is a symlink that does not lead to a file inside the repository"),
-                        ));
-                    }
-                    found.push(pattern.clone());
-                }
-                Ok(_) => {
-                    return Err(ConfigError::invalid(
-                        &repo,
-                        field,
-                        None,
-                        format!("{pattern:?} is not a file"),
-                    ));
-                }
-                Err(_) => {}
-            }
+            include_literal(repo_root, pattern, &mut found).map_err(invalid)?;
         }
-        if found.len() == before {
-            let what = if name.contains('*') {
+        if found.files.len() == before {
+            let what = if is_glob {
                 "no ImageWatcher file"
             } else {
                 "no file"
             };
-            return Err(ConfigError::invalid(
-                &repo,
-                field,
-                None,
-                format!("{pattern:?} matches {what} in the repository"),
-            ));
+            return Err(invalid(format!(
+                "{pattern:?} matches {what} in the repository"
+            )));
         }
     }
-    found.retain(|path| !excludes.iter().any(|x| path_matches(x, path)));
-    found.sort();
-    found.dedup();
-    Ok(found.into_iter().map(|rel| repo_root.join(rel)).collect())
+    let excluded = |path: &str| excludes.iter().any(|x| path_matches(x, path));
+    found.files.retain(|path| !excluded(path));
+    found.files.sort();
+    found.files.dedup();
+    found.skipped.retain(|s| !excluded(&s.path));
+    found.skipped.sort_by(|a, b| a.path.cmp(&b.path));
+    found.skipped.dedup();
+    Ok(WatcherFiles {
+        files: found.files.iter().map(|rel| repo_root.join(rel)).collect(),
+        skipped: found.skipped,
+    })
+}
+
+/// The files of one directory that a `dir/name-*.yaml` include matches, filtered by kind.
+fn include_glob(repo_root: &Path, pattern: &str, found: &mut Found) -> Result<(), ConfigError> {
+    let (dir, name) = pattern.rsplit_once('/').unwrap_or(("", pattern));
+    let abs_dir = repo_root.join(dir);
+    if !fs::symlink_metadata(&abs_dir).is_ok_and(|m| m.is_dir()) {
+        return Ok(());
+    }
+    for entry in read_dir_sorted(&abs_dir)? {
+        let Some(file) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        if is_file && glob_match(name, &file) {
+            let rel = if dir.is_empty() {
+                file
+            } else {
+                format!("{dir}/{file}")
+            };
+            classify(&entry.path(), rel, found)?;
+        }
+    }
+    Ok(())
+}
+
+/// A literal include, taken whatever its kind; a missing file adds nothing (the caller says
+/// so). The error is the message for the include's field.
+fn include_literal(repo_root: &Path, pattern: &str, found: &mut Found) -> Result<(), String> {
+    let abs = repo_root.join(pattern);
+    match fs::symlink_metadata(&abs) {
+        Ok(m) if m.is_file() => found.files.push(pattern.to_string()),
+        Ok(m) if m.file_type().is_symlink() => {
+            let inside = match (abs.canonicalize(), repo_root.canonicalize()) {
+                (Ok(target), Ok(root)) => target.starts_with(root) && target.is_file(),
+                _ => false,
+            };
+            if !inside {
+                return Err(format!(
+                    "{pattern:?} is a symlink that does not lead to a file inside the repository"
+                ));
+            }
+            found.files.push(pattern.to_string());
+        }
+        Ok(_) => return Err(format!("{pattern:?} is not a file")),
+        Err(_) => {}
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -276,35 +327,6 @@ mod tests {
     }
 
     #[test]
-    fn patterns_must_stay_in_the_repository() {
-        assert_eq!(check_pattern("./.pipe/a.yaml").unwrap(), ".pipe/a.yaml");
-        assert_eq!(
-            check_pattern(".pipe/*-prod.yaml").unwrap(),
-            ".pipe/*-prod.yaml"
-        );
-        assert!(check_pattern("../other/.pipe/a.yaml")
-            .unwrap_err()
-            .contains("`..` is not allowed"));
-        assert!(check_pattern(".pipe/../../a.yaml")
-            .unwrap_err()
-            .contains("leaves the repository"));
-        assert!(check_pattern("/etc/passwd")
-            .unwrap_err()
-            .contains("is absolute"));
-        assert!(check_pattern("C:\\x.yaml")
-            .unwrap_err()
-            .contains("is absolute"));
-        assert!(check_pattern("").unwrap_err().contains("empty"));
-        assert!(check_pattern(".pipe//a.yaml")
-            .unwrap_err()
-            .contains("empty path component"));
-        assert!(check_pattern("*/a.yaml")
-            .unwrap_err()
-            .contains("only supported in the file-name part"));
-        assert!(check_pattern(".").unwrap_err().contains("names no file"));
-    }
-
-    #[test]
     fn globs_match_the_file_name() {
         assert!(glob_match("*.yaml", "a.yaml"));
         assert!(glob_match("imagewatcher-*.yaml", "imagewatcher-prod.yaml"));
@@ -335,6 +357,62 @@ mod tests {
                 ".pipe/broken.yaml",
                 ".pipe/imagewatcher.yaml",
                 ".pipe/prod/imagewatcher.yml"
+            ]
+        );
+    }
+
+    // Regression (issue 9): an ImageWatcher file with a misspelt kind was skipped silently, so
+    // its targets never moved and nothing said why.
+    #[test]
+    fn a_wrong_kind_under_pipe_is_reported_naming_file_and_kind() {
+        let dir = repo(&[
+            (".pipe/imagewatcher.yaml", WATCHER),
+            (
+                ".pipe/typo.yaml",
+                &WATCHER.replace("ImageWatcher", "ImageWatch"),
+            ),
+            (
+                ".pipe/nokind.yaml",
+                "apiVersion: pipecd.dev/v1beta1\nspec: {}\n",
+            ),
+            (".pipe/app.yaml", APP),
+            (".pipe/analysis.yaml", "kind: AnalysisTemplate\nspec: {}\n"),
+            (".pipe/excluded.yaml", "kind: Imagewatcher\n"),
+        ]);
+        let found =
+            find_watcher_files(dir.path(), &[], &strings(&[".pipe/excluded.yaml"])).unwrap();
+        assert_eq!(rel(dir.path(), found.files), [".pipe/imagewatcher.yaml"]);
+        assert_eq!(
+            found.skipped,
+            [
+                SkippedFile {
+                    path: ".pipe/nokind.yaml".into(),
+                    kind: None
+                },
+                SkippedFile {
+                    path: ".pipe/typo.yaml".into(),
+                    kind: Some("ImageWatch".into())
+                },
+            ]
+        );
+        let shown = found.skipped[1].to_string();
+        assert!(
+            shown.contains(".pipe/typo.yaml")
+                && shown.contains("\"ImageWatch\"")
+                && shown.contains("kind: ImageWatcher"),
+            "{shown}"
+        );
+        assert!(found.skipped[0].to_string().contains("has no kind"));
+
+        // A glob include filters by kind the same way, and says so.
+        let found = find_watcher_files(dir.path(), &strings(&[".pipe/*.yaml"]), &[]).unwrap();
+        let skipped: Vec<&str> = found.skipped.iter().map(|s| s.path.as_str()).collect();
+        assert_eq!(
+            skipped,
+            [
+                ".pipe/excluded.yaml",
+                ".pipe/nokind.yaml",
+                ".pipe/typo.yaml"
             ]
         );
     }

@@ -12,7 +12,8 @@ pub struct CommitVars {
     pub tag: String,
     /// The new digest, `sha256:...`.
     pub digest: String,
-    /// The tag the file had before, when there was one.
+    /// The tag the file had before; when it pinned only a digest, that digest's first 12 hex
+    /// digits (see [`digest_short`]), so a message still says what was replaced.
     pub previous_tag: Option<String>,
     /// The `org.opencontainers.image.revision` label of the image, when set.
     pub revision: Option<String>,

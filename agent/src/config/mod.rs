@@ -7,6 +7,7 @@
 //! - `watcher`: one ImageWatcher file → [`ImageWatcherFile`], each target valid or not on its own.
 //! - `discover`: which files of a repository are ImageWatcher files ([`watcher_files`]).
 //! - `message`: commit message templates and the default and combined messages.
+//! - `rules`: what the files share (apiVersions, kinds, include paths); imports no sibling.
 //! - `error`: [`ConfigError`].
 //! - `yaml`: serde-saphyr with field paths.
 
@@ -14,10 +15,13 @@ mod discover;
 mod error;
 mod message;
 mod piped;
+mod rules;
 mod watcher;
 mod yaml;
 
-pub use discover::{watcher_files, DEFAULT_WATCHER_DIR};
+pub use discover::{
+    find_watcher_files, watcher_files, SkippedFile, WatcherFiles, DEFAULT_WATCHER_DIR,
+};
 pub use error::{ConfigError, Diagnostic, Pos};
 pub use message::{
     combined_message, digest_short, render_commit_message, validate_template, CommitVars,
@@ -25,9 +29,6 @@ pub use message::{
 };
 pub use piped::{
     AgentConfig, GitIdentity, ProviderConfig, RepositoryConfig, WatcherConfig, FERRY_PROVIDER_TYPE,
-    PIPED_KIND,
 };
-pub use watcher::{Format, ImageWatcherFile, PolicySpec, TargetKind, TargetSpec, WATCHER_KIND};
-
-/// The `apiVersion`s ferry reads: PipeCD's, and ferry's own.
-pub const API_VERSIONS: [&str; 2] = ["pipecd.dev/v1beta1", "ferry.dev/v1"];
+pub use rules::{API_VERSIONS, PIPECD_KINDS, PIPED_KIND, WATCHER_KIND};
+pub use watcher::{Format, ImageWatcherFile, TargetKind, TargetSpec};

@@ -11,13 +11,11 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::discover::check_pattern;
 use super::error::{ConfigError, Pos};
+use super::rules::{check_api_version, check_pattern, PIPED_KIND};
 use super::yaml::from_yaml;
-use super::API_VERSIONS;
-
-/// The `kind` of the agent config file.
-pub const PIPED_KIND: &str = "Piped";
+// One identity type for the whole agent: the config fills the one the git layer commits with.
+pub use crate::git::GitIdentity;
 /// The only image provider type ferry-agent reads: a ferry server's event stream.
 pub const FERRY_PROVIDER_TYPE: &str = "FERRY";
 
@@ -84,15 +82,6 @@ struct RawWatcher {
     excludes: Vec<Spanned<String>>,
 }
 
-/// The author (and committer) of the agent's commits.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GitIdentity {
-    /// `spec.git.username`.
-    pub username: String,
-    /// `spec.git.email`; contains '@'.
-    pub email: String,
-}
-
 /// A config repository the agent commits to (`spec.repositories[]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepositoryConfig {
@@ -132,7 +121,8 @@ pub struct WatcherConfig {
 /// The validated agent config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentConfig {
-    /// Commit author.
+    /// Commit author and committer: `spec.git.username` as the name, `spec.git.email` (contains
+    /// '@').
     pub identity: GitIdentity,
     /// SSH private key for fetch and push, resolved against the config file's directory.
     pub ssh_key_file: Option<PathBuf>,
@@ -219,7 +209,7 @@ impl<'a> Validator<'a> {
         let spec = raw.spec;
         let git = &spec.git;
         let identity = GitIdentity {
-            username: self.non_empty("spec.git.username".into(), &git.username)?,
+            name: self.non_empty("spec.git.username".into(), &git.username)?,
             email: self.email(&git.email)?,
         };
         let ssh_key_file =
@@ -487,23 +477,6 @@ impl<'a> Validator<'a> {
             })
             .collect())
     }
-}
-
-/// `apiVersion` must be one ferry reads; shared with ImageWatcher files.
-pub(crate) fn check_api_version(file: &str, v: &Spanned<String>) -> Result<(), ConfigError> {
-    if API_VERSIONS.contains(&v.value.as_str()) {
-        return Ok(());
-    }
-    Err(ConfigError::invalid(
-        file,
-        "apiVersion",
-        Pos::of(v),
-        format!(
-            "unsupported apiVersion {:?}: use {}",
-            v.value,
-            API_VERSIONS.join(" or ")
-        ),
-    ))
 }
 
 #[cfg(test)]

@@ -69,7 +69,7 @@ fn full_example_round_trip() {
         c,
         AgentConfig {
             identity: GitIdentity {
-                username: "ferry-bot".into(),
+                name: "ferry-bot".into(),
                 email: "ferry-bot@example.com".into(),
             },
             ssh_key_file: Some("/etc/ferry/ssh-key".into()),

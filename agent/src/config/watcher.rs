@@ -9,14 +9,14 @@ use serde::{Deserialize, Deserializer};
 use serde_saphyr::Spanned;
 
 use super::error::{ConfigError, Pos};
-// A target's kind and format are the editor's own types: config validates, the editor applies.
 use super::message::validate_template;
-use super::piped::{check_api_version, AgentConfig};
+use super::piped::AgentConfig;
+use super::rules::{check_api_version, WATCHER_KIND};
 use super::yaml::{element_from_yaml, from_yaml};
+// A target's kind and format are the editor's own types, and its policy the policy module's:
+// config validates (compiling each policy once), the editor and the planner apply.
 pub use crate::edit::{EditKind as TargetKind, Format};
-
-/// The `kind` of an ImageWatcher file.
-pub const WATCHER_KIND: &str = "ImageWatcher";
+use crate::policy::{Policy, PolicyError};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -75,15 +75,6 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
-/// `policy:` of a target; the policy module interprets it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PolicySpec {
-    /// Masterminds-style range, as written (checked by the policy module).
-    pub semver: Option<String>,
-    /// Regular expression the tag must match; checked to compile.
-    pub tag_pattern: Option<String>,
-}
-
 /// One valid target of an ImageWatcher file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetSpec {
@@ -103,8 +94,9 @@ pub struct TargetSpec {
     pub kind: TargetKind,
     /// How the reference is written.
     pub format: Format,
-    /// Which tags may be deployed; `None`: the most recently published tag wins.
-    pub policy: Option<PolicySpec>,
+    /// Which tags may be deployed (`policy:`, compiled); `None`: the most recently published
+    /// tag wins.
+    pub policy: Option<Policy>,
 }
 
 /// A parsed ImageWatcher file: file-level settings, and each target's own outcome.
@@ -201,6 +193,8 @@ impl ImageWatcherFile {
     }
 }
 
+/// Checks one raw target, field by field, in the order they are usually written, so the first
+/// error reported is the first one a reader meets.
 fn validate_target(
     file: &str,
     index: usize,
@@ -208,143 +202,18 @@ fn validate_target(
 ) -> Result<TargetSpec, ConfigError> {
     let pos = Pos::of(&raw);
     let t = raw.value;
-    let fail = |name: &str, at: Option<Pos>, msg: String| {
-        let field = if name.is_empty() {
-            format!("spec.targets[{index}]")
-        } else {
-            format!("spec.targets[{index}].{name}")
-        };
-        ConfigError::invalid(file, field, at, msg)
-    };
-    let non_empty = |name: &str, v: &Spanned<String>| {
-        if v.value.trim().is_empty() {
-            Err(fail(name, Pos::of(v), "must not be empty".into()))
-        } else {
-            Ok(v.value.clone())
-        }
-    };
-
-    let image_raw = non_empty("image", &t.image)?;
-    let image = ImageName::parse(&image_raw).map_err(|e| {
-        fail(
-            "image",
-            Pos::of(&t.image),
-            format!("invalid image {image_raw:?}: {e}"),
-        )
-    })?;
-    let provider = non_empty("provider", &t.provider)?;
-    let file_path = non_empty("filePath", &t.file_path)?;
-    let format = match &t.format {
-        None => Format::Tag,
-        Some(f) => f
-            .value
-            .parse()
-            .map_err(|e: crate::edit::EditError| fail("format", Pos::of(f), e.to_string()))?,
-    };
-
-    let mut given = Vec::new();
-    if t.field.is_some() {
-        given.push("field");
-    }
-    if t.kustomize.is_some() {
-        given.push("kustomize");
-    }
-    if t.helm.is_some() {
-        given.push("helm");
-    }
-    if given.len() != 1 {
-        let found = if given.is_empty() {
-            "none".to_string()
-        } else {
-            given.join(" and ")
-        };
-        return Err(fail(
-            "",
-            pos,
-            format!("give exactly one of field, kustomize or helm; found {found}"),
-        ));
-    }
-    let kind = if let Some(f) = &t.field {
-        TargetKind::Field {
-            path: non_empty("field", f)?,
-        }
-    } else if t.kustomize.is_some() {
-        TargetKind::Kustomize
-    } else {
-        let helm = t.helm.and_then(|h| h).unwrap_or(RawHelm {
-            repository: None,
-            tag: None,
-            digest: None,
-        });
-        let key = |name: &str, v: &Option<Spanned<String>>| {
-            v.as_ref()
-                .map(|v| non_empty(&format!("helm.{name}"), v))
-                .transpose()
-        };
-        let repository = key("repository", &helm.repository)?;
-        let tag = key("tag", &helm.tag)?;
-        let digest = key("digest", &helm.digest)?;
-        if tag.is_none() && digest.is_none() {
-            return Err(fail(
-                "helm",
-                pos,
-                "give at least one of tag and digest (value paths such as image.tag)".into(),
-            ));
-        }
-        let needs = match format {
-            Format::Tag if tag.is_none() => Some(("tag", "format: digest")),
-            Format::Digest if digest.is_none() => Some(("digest", "format: tag")),
-            _ => None,
-        };
-        if let Some((missing, other)) = needs {
-            return Err(fail(
-                "helm",
-                pos,
-                format!("format is {format} but helm has no {missing} path: add helm.{missing} or set {other}"),
-            ));
-        }
-        TargetKind::Helm {
-            repository,
-            tag,
-            digest,
-        }
-    };
-
-    let policy = match t.policy {
-        None => None,
-        Some(p) => {
-            let semver = p
-                .semver
-                .as_ref()
-                .map(|v| non_empty("policy.semver", v))
-                .transpose()?;
-            let tag_pattern = p
-                .tag_pattern
-                .as_ref()
-                .map(|v| non_empty("policy.tagPattern", v))
-                .transpose()?;
-            if let (Some(pattern), Some(v)) = (&tag_pattern, &p.tag_pattern) {
-                regex::Regex::new(pattern).map_err(|e| {
-                    fail("policy.tagPattern", Pos::of(v), {
-                        // regex errors draw a caret under the pattern over several lines; the
-                        // last line says what is wrong.
-                        let e = e.to_string();
-                        let why = e
-                            .lines()
-                            .last()
-                            .unwrap_or_default()
-                            .trim_start_matches("error: ");
-                        format!("invalid regular expression {pattern:?}: {why}")
-                    })
-                })?;
-            }
-            (semver.is_some() || tag_pattern.is_some()).then_some(PolicySpec {
-                semver,
-                tag_pattern,
-            })
-        }
-    };
-
+    let check = TargetCheck { file, index, pos };
+    let (image_raw, image) = check.image(&t.image)?;
+    let provider = check.non_empty("provider", &t.provider)?;
+    let file_path = check.non_empty("filePath", &t.file_path)?;
+    let format = check.format(t.format.as_ref())?;
+    let kind = check.kind(&t, format)?;
+    let policy = t
+        .policy
+        .as_ref()
+        .map(|p| check.policy(p))
+        .transpose()?
+        .flatten();
     Ok(TargetSpec {
         index,
         pos,
@@ -356,6 +225,172 @@ fn validate_target(
         format,
         policy,
     })
+}
+
+/// Where a target is, for its error messages (`FILE:LINE:COL: spec.targets[2].format: ...`).
+struct TargetCheck<'a> {
+    file: &'a str,
+    index: usize,
+    /// Where the target starts, for errors about the target as a whole.
+    pos: Option<Pos>,
+}
+
+impl TargetCheck<'_> {
+    /// An error about the target's field `name` (empty: the whole target).
+    fn fail(&self, name: &str, at: Option<Pos>, msg: String) -> ConfigError {
+        let index = self.index;
+        let field = if name.is_empty() {
+            format!("spec.targets[{index}]")
+        } else {
+            format!("spec.targets[{index}].{name}")
+        };
+        ConfigError::invalid(self.file, field, at, msg)
+    }
+
+    fn non_empty(&self, name: &str, v: &Spanned<String>) -> Result<String, ConfigError> {
+        if v.value.trim().is_empty() {
+            Err(self.fail(name, Pos::of(v), "must not be empty".into()))
+        } else {
+            Ok(v.value.clone())
+        }
+    }
+
+    /// The image as written and normalised.
+    fn image(&self, v: &Spanned<String>) -> Result<(String, ImageName), ConfigError> {
+        let raw = self.non_empty("image", v)?;
+        let image = ImageName::parse(&raw)
+            .map_err(|e| self.fail("image", Pos::of(v), format!("invalid image {raw:?}: {e}")))?;
+        Ok((raw, image))
+    }
+
+    fn format(&self, v: Option<&Spanned<String>>) -> Result<Format, ConfigError> {
+        match v {
+            None => Ok(Format::Tag),
+            Some(f) => f.value.parse().map_err(|e: crate::edit::EditError| {
+                self.fail("format", Pos::of(f), e.to_string())
+            }),
+        }
+    }
+
+    /// Exactly one of `field`, `kustomize` and `helm` says what is edited.
+    fn kind(&self, t: &RawTarget, format: Format) -> Result<TargetKind, ConfigError> {
+        let given: Vec<&str> = [
+            ("field", t.field.is_some()),
+            ("kustomize", t.kustomize.is_some()),
+            ("helm", t.helm.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect();
+        if given.len() != 1 {
+            let found = if given.is_empty() {
+                "none".to_string()
+            } else {
+                given.join(" and ")
+            };
+            return Err(self.fail(
+                "",
+                self.pos,
+                format!("give exactly one of field, kustomize or helm; found {found}"),
+            ));
+        }
+        if let Some(f) = &t.field {
+            Ok(TargetKind::Field {
+                path: self.non_empty("field", f)?,
+            })
+        } else if t.kustomize.is_some() {
+            Ok(TargetKind::Kustomize)
+        } else {
+            self.helm(t.helm.as_ref().and_then(Option::as_ref), format)
+        }
+    }
+
+    /// `helm:` value paths; the one `format` writes must be there.
+    fn helm(&self, helm: Option<&RawHelm>, format: Format) -> Result<TargetKind, ConfigError> {
+        let key = |name: &str, v: Option<&Spanned<String>>| {
+            v.map(|v| self.non_empty(&format!("helm.{name}"), v))
+                .transpose()
+        };
+        let repository = key("repository", helm.and_then(|h| h.repository.as_ref()))?;
+        let tag = key("tag", helm.and_then(|h| h.tag.as_ref()))?;
+        let digest = key("digest", helm.and_then(|h| h.digest.as_ref()))?;
+        if tag.is_none() && digest.is_none() {
+            return Err(self.fail(
+                "helm",
+                self.pos,
+                "give at least one of tag and digest (value paths such as image.tag)".into(),
+            ));
+        }
+        let needs = match format {
+            Format::Tag if tag.is_none() => Some(("tag", "format: digest")),
+            Format::Digest if digest.is_none() => Some(("digest", "format: tag")),
+            _ => None,
+        };
+        if let Some((missing, other)) = needs {
+            return Err(self.fail(
+                "helm",
+                self.pos,
+                format!("format is {format} but helm has no {missing} path: add helm.{missing} or set {other}"),
+            ));
+        }
+        Ok(TargetKind::Helm {
+            repository,
+            tag,
+            digest,
+        })
+    }
+
+    /// `policy:` compiled once, here: the compiled policy is what the agent applies, so a range
+    /// or pattern that is refused is refused at its field, and nothing compiles it twice.
+    /// `None` when it sets nothing (`policy: {}`).
+    fn policy(&self, p: &RawPolicy) -> Result<Option<Policy>, ConfigError> {
+        let semver = p
+            .semver
+            .as_ref()
+            .map(|v| self.non_empty("policy.semver", v))
+            .transpose()?;
+        let tag_pattern = p
+            .tag_pattern
+            .as_ref()
+            .map(|v| self.non_empty("policy.tagPattern", v))
+            .transpose()?;
+        if semver.is_none() && tag_pattern.is_none() {
+            return Ok(None);
+        }
+        Policy::new(semver.as_deref(), tag_pattern.as_deref())
+            .map(Some)
+            .map_err(|e| match e {
+                PolicyError::Semver(e) => self.fail(
+                    "policy.semver",
+                    p.semver.as_ref().and_then(Pos::of),
+                    e.to_string(),
+                ),
+                PolicyError::TagPattern { pattern, error } => self.fail(
+                    "policy.tagPattern",
+                    p.tag_pattern.as_ref().and_then(Pos::of),
+                    format!(
+                        "invalid regular expression {pattern:?}: {}",
+                        regex_reason(&error)
+                    ),
+                ),
+                PolicyError::EmptyTagPattern => self.fail(
+                    "policy.tagPattern",
+                    p.tag_pattern.as_ref().and_then(Pos::of),
+                    e.to_string(),
+                ),
+            })
+    }
+}
+
+/// regex errors draw a caret under the pattern over several lines; the last line says what is
+/// wrong, and fits in a one-line message.
+fn regex_reason(error: &regex::Error) -> String {
+    let e = error.to_string();
+    e.lines()
+        .last()
+        .unwrap_or_default()
+        .trim_start_matches("error: ")
+        .to_string()
 }
 
 #[cfg(test)]

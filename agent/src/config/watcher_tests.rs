@@ -95,10 +95,7 @@ fn full_example_round_trip() {
                 path: "spec.template.spec.containers[0].image".into(),
             },
             format: Format::Tag,
-            policy: Some(PolicySpec {
-                semver: Some(">=1.2, <2".into()),
-                tag_pattern: Some("^main-[0-9a-f]{7}$".into()),
-            }),
+            policy: Some(Policy::new(Some(">=1.2, <2"), Some("^main-[0-9a-f]{7}$")).unwrap()),
         }
     );
     assert_eq!(t[1].image.to_string(), "docker.io/pipecd/bar");
@@ -429,4 +426,18 @@ fn format_spellings() {
     }
     assert!("Tag".parse::<Format>().is_err());
     assert_eq!(Format::default(), Format::Tag);
+}
+
+// The policy is compiled where it is validated (once), so a bad range is refused at its own
+// field with its position, like every other field.
+#[test]
+fn a_bad_semver_range_is_refused_at_its_field() {
+    let f = parse(&with("semver: \">=1.2, <2\"", "semver: \">=1.2 <<2\""));
+    assert_target_err(&f, 0, "spec.targets[0].policy.semver", &[">=1.2 <<2"]);
+    let err = f.targets[0].as_ref().unwrap_err();
+    assert_eq!(
+        err.diagnostic().and_then(|d| d.pos).map(|p| p.line),
+        Some(12)
+    );
+    assert_eq!(f.valid_targets().count(), 2);
 }

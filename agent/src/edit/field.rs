@@ -7,7 +7,7 @@ use super::scalar::{reading, scalar_at, Reading};
 use super::splice::set_scalar;
 use super::tree::Node;
 use super::verify::Expect;
-use super::{reference, same_image, split_reference, Format, Plan, Release};
+use super::{reference, same_image, split_reference, Format, Plan, Release, WrittenRef};
 
 pub(crate) fn plan(
     docs: &[Node],
@@ -30,7 +30,7 @@ pub(crate) fn plan(
             })
         }
     }
-    let (name, tag, digest) = split_reference(&scalar.value);
+    let WrittenRef { name, tag, digest } = split_reference(&scalar.value);
     if !same_image(name, image) {
         return Err(EditError::ImageMismatch {
             path: path.to_string(),

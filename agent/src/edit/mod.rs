@@ -219,8 +219,19 @@ pub(crate) fn same_image(a: &str, b: &str) -> bool {
     }
 }
 
+/// An image reference split as written: `name[:tag][@digest]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WrittenRef<'a> {
+    /// The name, not normalised (`localhost:5000/app`).
+    pub name: &'a str,
+    /// The tag, without its `:`.
+    pub tag: Option<&'a str>,
+    /// The digest, without its `@` (`sha256:…`).
+    pub digest: Option<&'a str>,
+}
+
 /// Splits `name[:tag][@digest]` as written, without normalising the name.
-pub(crate) fn split_reference(value: &str) -> (&str, Option<&str>, Option<&str>) {
+pub(crate) fn split_reference(value: &str) -> WrittenRef<'_> {
     let (rest, digest) = match value.split_once('@') {
         Some((rest, digest)) => (rest, Some(digest)),
         None => (value, None),
@@ -228,12 +239,16 @@ pub(crate) fn split_reference(value: &str) -> (&str, Option<&str>, Option<&str>)
     // A `:` after the last `/` starts the tag; one before it is a registry port.
     let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
     match rest[last_slash..].rfind(':') {
-        Some(i) => (
-            &rest[..last_slash + i],
-            Some(&rest[last_slash + i + 1..]),
+        Some(i) => WrittenRef {
+            name: &rest[..last_slash + i],
+            tag: Some(&rest[last_slash + i + 1..]),
             digest,
-        ),
-        None => (rest, None, digest),
+        },
+        None => WrittenRef {
+            name: rest,
+            tag: None,
+            digest,
+        },
     }
 }
 
@@ -286,14 +301,15 @@ mod tests {
 
     #[test]
     fn splits_references_as_written() {
-        assert_eq!(split_reference("nginx"), ("nginx", None, None));
+        let written = |name, tag, digest| WrittenRef { name, tag, digest };
+        assert_eq!(split_reference("nginx"), written("nginx", None, None));
         assert_eq!(
             split_reference("localhost:5000/app:1@sha256:aa"),
-            ("localhost:5000/app", Some("1"), Some("sha256:aa"))
+            written("localhost:5000/app", Some("1"), Some("sha256:aa"))
         );
         assert_eq!(
             split_reference("localhost:5000/app"),
-            ("localhost:5000/app", None, None)
+            written("localhost:5000/app", None, None)
         );
     }
 

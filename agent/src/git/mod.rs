@@ -43,7 +43,9 @@ pub use signing::SigningKey;
 /// Who the agent's commits are by (author and committer alike).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GitIdentity {
+    /// The name on commits (`spec.git.username` of the agent config).
     pub name: String,
+    /// The email on commits (`spec.git.email`).
     pub email: String,
 }
 

@@ -31,7 +31,8 @@ pub struct Candidate<'a> {
 }
 
 /// A target's validated tag policy. The default accepts every tag and follows the newest.
-#[derive(Debug, Clone, Default)]
+/// Two policies are equal when they were written the same.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Policy {
     semver: Option<Range>,
     tag_pattern: Option<TagPattern>,
@@ -63,6 +64,15 @@ struct TagPattern {
     source: String,
     anchored: Regex,
 }
+
+/// The anchored form follows from the source.
+impl PartialEq for TagPattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+
+impl Eq for TagPattern {}
 
 impl Policy {
     /// Validates a policy as written in an ImageWatcher file (`semver`, `tagPattern`).
