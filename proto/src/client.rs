@@ -282,23 +282,21 @@ mod tests {
         let inner = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
         let e = Wrap("tcp connect error".into(), inner);
         assert_eq!(error_chain(&e), "tcp connect error: refused");
-        let again = Wrap(
-            "refused".into(),
-            std::io::Error::new(std::io::ErrorKind::Other, "refused"),
-        );
+        let again = Wrap("refused".into(), std::io::Error::other("refused"));
         assert_eq!(error_chain(&again), "refused");
     }
 
     #[tokio::test]
     async fn a_ca_file_that_cannot_be_read_is_named_once() {
-        let err = connect_with(
+        let Err(err) = connect_with(
             "https://127.0.0.1:1",
             None,
             Some(std::path::Path::new("/nonexistent/ca.pem")),
         )
         .await
-        .err()
-        .expect("no CA file");
+        else {
+            panic!("connected without the CA file");
+        };
         let msg = err.to_string();
         assert!(
             msg.contains("/nonexistent/ca.pem") && msg.contains("No such file"),
