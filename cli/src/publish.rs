@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::{anyhow, bail, Context};
-use ferry_proto::client::{error_chain, explain_call_failure, from_transport};
+use ferry_proto::client::{error_chain, explanation, from_transport};
 use ferry_proto::pb;
 use ferry_proto::reference::{ImageName, Reference};
 
@@ -69,7 +69,7 @@ pub async fn publish(
         crate::client::connect(&args.server, token.as_deref(), args.ca_file.as_deref()).await?;
     let resp = match client.publish(request).await {
         Ok(resp) => resp.into_inner(),
-        Err(status) => return Err(publish_failed(&args.server, status).await),
+        Err(status) => return Err(publish_failed(&args.server, status)),
     };
     for m in &resp.moved {
         tracing::info!(tag = %m.tag, digest = %m.digest, seq = m.seq, "tag moved");
@@ -78,11 +78,11 @@ pub async fn publish(
 }
 
 /// A failed Publish call. A status ferry-server sent is its refusal, said as it is; a failure
-/// in the transport is checked for an address that does not speak gRPC (e.g. the registry
-/// port), which the h2 error alone would not tell.
-async fn publish_failed(server: &str, status: tonic::Status) -> anyhow::Error {
-    if let Some(why) = explain_call_failure(server, &status).await {
-        return why.into();
+/// on this side is said as such, or, when the channel found that the address does not speak
+/// gRPC (e.g. the registry port), as that explanation alone.
+fn publish_failed(server: &str, status: tonic::Status) -> anyhow::Error {
+    if let Some(why) = explanation(&status) {
+        return anyhow!("{why}");
     }
     if from_transport(&status) {
         let reason = std::error::Error::source(&status)

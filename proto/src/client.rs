@@ -1,12 +1,12 @@
 //! Connecting to ferry-server's gRPC service, as the CLI and the agent both do: one channel,
 //! the bearer token on every call, and message limits sized for multi-arch publishes.
 
+mod diagnose;
 mod probe;
 
 use std::error::Error as StdError;
 
 use thiserror::Error;
-use tonic::codegen::http::Uri;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
@@ -27,8 +27,10 @@ impl tonic::service::Interceptor for BearerToken {
     }
 }
 
+pub use diagnose::{tls_handshake_saw_plain_text, ExplainedChannel};
+
 /// A connected client.
-pub type Client = FerryClient<InterceptedService<Channel, BearerToken>>;
+pub type Client = FerryClient<InterceptedService<ExplainedChannel, BearerToken>>;
 
 /// Why a connection could not be made.
 ///
@@ -139,112 +141,24 @@ pub async fn connect_with(
         return Err(ConnectError::CaWithoutTls(address.to_string()));
     }
     let channel = match endpoint.connect().await {
-        Ok(c) => c,
-        Err(e) => return Err(explain_connect_failure(address, endpoint.uri(), &e).await),
+        Ok(c) => ExplainedChannel::new(c, address, endpoint.uri()),
+        Err(e) => return Err(diagnose::explain_connect_failure(address, endpoint.uri(), &e).await),
     };
     Ok(FerryClient::with_interceptor(channel, BearerToken(header))
         .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES))
 }
 
-/// Why connecting failed. A TLS handshake answered with something that is not TLS is probed
-/// in plain text, so the message can say what does listen there.
-async fn explain_connect_failure(
-    address: &str,
-    uri: &Uri,
-    e: &tonic::transport::Error,
-) -> ConnectError {
-    if address.starts_with("https://") && tls_handshake_saw_plain_text(e) {
-        if let Some(authority) = authority(uri) {
-            match probe::plain_answer(&authority).await {
-                Some(probe::PlainAnswer::Http1 { registry: true }) => {
-                    return registry_port(address, uri)
-                }
-                Some(_) => {
-                    return ConnectError::PlainText {
-                        address: address.to_string(),
-                        plain: format!("http://{}", &address["https://".len()..]),
-                    }
-                }
-                None => {}
-            }
-        }
-    }
-    ConnectError::Unreachable {
-        address: address.to_string(),
-        reason: error_chain(e),
-    }
+/// The explanation a failed call carries when the channel found that the address does not
+/// speak gRPC (see [`diagnose::ExplainedChannel`]): print it instead of the status.
+pub fn explanation(status: &tonic::Status) -> Option<&ConnectError> {
+    causes(status).find_map(|c| c.downcast_ref::<ConnectError>())
 }
 
-/// Explains a call that failed in the transport rather than with a status ferry-server sent:
-/// when `address` answers in HTTP/1 (ferry-server's registry port, or some other web server),
-/// says so. None when the failure is anything else, for the caller to report as it is.
-///
-/// An HTTP/2 client connects to an HTTP/1 server without complaint; only the first call
-/// fails, with an h2 protocol error that names neither cause nor remedy, hence this check.
-pub async fn explain_call_failure(address: &str, status: &tonic::Status) -> Option<ConnectError> {
-    if !from_transport(status) {
-        return None;
-    }
-    let uri: Uri = address.parse().ok()?;
-    match probe::plain_answer(&authority(&uri)?).await? {
-        probe::PlainAnswer::Http1 { registry: true } => Some(registry_port(address, &uri)),
-        probe::PlainAnswer::Http1 { registry: false } => Some(ConnectError::NotGrpc {
-            address: address.to_string(),
-        }),
-        probe::PlainAnswer::Http2 => None,
-    }
-}
-
-/// True when `status` was made from a transport error on this side (no status came back).
+/// True when `status` was made on this side from a transport failure rather than sent by
+/// ferry-server (a status decoded from the server's response carries no source).
 pub fn from_transport(status: &tonic::Status) -> bool {
-    causes(status).any(|c| c.is::<tonic::transport::Error>())
-}
-
-fn registry_port(address: &str, uri: &Uri) -> ConnectError {
-    ConnectError::RegistryPort {
-        address: address.to_string(),
-        suggestion: format!(
-            "http://{}:{DEFAULT_GRPC_PORT}",
-            uri.host().unwrap_or("HOST")
-        ),
-    }
-}
-
-/// HOST:PORT of `uri`, with the scheme's default port when none is written.
-fn authority(uri: &Uri) -> Option<String> {
-    let port = uri
-        .port_u16()
-        .unwrap_or(if uri.scheme_str() == Some("https") {
-            443
-        } else {
-            80
-        });
-    Some(format!("{}:{port}", uri.host()?))
-}
-
-/// True when a TLS handshake failed on bytes that are not a TLS record: rustls found an
-/// invalid message where the server's hello should have been, as when the server speaks plain
-/// HTTP. (Shared with the CLI's reqwest client, which runs on the same rustls.)
-pub fn tls_handshake_saw_plain_text(e: &(dyn StdError + 'static)) -> bool {
-    causes(e).any(is_rustls_invalid_message)
-}
-
-/// rustls reports through `std::io::Error`, sometimes wrapped twice (reqwest's connector), and
-/// an `io::Error`'s `source()` skips the error it wraps: look inside with `get_ref`.
-fn is_rustls_invalid_message(mut e: &(dyn StdError + 'static)) -> bool {
-    loop {
-        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            return matches!(tls, rustls::Error::InvalidMessage(_));
-        }
-        match e
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-        {
-            Some(inner) => e = inner,
-            None => return false,
-        }
-    }
+    StdError::source(status).is_some()
 }
 
 /// `e` and its sources.

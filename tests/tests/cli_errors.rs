@@ -123,30 +123,50 @@ fn an_https_server_address_for_a_plain_grpc_port_says_to_use_http() {
     assert!(!line.contains("InvalidContentType"), "{line}");
 }
 
+/// Starts an agent whose FERRY provider is at `address`, and waits for its log to say `wanted`.
+fn assert_agent_says(server: &FerryServer, address: &str, wanted: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let daemon = GitDaemon::start(tmp.path().join("git"));
+    let remote = daemon.init_bare_repo_with_files("config", &[("README", "config\n")]);
+    let config = agent_config(server, &remote, None, &[]).replace(
+        &format!("address: {}", server.grpc_url()),
+        &format!("address: {address}"),
+    );
+    assert!(config.contains(address), "{config}");
+    let agent = FerryAgent::start(&config, &[]);
+    assert!(
+        agent.wait_for_log(wanted, 1, Duration::from_secs(30)),
+        "{}",
+        agent.log()
+    );
+    for noise in ["transport error: transport error", "h2 protocol error"] {
+        assert!(!agent.log().contains(noise), "{}", agent.log());
+    }
+}
+
 #[test]
 fn the_agent_says_an_https_address_for_a_plain_grpc_port_should_be_http() {
     // Regression: the agent shares the connection code with the CLI and logged the same
     // doubled TLS error, every retry.
-    let tmp = tempfile::tempdir().unwrap();
     let server = FerryServer::start();
-    let daemon = GitDaemon::start(tmp.path().join("git"));
-    let remote = daemon.init_bare_repo_with_files("config", &[("README", "config\n")]);
-    let config =
-        agent_config(&server, &remote, None, &[]).replace("address: http://", "address: https://");
-    let agent = FerryAgent::start(&config, &[]);
-    let wanted = format!(
-        "the server at https://{} speaks plain HTTP, not TLS: use an http:// address",
-        server.grpc_addr
+    let https = format!("https://{}", server.grpc_addr);
+    assert_agent_says(
+        &server,
+        &https,
+        &format!("the server at {https} speaks plain HTTP, not TLS: use an http:// address"),
     );
-    assert!(
-        agent.wait_for_log(&wanted, 1, Duration::from_secs(30)),
-        "{}",
-        agent.log()
-    );
-    assert!(
-        !agent.log().contains("transport error: transport error"),
-        "{}",
-        agent.log()
+}
+
+#[test]
+fn the_agent_says_an_address_at_the_registry_port_is_not_grpc() {
+    // Regression: an agent pointed at the registry port logged "ListTags: h2 protocol error:
+    // http2 error" on every retry.
+    let server = FerryServer::start();
+    let registry = format!("http://{}", server.http_addr);
+    assert_agent_says(
+        &server,
+        &registry,
+        &format!("{registry} looks like ferry-server's registry (HTTP) port, not its gRPC port"),
     );
 }
 
