@@ -1,8 +1,14 @@
 //! Connecting to ferry-server's gRPC service, as the CLI and the agent both do: one channel,
 //! the bearer token on every call, and message limits sized for multi-arch publishes.
+//!
+//! - `diagnose`: failures that mean "wrong address" (plain text behind `https://`, the
+//!   registry port) turned into a [`ConnectError`] that says so.
+//! - `probe`: asking an address in plain text what it speaks.
 
 mod diagnose;
 mod probe;
+
+pub use diagnose::{tls_handshake_saw_plain_text, ExplainedChannel};
 
 use std::error::Error as StdError;
 
@@ -26,8 +32,6 @@ impl tonic::service::Interceptor for BearerToken {
         Ok(req)
     }
 }
-
-pub use diagnose::{tls_handshake_saw_plain_text, ExplainedChannel};
 
 /// A connected client.
 pub type Client = FerryClient<InterceptedService<ExplainedChannel, BearerToken>>;
