@@ -51,7 +51,8 @@ pub struct PublishArgs {
     /// Talk to the origin registry over plain HTTP.
     #[arg(long)]
     pub insecure: bool,
-    /// ferry-server's gRPC address.
+    /// ferry-server's gRPC address (its --grpc-addr listener, not the registry port);
+    /// https:// for a server with TLS.
     #[arg(long, env = "FERRY_SERVER", default_value = "http://127.0.0.1:50051")]
     pub server: String,
     /// API token (role publisher).
@@ -87,14 +88,23 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// What a command produced, for `main` to print.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// `ferry publish`: the manifest digest, the only thing printed on stdout.
+    Published {
+        /// `sha256:…`.
+        digest: String,
+    },
+}
+
 /// Runs a parsed command.
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub async fn run(args: Args) -> anyhow::Result<Outcome> {
     match args.command {
         Command::Publish(p) => {
             let labels: BTreeMap<String, String> = p.labels.iter().cloned().collect();
             let digest = publish::publish(&p, labels).await?;
-            println!("{digest}");
-            Ok(())
+            Ok(Outcome::Published { digest })
         }
     }
 }

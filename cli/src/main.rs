@@ -12,7 +12,10 @@ async fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     match ferry_cli::run(args).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(ferry_cli::Outcome::Published { digest }) => {
+            println!("{digest}");
+            std::process::ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("ferry: error: {e:#}");
             std::process::ExitCode::FAILURE

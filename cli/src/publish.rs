@@ -2,7 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail, Context};
+use ferry_proto::client::{error_chain, explanation, from_transport};
 use ferry_proto::pb;
 use ferry_proto::reference::{ImageName, Reference};
 
@@ -66,13 +67,28 @@ pub async fn publish(
     let token = args.token()?;
     let mut client =
         crate::client::connect(&args.server, token.as_deref(), args.ca_file.as_deref()).await?;
-    let resp = client
-        .publish(request)
-        .await
-        .map_err(|s| anyhow::anyhow!("ferry-server refused the publish: {}", s.message()))?;
-    let resp = resp.into_inner();
+    let resp = match client.publish(request).await {
+        Ok(resp) => resp.into_inner(),
+        Err(status) => return Err(publish_failed(&args.server, status)),
+    };
     for m in &resp.moved {
         tracing::info!(tag = %m.tag, digest = %m.digest, seq = m.seq, "tag moved");
     }
     Ok(resp.digest)
+}
+
+/// A failed Publish call. A status ferry-server sent is its refusal, said as it is; a failure
+/// on this side is said as such, or, when the channel found that the address does not speak
+/// gRPC (e.g. the registry port), as that explanation alone.
+fn publish_failed(server: &str, status: tonic::Status) -> anyhow::Error {
+    if let Some(why) = explanation(&status) {
+        return anyhow!("{why}");
+    }
+    if from_transport(&status) {
+        let reason = std::error::Error::source(&status)
+            .map(error_chain)
+            .unwrap_or_else(|| status.message().to_string());
+        return anyhow!("publishing to ferry-server at {server} failed: {reason}");
+    }
+    anyhow!("ferry-server refused the publish: {}", status.message())
 }

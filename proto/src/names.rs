@@ -14,8 +14,9 @@ pub const MAX_TAG_LEN: usize = 128;
 /// A name, tag or digest that does not follow the OCI grammar.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum NameError {
-    /// The repository name breaks the path-component grammar.
-    #[error("invalid repository name {0:?}: path components match [a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*, separated by '/', at most 255 characters")]
+    /// The repository name breaks the path-component grammar. A first component written
+    /// `HOST:PORT` gets a hint with ferry's `HOST_PORT` form.
+    #[error("invalid repository name {0:?}: {rule}", rule = repository_rule(.0))]
     Repository(String),
     /// The tag breaks the tag grammar.
     #[error("invalid tag {0:?}: tags match [A-Za-z0-9_][A-Za-z0-9._-]{{0,127}}")]
@@ -25,6 +26,29 @@ pub enum NameError {
         "invalid digest {0:?}: digests are sha256:<64 lowercase hex> or sha512:<128 lowercase hex>"
     )]
     Digest(String),
+}
+
+/// The grammar a repository name broke, or for `127.0.0.1:5001/team/app` (a registry host and
+/// port copied from an image reference) the name ferry knows it by: the OCI grammar has no ':'
+/// in repository names, so ferry writes the port `_5001`.
+fn repository_rule(name: &str) -> String {
+    if let Some(fixed) = with_port_underscored(name) {
+        return format!(
+            "a registry :PORT is written _PORT in a ferry repository name: write {fixed}"
+        );
+    }
+    "path components match [a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*, separated by '/', at most 255 characters".to_string()
+}
+
+/// `HOST:PORT/rest` → `HOST_PORT/rest`, when that is a valid repository name.
+fn with_port_underscored(name: &str) -> Option<String> {
+    let (first, rest) = name.split_once('/')?;
+    let (host, port) = first.rsplit_once(':')?;
+    if host.is_empty() || port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let fixed = format!("{host}_{port}/{rest}");
+    validate_repository(&fixed).is_ok().then_some(fixed)
 }
 
 fn is_alnum_lower(b: u8) -> bool {
@@ -151,6 +175,35 @@ mod tests {
             assert!(validate_repository(bad).is_err(), "{bad}");
         }
         assert!(validate_repository(&"a".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn a_registry_port_in_a_repository_name_suggests_the_underscore_form() {
+        // Regression: GET /v2/127.0.0.1:5001/team/app/… answered only the grammar, leaving the
+        // user to discover that ferry spells the port `_5001`.
+        let msg = validate_repository("127.0.0.1:5001/team/app")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("\"127.0.0.1:5001/team/app\"")
+                && msg.contains("write 127.0.0.1_5001/team/app"),
+            "{msg}"
+        );
+        let msg = validate_repository("localhost:5000/app")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("write localhost_5000/app"), "{msg}");
+        // No hint where the underscore form would be invalid too, or there is no port.
+        for other in [
+            "127.0.0.1:5001/Team/app",
+            "host:/app",
+            "host:x1/app",
+            "app:1",
+        ] {
+            let msg = validate_repository(other).unwrap_err().to_string();
+            assert!(!msg.contains("write "), "{other}: {msg}");
+            assert!(msg.contains("[a-z0-9]+"), "{other}: {msg}");
+        }
     }
 
     #[test]

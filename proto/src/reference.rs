@@ -42,13 +42,15 @@ pub enum ReferenceError {
         "{0:?} is an image name with a tag or digest; expected a bare name such as gcr.io/team/app"
     )]
     NotBareName(String),
-    /// A name, tag or digest inside the reference is invalid.
-    #[error("in image reference {reference:?}: {source}")]
+    /// A name, tag or digest inside the reference is invalid. The rule is part of this
+    /// message (registry error bodies carry only the top message), so it is not also exposed
+    /// as `source()`: a chain printer would say it twice.
+    #[error("in image reference {reference:?}: {rule}")]
     Name {
         /// The whole reference.
         reference: String,
         /// Which part failed, and its rule.
-        source: NameError,
+        rule: NameError,
     },
 }
 
@@ -126,29 +128,29 @@ impl ImageName {
         } else {
             path.to_string()
         };
-        validate_repository(&path).map_err(|source| ReferenceError::Name {
+        validate_repository(&path).map_err(|rule| ReferenceError::Name {
             reference: reference.to_string(),
-            source,
+            rule,
         })?;
         let name = ImageName { registry, path };
         // The whole ferry repository name must fit the grammar and length limit too.
-        validate_repository(&name.ferry_repository()).map_err(|source| ReferenceError::Name {
+        validate_repository(&name.ferry_repository()).map_err(|rule| ReferenceError::Name {
             reference: reference.to_string(),
-            source,
+            rule,
         })?;
         Ok(name)
     }
 
     /// Inverse of [`ImageName::ferry_repository`]: `127.0.0.1_5001/team/app` → `127.0.0.1:5001/team/app`.
     pub fn from_ferry_repository(repo: &str) -> Result<Self, ReferenceError> {
-        validate_repository(repo).map_err(|source| ReferenceError::Name {
+        validate_repository(repo).map_err(|rule| ReferenceError::Name {
             reference: repo.to_string(),
-            source,
+            rule,
         })?;
         let Some((first, path)) = repo.split_once('/') else {
             return Err(ReferenceError::Name {
                 reference: repo.to_string(),
-                source: NameError::Repository(repo.to_string()),
+                rule: NameError::Repository(repo.to_string()),
             });
         };
         let host = match first.rsplit_once('_') {
@@ -189,9 +191,9 @@ impl Reference {
         if s.is_empty() {
             return Err(ReferenceError::Empty);
         }
-        let name_err = |source| ReferenceError::Name {
+        let name_err = |rule| ReferenceError::Name {
             reference: s.to_string(),
-            source,
+            rule,
         };
         let (rest, digest) = match s.split_once('@') {
             Some((r, d)) => {
@@ -333,6 +335,10 @@ mod tests {
             msg.contains("Team/app") && msg.contains("[a-z0-9]+"),
             "{msg}"
         );
+        // The rule is said once, even by a printer that follows source() (anyhow's {:#}).
+        let err = Reference::parse("gcr.io/Team/app").unwrap_err();
+        assert!(std::error::Error::source(&err).is_none(), "{err}");
+        assert_eq!(msg.matches("invalid repository name").count(), 1, "{msg}");
         assert!(matches!(
             ImageName::parse("nginx:1"),
             Err(ReferenceError::NotBareName(_))

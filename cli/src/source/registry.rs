@@ -7,6 +7,7 @@
 
 use anyhow::{bail, Context};
 use base64::Engine as _;
+use ferry_proto::client::{error_chain, tls_handshake_saw_plain_text};
 use ferry_proto::manifest::ACCEPTED_MANIFEST_TYPES;
 use ferry_proto::pb;
 use ferry_proto::reference::{Reference, DOCKER_HUB};
@@ -127,13 +128,10 @@ impl RegistryReader {
             if let Some(auth) = &self.auth {
                 req = req.header(header::AUTHORIZATION, auth);
             }
-            let resp = req.send().await.map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot reach origin registry {}: {}",
-                    self.base,
-                    error_chain(&e)
-                )
-            })?;
+            let resp = match req.send().await {
+                Ok(resp) => resp,
+                Err(e) => return Err(self.unreachable(&e).await),
+            };
             let status = resp.status();
             if status == StatusCode::UNAUTHORIZED && !retried_auth {
                 let challenge = resp
@@ -159,6 +157,32 @@ impl RegistryReader {
                 .with_context(|| format!("reading {url}"))?;
             return Ok((status, headers, body.to_vec()));
         }
+    }
+
+    /// Why a request could not be sent. A TLS handshake answered with something that is not
+    /// TLS is followed by one plain-HTTP `GET /v2/`: when that gets an answer, the origin is a
+    /// plain-HTTP registry, and the remedy is --insecure.
+    async fn unreachable(&self, e: &reqwest::Error) -> anyhow::Error {
+        if let Some(host) = self.base.strip_prefix("https://") {
+            if tls_handshake_saw_plain_text(e)
+                && self
+                    .http
+                    .get(format!("http://{host}/v2/"))
+                    .timeout(std::time::Duration::from_secs(5))
+                    .send()
+                    .await
+                    .is_ok()
+            {
+                return anyhow::anyhow!(
+                    "the origin registry {host} speaks plain HTTP, not HTTPS: pass --insecure to read it over http://"
+                );
+            }
+        }
+        anyhow::anyhow!(
+            "cannot reach origin registry {}: {}",
+            self.base,
+            error_chain(e)
+        )
     }
 
     /// Answers a 401 challenge with an Authorization header value.
@@ -277,17 +301,6 @@ impl RegistryReader {
             data: body,
         })
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 impl DocumentReader for RegistryReader {
