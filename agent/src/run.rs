@@ -211,6 +211,7 @@ pub async fn run(config: AgentConfig, opts: RunOptions) -> anyhow::Result<()> {
         let auth = RemoteAuth {
             ssh_key_file: config.ssh_key_file.clone(),
             ca_file: config.ca_file.clone(),
+            https: r.https.clone(),
         };
         let (remote, branch) = (r.remote.clone(), r.branch.clone());
         let ws = tokio::task::spawn_blocking(move || Workspace::open(&dir, &remote, &branch, auth))

@@ -8,9 +8,9 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{identity, pushed, set_file, FILE, V1, V2};
-use ferry_agent::git::{GitError, RemoteAuth, Workspace};
+use ferry_agent::git::{GitError, HttpsCredentials, RemoteAuth, Workspace};
 use ferry_tests::git::git;
-use ferry_tests::https_git::{HttpsGitServer, TOKEN};
+use ferry_tests::https_git::{HttpsGitServer, TOKEN, USER};
 use ferry_tests::process::run;
 
 /// An HTTPS server with one repository, "config", holding [`FILE`] = [`V1`].
@@ -152,6 +152,54 @@ fn wrong_token_is_refused_and_nothing_is_pushed() {
     assert!(!err.to_string().contains(TOKEN), "{err}");
     assert!(!applied, "edits ran without a fetch");
     remote.assert_unchanged();
+}
+
+// Issue 9: https credentials came only from inside the URL, which puts the token in the agent
+// config and wherever the URL is shown. Now the token can live in a file of its own.
+#[test]
+fn pushes_over_https_with_the_token_in_a_file_and_none_in_the_url() {
+    let remote = Remote::start();
+    let token_file = remote.dir("git-token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let auth = |password_file: &Path| RemoteAuth {
+        https: Some(HttpsCredentials {
+            username: USER.into(),
+            password_file: password_file.to_path_buf(),
+        }),
+        ..remote.trusting_its_ca()
+    };
+    let url = remote.server.plain_url("config");
+    let mut ws = Workspace::open(&remote.dir("clone"), &url, "main", auth(&token_file))
+        .unwrap_or_else(|e| panic!("{e}\n{}", remote.server.log_tail(20)));
+    let (commit, _) = pushed(
+        ws.commit_and_push(&identity(), None, "Deploy foo:v2", set_file(FILE, V2))
+            .unwrap(),
+    );
+    assert_eq!(remote.log()[0], format!("{commit} Deploy foo:v2"));
+
+    // The file is read at each authentication: a rotated token works without a new workspace,
+    // and a wrong one is refused without being shown.
+    std::fs::write(&token_file, "not-the-token\n").unwrap();
+    let err = open_error(Workspace::open(
+        &remote.dir("wrong"),
+        &url,
+        "main",
+        auth(&token_file),
+    ));
+    assert!(err.to_string().contains("check the key or token"), "{err}");
+    assert!(!err.to_string().contains("not-the-token"), "{err}");
+    let missing = remote.dir("no-such-file");
+    let err = open_error(Workspace::open(
+        &remote.dir("missing"),
+        &url,
+        "main",
+        auth(&missing),
+    ));
+    assert!(
+        err.to_string().contains(&missing.display().to_string()),
+        "the missing password file is not named: {err}"
+    );
+    assert_eq!(remote.log().len(), 2, "only the one commit landed");
 }
 
 #[test]

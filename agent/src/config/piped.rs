@@ -14,6 +14,7 @@ use serde_saphyr::Spanned;
 use super::error::{ConfigError, Pos};
 use super::rules::{check_api_version, check_pattern, PIPED_KIND};
 use super::yaml::from_yaml;
+use crate::git::HttpsCredentials;
 // One identity type for the whole agent: the config fills the one the git layer commits with.
 pub use crate::git::GitIdentity;
 /// The only image provider type ferry-agent reads: a ferry server's event stream.
@@ -53,6 +54,9 @@ struct RawRepository {
     repo_id: Spanned<String>,
     remote: Spanned<String>,
     branch: Spanned<String>,
+    username: Option<Spanned<String>>,
+    password_file: Option<Spanned<String>>,
+    token_file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -91,6 +95,9 @@ pub struct RepositoryConfig {
     pub remote: String,
     /// The branch to commit to.
     pub branch: String,
+    /// For an `https://` remote: the user name and the file holding its password or token
+    /// (`passwordFile`, or `tokenFile`: the same thing under the name forges use).
+    pub https: Option<HttpsCredentials>,
 }
 
 /// A ferry server to take image events from (`spec.imageProviders[]` of type FERRY).
@@ -332,13 +339,82 @@ impl<'a> Validator<'a> {
                     format!("duplicate repoId {id:?} (also spec.repositories[{first}].repoId)"),
                 ));
             }
+            let remote = self.non_empty(field("remote"), &r.remote)?;
             out.push(RepositoryConfig {
                 repo_id: id.clone(),
-                remote: self.non_empty(field("remote"), &r.remote)?,
+                https: self.https_credentials(i, r, &remote)?,
+                remote,
                 branch: self.non_empty(field("branch"), &r.branch)?,
             });
         }
         Ok(out)
+    }
+
+    /// `username` with `passwordFile` or `tokenFile`: only for an `https://` remote whose URL
+    /// carries no password of its own, so the secret lives in exactly one place.
+    fn https_credentials(
+        &self,
+        i: usize,
+        r: &RawRepository,
+        remote: &str,
+    ) -> Result<Option<HttpsCredentials>, ConfigError> {
+        let field = |name: &str| format!("spec.repositories[{i}].{name}");
+        let file = match (&r.password_file, &r.token_file) {
+            (Some(_), Some(token)) => {
+                return Err(invalid(
+                    self.file,
+                    field("tokenFile"),
+                    Pos::of(token),
+                    "give passwordFile or tokenFile, not both: they are the same setting".into(),
+                ))
+            }
+            (Some(f), None) => Some(("passwordFile", f)),
+            (None, Some(f)) => Some(("tokenFile", f)),
+            (None, None) => None,
+        };
+        let Some((name, file)) = file else {
+            if let Some(u) = &r.username {
+                return Err(invalid(
+                    self.file,
+                    field("username"),
+                    Pos::of(u),
+                    "username is sent with a password: add passwordFile (or tokenFile)".into(),
+                ));
+            }
+            return Ok(None);
+        };
+        if !remote.starts_with("https://") {
+            return Err(invalid(
+                self.file,
+                field(name),
+                Pos::of(file),
+                format!("{name} is for https:// remotes, and remote {remote:?} is not one"),
+            ));
+        }
+        let url_user = remote
+            .strip_prefix("https://")
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|authority| authority.rsplit_once('@'))
+            .map(|(userinfo, _)| userinfo);
+        if url_user.is_some_and(|u| u.contains(':')) {
+            return Err(invalid(
+                self.file,
+                field(name),
+                Pos::of(file),
+                format!("the remote URL carries a password too: remove it from the URL and keep the secret only in {name}"),
+            ));
+        }
+        let username = match &r.username {
+            Some(u) => self.non_empty(field("username"), u)?,
+            None => url_user.unwrap_or("git").to_string(),
+        };
+        let password_file = self
+            .opt_path(field(name), Some(file))?
+            .expect("a path was given");
+        Ok(Some(HttpsCredentials {
+            username,
+            password_file,
+        }))
     }
 
     fn providers(

@@ -80,11 +80,13 @@ fn full_example_round_trip() {
                     repo_id: "config".into(),
                     remote: "git://git.example.com/config.git".into(),
                     branch: "main".into(),
+                    https: None,
                 },
                 RepositoryConfig {
                     repo_id: "apps".into(),
                     remote: "https://git.example.com/apps.git".into(),
                     branch: "release".into(),
+                    https: None,
                 },
             ],
             providers: vec![
@@ -366,6 +368,78 @@ fn repository_rules() {
         &text,
         "spec.imageProviders",
         &["at least one image provider of type FERRY"],
+    );
+}
+
+#[test]
+fn https_credentials_come_from_a_file_and_only_for_https() {
+    let creds = |lines: &str| {
+        with(
+            "      branch: release\n",
+            &format!("      branch: release\n{lines}"),
+        )
+    };
+    let with_file = |line: &str| creds(&format!("      username: ferry-bot\n{line}"));
+    let config = parse(&with_file("      tokenFile: git-token\n")).unwrap();
+    assert_eq!(
+        config.repositories[1].https,
+        Some(HttpsCredentials {
+            username: "ferry-bot".into(),
+            password_file: "/etc/ferry/git-token".into(),
+        })
+    );
+    let config = parse(&with_file("      passwordFile: /run/secrets/pw\n")).unwrap();
+    let https = config.repositories[1].https.clone().unwrap();
+    assert_eq!(https.password_file, PathBuf::from("/run/secrets/pw"));
+    assert_eq!(https.username, "ferry-bot");
+    assert_err(
+        &with_file("      tokenFile: a\n      passwordFile: b\n"),
+        "spec.repositories[1].tokenFile",
+        &["passwordFile or tokenFile, not both"],
+    );
+    assert_err(
+        &with_file(""),
+        "spec.repositories[1].username",
+        &["add passwordFile (or tokenFile)"],
+    );
+    let token = with_file("      tokenFile: git-token\n");
+    assert_err(
+        &token.replace(
+            "remote: https://git.example.com/apps.git",
+            "remote: git://git.example.com/apps.git",
+        ),
+        "spec.repositories[1].tokenFile",
+        &["for https:// remotes", "git://git.example.com/apps.git"],
+    );
+    assert_err(
+        &token.replace(
+            "remote: https://git.example.com/apps.git",
+            "remote: https://bot:secret@git.example.com/apps.git",
+        ),
+        "spec.repositories[1].tokenFile",
+        &["remove it from the URL"],
+    );
+    // Without username, the URL's user, else "git".
+    let no_user = creds("      tokenFile: git-token\n");
+    assert_eq!(
+        parse(&no_user).unwrap().repositories[1]
+            .https
+            .clone()
+            .unwrap()
+            .username,
+        "git"
+    );
+    let url_user = no_user.replace(
+        "https://git.example.com",
+        "https://deployer@git.example.com",
+    );
+    assert_eq!(
+        parse(&url_user).unwrap().repositories[1]
+            .https
+            .clone()
+            .unwrap()
+            .username,
+        "deployer"
     );
 }
 

@@ -1,9 +1,12 @@
 //! Credentials for talking to the remote, and URLs made safe to print.
 //!
 //! `ssh://` (and scp-like `user@host:path`) authenticates with the configured key file; host
-//! keys are checked by libgit2 against `~/.ssh/known_hosts`. `https://USER:TOKEN@host/…` sends
-//! the URL's user and password; the server's certificate must chain to a system CA or to the
-//! configured `caFile` ([`trust_ca_file`]). `git://`, `file://` and plain paths need nothing.
+//! keys are checked by libgit2 against `~/.ssh/known_hosts`. `https://` remotes send a user
+//! name and a password or access token: from a file ([`HttpsCredentials`], the repository's
+//! `passwordFile`/`tokenFile`), which keeps the secret out of the config and out of every URL
+//! the agent logs, or else from the URL itself (`https://USER:TOKEN@host/…`). The server's
+//! certificate must chain to a system CA or to the configured `caFile` ([`trust_ca_file`]).
+//! `git://`, `file://` and plain paths need nothing.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -26,6 +29,39 @@ pub struct RemoteAuth {
     /// so this loses nothing there. Certificates are always verified (chain and host name);
     /// this only adds trust anchors.
     pub ca_file: Option<PathBuf>,
+    /// User name and password file for `https://` remotes; without it, the URL's own.
+    pub https: Option<HttpsCredentials>,
+}
+
+/// Basic credentials for an `https://` remote, the password (or access token) read from a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpsCredentials {
+    /// The user name sent with the password (GitHub ignores it for tokens; GitLab wants any).
+    pub username: String,
+    /// The file holding the password or token. Read at every authentication, so a rotated
+    /// token is picked up without a restart; one trailing newline is ignored.
+    pub password_file: PathBuf,
+}
+
+impl HttpsCredentials {
+    /// The password, or an error naming the file.
+    fn password(&self) -> Result<String, git2::Error> {
+        let text = std::fs::read_to_string(&self.password_file).map_err(|e| {
+            git2::Error::from_str(&format!(
+                "reading the git password file {}: {e}",
+                self.password_file.display()
+            ))
+        })?;
+        let password = text.strip_suffix('\n').unwrap_or(&text);
+        let password = password.strip_suffix('\r').unwrap_or(password);
+        if password.is_empty() {
+            return Err(git2::Error::from_str(&format!(
+                "the git password file {} is empty",
+                self.password_file.display()
+            )));
+        }
+        Ok(password.to_string())
+    }
 }
 
 /// libgit2 asks again after a rejected credential; past this many asks the credentials are
@@ -57,11 +93,14 @@ impl RemoteAuth {
                 };
             }
             if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
+                if let Some(https) = &self.https {
+                    return Cred::userpass_plaintext(&https.username, &https.password()?);
+                }
                 return match url_credentials(url) {
                     Some((user, password)) => Cred::userpass_plaintext(&user, &password),
                     None => Err(git2::Error::from_str(
-                        "the remote asks for a username and password; \
-                         give them in the URL: https://USER:TOKEN@host/…",
+                        "the remote asks for a username and password: set passwordFile (or \
+                         tokenFile) on the repository in the agent config",
                     )),
                 };
             }

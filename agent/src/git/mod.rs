@@ -29,7 +29,7 @@ use git2::{AutotagOption, FetchOptions, Repository, ResetType};
 
 use host_key::SeenHostKey;
 
-pub use auth::RemoteAuth;
+pub use auth::{HttpsCredentials, RemoteAuth};
 /// Resolves an untrusted repo-relative path inside a work tree (see [`Workspace::confined_path`]);
 /// for edit callbacks, which get the (canonical) root but not the workspace. `root` must be
 /// canonical.
