@@ -1,7 +1,7 @@
 //! The agent's git layer against a real `https://` remote: `git http-backend` behind lighttpd
 //! with TLS from a CA the test makes, and HTTP Basic auth with `user:token` in the URL, as
 //! GitHub and GitLab tokens are used. The git CLI checks, on the bare repository itself, what
-//! landed (DESIGN §9).
+//! landed (README, "Testing").
 
 mod common;
 

@@ -1,6 +1,6 @@
 //! The agent's git layer over a real `ssh://` remote: OpenSSH's sshd runs git on the server
 //! side, the agent logs in with its key file (`sshKeyFile`), and libgit2 checks the server's
-//! host key against `$HOME/.ssh/known_hosts` (DESIGN §9).
+//! host key against `$HOME/.ssh/known_hosts` (README, "Testing").
 //!
 //! libgit2 reads `$HOME` once, when it initialises, so every test here shares one HOME, set
 //! before the first git2 call, and only ever appends to its known_hosts (each server has its

@@ -1,5 +1,5 @@
 //! The agent's git layer against real peers: a `git daemon` remote, the git CLI to inspect what
-//! landed, and gpg / ssh-keygen to verify signatures (DESIGN §9).
+//! landed, and gpg / ssh-keygen to verify signatures (README, "Testing").
 
 mod common;
 

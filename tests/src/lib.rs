@@ -1,6 +1,6 @@
 //! Shared helpers for ferry's end-to-end tests (the tests live in `tests/tests/*.rs`).
 //!
-//! Every helper drives a real peer on loopback, never a mock (DESIGN.md §9):
+//! Every helper drives a real peer on loopback, never a mock (README, "Testing"):
 //!
 //! - [`ferry`]: the ferry binaries under test (server on free ports, `ferry publish`).
 //! - [`ports`]: free loopback ports and waiting for a listener.

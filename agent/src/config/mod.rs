@@ -1,5 +1,5 @@
 //! The agent's configuration: the Piped-style config file and the ImageWatcher files in the config
-//! repository (DESIGN §5), read in two stages: YAML → raw serde structs (unknown fields are errors,
+//! repository (docs/architecture.md §4), read in two stages: YAML → raw serde structs (unknown fields are errors,
 //! since a typo in GitOps config would otherwise silently do nothing) → validated types. Every error
 //! names the file, the line and column when known, the field path and the rule.
 //!

@@ -1,6 +1,6 @@
 //! ImageWatcher files: which manifest field each image's releases are written to.
 //!
-//! A bad target must not stop the others (DESIGN §5), so the document is read once without its
+//! A bad target must not stop the others (docs/architecture.md §4), so the document is read once without its
 //! targets, then each target is read on its own; every target yields its own `Result`.
 
 use ferry_proto::reference::ImageName;

@@ -1,6 +1,6 @@
 //! Format-preserving manifest edits: write a release's tag and/or digest into one YAML file.
 //!
-//! Only the bytes of the changed scalar change (DESIGN.md §5); `agent/tests/fixtures/edits/` pins the
+//! Only the bytes of the changed scalar change (docs/architecture.md §5); `agent/tests/fixtures/edits/` pins the
 //! rules byte for byte. The pipeline, one module per step:
 //!
 //! - [`tree`]: parse with saphyr-parser into nodes that carry byte ranges;

@@ -1,4 +1,4 @@
-//! Confinement of repo-relative paths taken from untrusted config files (DESIGN §5): a target's
+//! Confinement of repo-relative paths taken from untrusted config files (docs/architecture.md §4, docs/security.md): a target's
 //! `filePath` must name something inside the work tree, and outside `.git`.
 
 use std::path::{Component, Path, PathBuf};

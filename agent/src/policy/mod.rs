@@ -1,4 +1,4 @@
-//! Tag selection: which published tag a target should move to (DESIGN §5, `policy:` of an
+//! Tag selection: which published tag a target should move to (docs/architecture.md §4, `policy:` of an
 //! ImageWatcher target).
 //!
 //! - `semver`: a Masterminds-style range ([`semver_range`]); the highest satisfying version wins

@@ -153,7 +153,11 @@ impl Subscriber {
                         let _ = self.tx.send(Err(status)).await;
                         return Ok(());
                     }
-                    let head_seq = self.service.head_seq();
+                    // The stream's own cursor, not the service's head: a publish may sit in the
+                    // live receiver, not yet sent, and an agent that took the head as "applied
+                    // up to" would move its durable cursor past events it has not seen. When the
+                    // stream is idle the two are equal.
+                    let head_seq = self.cursor;
                     self.send(Item::Heartbeat(pb::Heartbeat { head_seq })).await?;
                 }
                 _ = self.tx.closed() => return Err(Gone),
