@@ -68,10 +68,13 @@ fn defaults<T: ClapArgs>() -> T {
     Wrapper::<T>::parse_from(["ferry-bench"]).options
 }
 
-/// Runs one scenario, records its section, and says how long it took.
+/// Runs one scenario, prints and records its section, and says how long it took.
+// The table on stdout is this binary's result; progress goes to stderr.
+#[allow(clippy::print_stdout)]
 fn scenario(name: &str, run: impl FnOnce() -> anyhow::Result<String>) -> anyhow::Result<()> {
     let started = Instant::now();
     let section = run()?;
+    println!("{section}");
     report::write_section(name, &section)?;
     eprintln!("{name}: done in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())

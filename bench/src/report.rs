@@ -97,9 +97,8 @@ fn replace_section(doc: &str, name: &str, section: &str) -> String {
     out
 }
 
-/// Prints `section` and stores it in BENCHMARKS.md between this scenario's markers.
+/// Stores `section` in BENCHMARKS.md between this scenario's markers.
 pub fn write_section(name: &str, section: &str) -> anyhow::Result<()> {
-    println!("{section}");
     let path = benchmarks_md();
     let doc = std::fs::read_to_string(&path).unwrap_or_else(|_| {
         "# Benchmarks\n\nProduced by `bench/run.sh`; each section is rewritten when its scenario runs.\n".into()

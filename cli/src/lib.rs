@@ -16,6 +16,7 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "ferry", version)]
 pub struct Args {
+    /// The subcommand to run.
     #[command(subcommand)]
     pub command: Command,
 }

@@ -2,6 +2,8 @@
 
 use clap::Parser;
 
+// The digest on stdout is this binary's result (CI captures it); logs go to stderr.
+#[allow(clippy::print_stdout)]
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args = ferry_cli::Args::parse();

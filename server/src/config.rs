@@ -65,6 +65,7 @@ pub struct Args {
     /// Log format.
     #[arg(long, value_parser = ["text", "json"], default_value = "text")]
     pub log_format: String,
+    /// The subcommand to run; none means `serve`.
     #[command(subcommand)]
     pub command: Option<Command>,
 }

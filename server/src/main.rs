@@ -3,6 +3,8 @@
 use clap::Parser;
 use ferry_server::config::{Args, Command};
 
+// What `token` and `check` print on stdout is their result; logs go to stderr.
+#[allow(clippy::print_stdout)]
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = Args::parse();

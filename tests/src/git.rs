@@ -15,6 +15,7 @@ use crate::process::{require_tool, run, spawn_logged, ChildGuard};
 
 /// Identity of commits made by these helpers (a "human" in the tests' stories).
 pub const USER_NAME: &str = "Test Human";
+/// Email of that identity.
 pub const USER_EMAIL: &str = "human@ferry-tests.invalid";
 
 /// `git` with the hermetic environment and identity; add `-c` options, then the subcommand.
@@ -87,10 +88,12 @@ impl GitDaemon {
         }
     }
 
+    /// The 127.0.0.1 port `git daemon` listens on.
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// The directory it serves; a repository `NAME` is `NAME.git` under it.
     pub fn base_dir(&self) -> &Path {
         &self.base
     }

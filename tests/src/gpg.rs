@@ -18,7 +18,9 @@ pub struct GpgKey {
     pub armored_secret_key: String,
     /// `gpg --export --armor`.
     pub armored_public_key: String,
+    /// The user ID's name.
     pub name: String,
+    /// The user ID's email.
     pub email: String,
 }
 

@@ -10,8 +10,11 @@ use anyhow::{bail, Context, Result};
 /// A parsed response. Header names are lower-cased.
 #[derive(Debug, Clone)]
 pub struct Response {
+    /// The status code.
     pub status: u16,
+    /// Name and value of each header, in the order received.
     pub headers: Vec<(String, String)>,
+    /// The body, de-chunked if it came chunked.
     pub body: Vec<u8>,
 }
 

@@ -72,6 +72,7 @@ impl HttpsGitServer {
         }
     }
 
+    /// The 127.0.0.1 port lighttpd listens on.
     pub fn port(&self) -> u16 {
         self.port
     }

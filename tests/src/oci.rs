@@ -18,10 +18,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+/// Media type of an OCI image manifest.
 pub const MEDIA_TYPE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// Media type of an OCI image index (a multi-arch image).
 pub const MEDIA_TYPE_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// Media type of an OCI image config.
 pub const MEDIA_TYPE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+/// Media type of an uncompressed tar layer, the only kind written here.
 pub const MEDIA_TYPE_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+/// Media type of the empty `{}` config of an OCI 1.1 artifact.
 pub const MEDIA_TYPE_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 /// The index.json annotation that names a tag in an OCI layout.
 pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
@@ -37,8 +42,11 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
 /// What to put in an image.
 #[derive(Debug, Clone)]
 pub struct ImageSpec {
+    /// The config's and platform's `architecture`: `amd64`, `arm64`, …
     pub arch: String,
+    /// The config's and platform's `os`: `linux`, …
     pub os: String,
+    /// The platform's `variant` (`v8` for arm64), if any.
     pub variant: Option<String>,
     /// Go into the config's `config.Labels`.
     pub labels: BTreeMap<String, String>,
@@ -73,6 +81,7 @@ pub struct ImageDesc {
     pub config_digest: Option<String>,
     /// Layers of an image or artifact; empty for an index.
     pub layer_digests: Vec<String>,
+    /// The manifest exactly as written to the layout's blobs.
     pub manifest_bytes: Vec<u8>,
     /// Length of `manifest_bytes`.
     pub size: u64,
@@ -126,6 +135,7 @@ impl OciLayout {
         layout
     }
 
+    /// The layout's directory.
     pub fn path(&self) -> &Path {
         &self.dir
     }

@@ -32,9 +32,11 @@ pub struct OriginRegistry {
 /// One line of the registry's access log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessLogEntry {
+    /// The HTTP method: `GET`, `HEAD`, …
     pub method: String,
     /// Path and query as requested, e.g. `/v2/team/app/manifests/1`.
     pub path: String,
+    /// The status code the registry answered with.
     pub status: u16,
 }
 

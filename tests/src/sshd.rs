@@ -134,6 +134,7 @@ impl SshServer {
         }
     }
 
+    /// The 127.0.0.1 port sshd listens on.
     pub fn port(&self) -> u16 {
         self.port
     }

@@ -18,13 +18,19 @@ pub enum GitError {
          give the agent an empty or missing directory",
         dir.display()
     )]
-    NotAClone { dir: PathBuf },
+    NotAClone {
+        /// The configured clone directory.
+        dir: PathBuf,
+    },
 
     /// A filesystem operation on the clone directory failed.
     #[error("{action} {}: {source}", path.display())]
     Io {
+        /// What was being done, as a phrase: "resolving the work tree".
         action: &'static str,
+        /// The file or directory it was done to.
         path: PathBuf,
+        /// What the operating system reported.
         #[source]
         source: std::io::Error,
     },
@@ -35,17 +41,30 @@ pub enum GitError {
          the git server's certificate (caFile)",
         path.display()
     )]
-    CaFile { path: PathBuf, reason: String },
+    CaFile {
+        /// The configured `caFile`.
+        path: PathBuf,
+        /// Why it is unusable: the read error, or that it holds no PEM certificate.
+        reason: String,
+    },
 
     /// The configured branch is not a valid git branch name.
     #[error("branch {branch:?} of {remote} is not a valid git branch name")]
-    InvalidBranch { remote: String, branch: String },
+    InvalidBranch {
+        /// The remote URL, password redacted.
+        remote: String,
+        /// The configured branch name.
+        branch: String,
+    },
 
     /// A local repository operation (init, index, tree, commit, reset, refs) failed.
     #[error("{action} in {}: {source}", dir.display())]
     Local {
+        /// What was being done, as a phrase: "adding origin".
         action: &'static str,
+        /// The clone directory.
         dir: PathBuf,
+        /// What libgit2 reported.
         #[source]
         source: git2::Error,
     },
@@ -53,8 +72,11 @@ pub enum GitError {
     /// Fetching the branch failed: network, authentication, or no repository at the URL.
     #[error("fetching branch {branch:?} from {remote}: {source}")]
     Fetch {
+        /// The remote URL, password redacted.
         remote: String,
+        /// The configured branch name.
         branch: String,
+        /// What libgit2 reported.
         #[source]
         source: git2::Error,
     },
@@ -68,11 +90,13 @@ pub enum GitError {
         known_hosts.display()
     )]
     HostKeyRejected {
+        /// The remote URL, password redacted.
         remote: String,
         /// As known_hosts names it: `host`, or `[host]:port` off port 22.
         host: String,
         /// The key the server showed: `ssh-ed25519 SHA256:…`.
         key: String,
+        /// The `known_hosts` file the key was checked against.
         known_hosts: PathBuf,
     },
 
@@ -84,7 +108,9 @@ pub enum GitError {
          the URL's host and be signed by a system CA or by the CA in caFile"
     )]
     Tls {
+        /// The remote URL, password redacted.
         remote: String,
+        /// What libgit2 reported about the failed handshake.
         #[source]
         source: git2::Error,
     },
@@ -94,13 +120,21 @@ pub enum GitError {
         "remote {remote} has no branch {branch:?}: \
          create it there, or fix `branch` in the repository config"
     )]
-    BranchMissing { remote: String, branch: String },
+    BranchMissing {
+        /// The remote URL, password redacted.
+        remote: String,
+        /// The configured branch name.
+        branch: String,
+    },
 
     /// Pushing failed for a reason other than a concurrent update (network, authentication…).
     #[error("pushing to branch {branch:?} of {remote}: {source}")]
     Push {
+        /// The remote URL, password redacted.
         remote: String,
+        /// The configured branch name.
         branch: String,
+        /// What libgit2 reported.
         #[source]
         source: git2::Error,
     },
@@ -109,8 +143,11 @@ pub enum GitError {
     /// protected branch, a full disk. `reason` is the server's message.
     #[error("remote {remote} rejected the push to branch {branch:?}: {reason}")]
     PushRejected {
+        /// The remote URL, password redacted.
         remote: String,
+        /// The configured branch name.
         branch: String,
+        /// The server's message for the refused ref.
         reason: String,
     },
 
@@ -120,14 +157,22 @@ pub enum GitError {
          the branch kept moving under concurrent pushes"
     )]
     Contended {
+        /// The remote URL, password redacted.
         remote: String,
+        /// The configured branch name.
         branch: String,
+        /// How many pushes were tried, each after syncing to the new tip.
         attempts: u32,
     },
 
     /// A path from a config file would leave the repository (or reach into `.git`).
     #[error("refusing path {path:?}: {rule}")]
-    Confinement { path: String, rule: ConfinementRule },
+    Confinement {
+        /// The path as written in the config.
+        path: String,
+        /// Which rule it broke.
+        rule: ConfinementRule,
+    },
 
     /// The edit callback failed; nothing was committed.
     #[error("editing the work tree: {0}")]
@@ -136,7 +181,9 @@ pub enum GitError {
     /// The signing key file could not be read.
     #[error("reading signing key {}: {source}", path.display())]
     KeyRead {
+        /// The configured signing key file.
         path: PathBuf,
+        /// What the operating system reported.
         #[source]
         source: std::io::Error,
     },
@@ -144,11 +191,21 @@ pub enum GitError {
     /// The signing key file is not a usable key: unknown format, passphrase-protected, a public
     /// key, no signing-capable key inside.
     #[error("signing key {}: {reason}", path.display())]
-    KeyInvalid { path: PathBuf, reason: String },
+    KeyInvalid {
+        /// The configured signing key file.
+        path: PathBuf,
+        /// What is wrong with its contents.
+        reason: String,
+    },
 
     /// Producing a signature failed.
     #[error("signing a commit with {key}: {reason}")]
-    Sign { key: String, reason: String },
+    Sign {
+        /// The key, as [`SigningKey::describe`](super::SigningKey::describe) names it.
+        key: String,
+        /// Why signing failed.
+        reason: String,
+    },
 }
 
 /// `source` as a [`GitError::Tls`] when libgit2 says TLS failed (error class `Ssl`: an
@@ -180,10 +237,16 @@ pub enum ConfinementRule {
     GitDir,
     /// A component of the path (named, repo-relative) is a symlink resolving outside the
     /// repository.
-    SymlinkEscapes { link: String },
+    SymlinkEscapes {
+        /// The symlink, repo-relative.
+        link: String,
+    },
     /// A component of the path (named, repo-relative) is a symlink whose target does not
     /// exist, so where it leads cannot be checked.
-    DanglingSymlink { link: String },
+    DanglingSymlink {
+        /// The symlink, repo-relative.
+        link: String,
+    },
 }
 
 impl fmt::Display for ConfinementRule {

@@ -17,8 +17,13 @@ use super::{GitIdentity, SigningKey, Workspace};
 pub enum Outcome {
     /// The edits changed nothing: no commit, nothing pushed.
     NoChange,
-    /// `commit` is now the remote branch tip; `attempts` counts pushes tried (1 = no race).
-    Pushed { commit: Oid, attempts: u32 },
+    /// The edits were committed and pushed.
+    Pushed {
+        /// The new commit, now the remote branch tip.
+        commit: Oid,
+        /// How many pushes were tried: 1 when no other pusher raced us.
+        attempts: u32,
+    },
 }
 
 /// Attempts before giving up on a branch that keeps moving.
