@@ -3,10 +3,22 @@
 use clap::Parser;
 use ferry_server::config::{Args, Command};
 
+/// Runs the server or a subcommand; a failure is one line on stderr (`ferry-server: error: …`,
+/// each cause once, no backtrace) and exit status 1, as `ferry` does.
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferry-server: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 // What `token` and `check` print on stdout is their result; logs go to stderr.
 #[allow(clippy::print_stdout)]
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn run() -> anyhow::Result<()> {
     let mut args = Args::parse();
     init_logs(&args.log_format);
     match args.command.take() {

@@ -12,6 +12,7 @@ fn admin(data_dir: &Path, args: &[&str]) -> Output {
         .arg(data_dir)
         .args(args)
         .env("NO_COLOR", "1")
+        .env("RUST_BACKTRACE", "1")
         .output()
         .expect("running ferry-server")
 }
@@ -25,6 +26,13 @@ fn assert_refused(out: &Output, dir: &Path, what: &str) {
         dir.display()
     );
     assert!(stderr.contains("--data-dir"), "{what}: {stderr}");
+    // One line a newcomer can act on: no "Caused by:" block, no backtrace, even with
+    // RUST_BACKTRACE set.
+    assert!(
+        stderr.starts_with("ferry-server: error: "),
+        "{what}: {stderr}"
+    );
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{what}: {stderr}");
     assert!(
         out.stdout.is_empty(),
         "{what} printed: {}",
