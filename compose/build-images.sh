@@ -62,6 +62,17 @@ add_program() {
   done
 }
 
+# add_ferry_program ROOTFS NAME: a ferry binary from target/release without its line tables
+# (the release profile keeps them for profiling; they are most of the file). The symbol table
+# stays, so a panic's backtrace still names functions.
+add_ferry_program() {
+  local rootfs=$1 name=$2
+  add_program "$rootfs" "target/release/$name" "/usr/local/bin/$name"
+  if command -v strip >/dev/null; then
+    strip --strip-debug "$rootfs/usr/local/bin/$name"
+  fi
+}
+
 # The files every image has: the user, name resolution, CA certificates, /tmp.
 base_rootfs() {
   local rootfs=$1
@@ -93,9 +104,15 @@ build() {
     echo "ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"
     cat "$dir/tail"
   } >"$dir/Dockerfile"
+  local previous
+  previous=$(docker image inspect --format '{{.Id}}' "$name:latest" 2>/dev/null || true)
   # The legacy builder needs no BuildKit and pulls nothing for FROM scratch.
   DOCKER_BUILDKIT=0 docker build --quiet "$@" -t "$name:latest" "$dir" >/dev/null 2>"$dir/build.log" ||
     { cat "$dir/build.log" >&2; fail "docker build $name failed"; }
+  # A rebuild leaves the previous image untagged; drop it unless a container still uses it.
+  if [ -n "$previous" ] && [ "$previous" != "$(docker image inspect --format '{{.Id}}' "$name:latest")" ]; then
+    docker image rm "$previous" >/dev/null 2>&1 || true
+  fi
 }
 
 ferry_labels=(
@@ -108,7 +125,7 @@ ferry_labels=(
 # ferry-server: the database lives on the /data volume.
 dir=$work/ferry-server
 base_rootfs "$dir/rootfs"
-add_program "$dir/rootfs" target/release/ferry-server /usr/local/bin/ferry-server
+add_ferry_program "$dir/rootfs" ferry-server
 mkdir -p "$dir/owned/data"
 cat >"$dir/tail" <<'EOF'
 ENV FERRY_DATA_DIR=/data
@@ -124,7 +141,7 @@ build ferry-server "$dir" "${ferry_labels[@]}" \
 # ferry-agent: clones and its cursor live on the state volume.
 dir=$work/ferry-agent
 base_rootfs "$dir/rootfs"
-add_program "$dir/rootfs" target/release/ferry-agent /usr/local/bin/ferry-agent
+add_ferry_program "$dir/rootfs" ferry-agent
 mkdir -p "$dir/owned/var/lib/ferry-agent"
 cat >"$dir/tail" <<'EOF'
 ENV FERRY_AGENT_STATE_DIR=/var/lib/ferry-agent
@@ -138,7 +155,7 @@ build ferry-agent "$dir" "${ferry_labels[@]}" \
 # ferry: the CLI, for CI systems that run steps in containers.
 dir=$work/ferry
 base_rootfs "$dir/rootfs"
-add_program "$dir/rootfs" target/release/ferry /usr/local/bin/ferry
+add_ferry_program "$dir/rootfs" ferry
 cat >"$dir/tail" <<'EOF'
 ENTRYPOINT ["/usr/local/bin/ferry"]
 EOF
@@ -169,7 +186,8 @@ base_rootfs "$dir/rootfs"
 git_bin=$(readlink -f "$(command -v git)")
 exec_path=$(git --exec-path)
 add_program "$dir/rootfs" "$git_bin" /usr/bin/git
-add_program "$dir/rootfs" "$git_bin" "$exec_path/git"
+mkdir -p "$dir/rootfs$exec_path"
+ln -sf /usr/bin/git "$dir/rootfs$exec_path/git"
 add_program "$dir/rootfs" "$exec_path/git-daemon" "$exec_path/git-daemon"
 seed=$dir/owned/srv/git/config.git
 mkdir -p "$(dirname "$seed")"
@@ -179,7 +197,9 @@ rm -rf "$clone"
 git clone --quiet "$seed" "$clone" 2>/dev/null
 cp -R compose/git-server/seed/. "$clone/"
 git -C "$clone" add -A
-git -C "$clone" -c user.name="ferry compose seed" -c user.email=seed@ferry.invalid \
+# Dated like HEAD, so that one revision of ferry always seeds the same commit.
+GIT_AUTHOR_DATE=$(git log -1 --format=%cI) GIT_COMMITTER_DATE=$(git log -1 --format=%cI) \
+  git -C "$clone" -c user.name="ferry compose seed" -c user.email=seed@ferry.invalid \
   -c commit.gpgsign=false commit --quiet -m "Seed the config repo"
 git -C "$clone" push --quiet origin HEAD:main
 rm -rf "$clone"
@@ -195,5 +215,5 @@ for name in ferry-server ferry-agent ferry; do
   docker tag "$name:latest" "$name:$version"
 done
 echo "built (version $version, revision $revision):"
-docker image ls --format '  {{.Repository}}:{{.Tag}}\t{{.Size}}' |
-  grep -E '^  (ferry|ferry-server|ferry-agent|ferry-compose/[a-z-]+):' | sort
+docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' |
+  grep -E '^(ferry|ferry-server|ferry-agent|ferry-compose/[a-z-]+):' | sort | sed 's/^/  /'

@@ -41,10 +41,11 @@ require_engine() {
 http_status() {
   local port=$1 path=$2 line
   line=$(
+    exec 2>/dev/null
     exec 3<>"/dev/tcp/127.0.0.1/$port" || exit 0
     printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$path" >&3
     head -n 1 <&3
-  ) 2>/dev/null || true
+  ) || true
   local status=${line#HTTP/1.? }
   status=${status%% *}
   [[ $status =~ ^[0-9]{3}$ ]] && echo "$status" || echo 000
