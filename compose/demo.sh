@@ -39,6 +39,8 @@ echo "== pushing $image:$version into the origin (the ferry-agent image, via an 
 skopeo copy --quiet "docker-daemon:ferry-agent:latest" "oci:$layout:$version" >&2
 skopeo copy --quiet --dest-tls-verify=false "oci:$layout:$version" \
   "docker://127.0.0.1:$FERRY_ORIGIN_PORT/demo/app:$version" >&2
+# The CLI container runs as ferry (65532) and reads the layout through a bind mount.
+chmod -R a+rX "$work"
 
 before=$(config_git rev-parse HEAD)
 echo "== ferry publish ($source_kind source)" >&2
