@@ -88,7 +88,11 @@ fn resources(yaml: &str) -> Vec<String> {
 fn values<'a>(yaml: &'a str, key: &str) -> Vec<&'a str> {
     let prefix = format!("{key}: ");
     yaml.lines()
-        .filter_map(|l| l.trim_start().trim_start_matches("- ").strip_prefix(&prefix))
+        .filter_map(|l| {
+            l.trim_start()
+                .trim_start_matches("- ")
+                .strip_prefix(&prefix)
+        })
         .collect()
 }
 
@@ -111,7 +115,10 @@ fn server_base_renders_a_valid_statefulset_with_probes_and_services() {
     );
     assert_eq!(values(&yaml, "mountPath"), ["/data", "/tmp"]);
     assert!(yaml.contains("volumeClaimTemplates:"), "{yaml}");
-    assert_eq!(values(&yaml, "port"), ["50051", "5000", "registry", "registry", "registry"]);
+    assert_eq!(
+        values(&yaml, "port"),
+        ["50051", "5000", "registry", "registry", "registry"]
+    );
 }
 
 #[test]
@@ -120,13 +127,20 @@ fn agent_base_renders_a_valid_deployment_without_probes() {
     validate(&yaml).unwrap_or_else(|e| panic!("agent base is invalid:\n{e}\n{yaml}"));
     let resources = resources(&yaml);
     assert_eq!(resources.len(), 2, "{resources:?}");
-    assert!(resources[0].starts_with("ConfigMap/ferry-agent-config-"), "{resources:?}");
+    assert!(
+        resources[0].starts_with("ConfigMap/ferry-agent-config-"),
+        "{resources:?}"
+    );
     assert_eq!(resources[1], "Deployment/ferry-agent");
     // ferry-agent serves no HTTP yet: a probe here would point at nothing.
     assert!(!yaml.contains("Probe:"), "{yaml}");
     assert_eq!(
         values(&yaml, "secretName"),
-        ["ferry-agent-token", "ferry-agent-signing-key", "ferry-agent-git"]
+        [
+            "ferry-agent-token",
+            "ferry-agent-signing-key",
+            "ferry-agent-git"
+        ]
     );
 }
 
@@ -161,11 +175,20 @@ fn example_overlay_is_valid_and_every_reference_resolves() {
             "registry.example.com/ferry/ferry-server:0.1.0"
         ]
     );
-    assert_eq!(values(&yaml, "namespace").iter().filter(|n| **n == "ferry").count(), 8);
+    assert_eq!(
+        values(&yaml, "namespace")
+            .iter()
+            .filter(|n| **n == "ferry")
+            .count(),
+        8
+    );
     // Both workloads: non-root, read-only root filesystem, no privilege escalation.
     assert_eq!(values(&yaml, "runAsNonRoot"), ["true", "true"]);
     assert_eq!(values(&yaml, "readOnlyRootFilesystem"), ["true", "true"]);
-    assert_eq!(values(&yaml, "allowPrivilegeEscalation"), ["false", "false"]);
+    assert_eq!(
+        values(&yaml, "allowPrivilegeEscalation"),
+        ["false", "false"]
+    );
 }
 
 #[test]
