@@ -154,4 +154,30 @@ mod tests {
             "{body}"
         );
     }
+
+    #[actix_web::test]
+    async fn probes_stay_anonymous_when_registry_reads_need_a_token() {
+        use crate::registry::auth::{RegistryAuth, RegistryAuthMode};
+        let dir = tempfile::tempdir().unwrap();
+        let app = test::init_service(
+            App::new()
+                .app_data(service(dir.path()))
+                .app_data(web::Data::new(Draining::default()))
+                .app_data(web::Data::new(RegistryAuth::new(
+                    RegistryAuthMode::Token,
+                    std::time::Duration::from_secs(60),
+                )))
+                .configure(configure)
+                .configure(crate::registry::configure),
+        )
+        .await;
+        let resp =
+            test::call_service(&app, test::TestRequest::get().uri("/v2/").to_request()).await;
+        assert_eq!(resp.status(), 401, "the registry itself wants a token");
+        for path in ["/healthz", "/readyz"] {
+            let resp =
+                test::call_service(&app, test::TestRequest::get().uri(path).to_request()).await;
+            assert_eq!(resp.status(), 200, "{path} without a token");
+        }
+    }
 }
