@@ -2,7 +2,7 @@
 # Tests the Compose stack on the real Docker engine: builds the images (compose/build-images.sh),
 # runs the demo, and checks
 #   - the images: non-root user, OCI labels (version from Cargo.toml, revision = git HEAD);
-#   - ferry-server's /healthz and /readyz answer 200;
+#   - ferry-server's /healthz and /readyz answer 200, and its registry serves the release;
 #   - the agent's commit changes exactly the image line to the published reference, authored as
 #     the agent's configured identity;
 #   - after `restart ferry-server`, the same agent container (not restarted) reconnects and
@@ -82,6 +82,11 @@ echo "== first release applied in $((SECONDS - demo_start))s"
 
 check "/healthz answers 200" [ "$(http_status "$FERRY_HTTP_PORT" /healthz)" = 200 ]
 check "/readyz answers 200" [ "$(http_status "$FERRY_HTTP_PORT" /readyz)" = 200 ]
+release_labels() {
+  skopeo inspect --tls-verify=false "docker://127.0.0.1:$FERRY_HTTP_PORT/origin_5000/demo/app:1.0.0"
+}
+check "ferry's registry serves the release with the image's OCI labels" \
+  grep -qF "\"org.opencontainers.image.revision\": \"$(git rev-parse HEAD)\"" <<<"$(release_labels)"
 check "the commit sets the image to the published reference" \
   grep -qxF '+          image: origin:5000/demo/app:1.0.0' <<<"$out"
 check "the commit removes the old image line" \
