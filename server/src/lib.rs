@@ -6,6 +6,7 @@
 //! - [`grpc`]: the `Ferry` gRPC service (tonic): Publish, Subscribe, ListTags.
 //! - [`config`]: command-line configuration.
 //! - [`admin`]: the `token` subcommands and the bootstrap token.
+//! - [`health`]: `/healthz` and `/readyz` for orchestrators' probes.
 //! - [`tls`]: TLS for both listeners from certificate and key files.
 //! - [`run`]: wiring both listeners to one service, with graceful shutdown.
 //!
@@ -14,6 +15,7 @@
 pub mod admin;
 pub mod config;
 pub mod grpc;
+pub mod health;
 pub mod registry;
 pub mod run;
 pub mod service;

@@ -42,10 +42,14 @@ pub async fn run(
     let data = actix_web::web::Data::new(service.clone());
     let registry_auth =
         actix_web::web::Data::new(RegistryAuth::new(cfg.registry_auth, cfg.registry_token_ttl));
+    let draining = crate::health::Draining::default();
+    let draining_data = actix_web::web::Data::new(draining.clone());
     let http_server = actix_web::HttpServer::new(move || {
         actix_web::App::new()
             .app_data(data.clone())
             .app_data(registry_auth.clone())
+            .app_data(draining_data.clone())
+            .configure(crate::health::configure)
             .configure(registry::configure)
     })
     .workers(cfg.http_workers)
@@ -87,6 +91,7 @@ pub async fn run(
     let grpc_task = tokio::spawn(grpc_server);
     shutdown.await;
     tracing::info!("shutting down");
+    draining.start();
     // Streams first: graceful shutdown waits for them, and they only end when told to.
     let _ = close_streams.send(true);
     let _ = stop_grpc_tx.send(());
