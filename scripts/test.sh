@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs ferry's whole test suite. Installs the real peers the tests talk to when they are missing
 # (skopeo, docker-registry, git with git-daemon and git-http-backend, gpg, ssh-keygen, sshd,
-# lighttpd with TLS, openssl), builds the binaries the end-to-end tests start, then runs every
-# test. Extra arguments go to `cargo test`.
+# lighttpd with TLS, openssl, kubectl, and kubernetes-validate from PyPI for the Kubernetes
+# manifests), builds the binaries the end-to-end tests start, then runs every test. Extra
+# arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,8 @@ command -v ssh-keygen >/dev/null || missing+=(openssh-client)
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 command -v openssl >/dev/null || missing+=(openssl)
 { command -v lighttpd >/dev/null && [ -e /usr/lib/lighttpd/mod_openssl.so ]; } || missing+=(lighttpd lighttpd-mod-openssl)
+# Debian's kubectl; a kubectl from elsewhere (e.g. the cloud SDK's) serves as well.
+command -v kubectl >/dev/null || missing+=(kubernetes-client)
 if ((${#missing[@]})); then
   echo "installing test peers: ${missing[*]}" >&2
   sudo=""
@@ -24,6 +27,14 @@ if ((${#missing[@]})); then
   # Containers without policy-rc.d may try to start the docker-registry, ssh and lighttpd
   # services; the tests start their own servers on free ports, so a failed start is harmless.
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+fi
+
+# The Kubernetes schema validator (it carries its schemas, so it needs no network at test time).
+if ! command -v kubernetes-validate >/dev/null; then
+  echo "installing kubernetes-validate (PyPI)" >&2
+  python3 -m pip install --quiet kubernetes-validate
+  # pyenv reaches new console scripts through shims, made by a rehash.
+  if command -v pyenv >/dev/null; then pyenv rehash; fi
 fi
 
 cargo build --workspace --bins
