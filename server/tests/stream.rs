@@ -7,6 +7,7 @@ use std::time::Duration;
 use ferry_proto::pb::{self, subscribe_response::Item};
 use ferry_server::config::ServerConfig;
 use ferry_server::service::Limits;
+use ferry_tests::ferry::SubscribeFrom;
 use ferry_tests::releases::release;
 
 const IMAGE: &str = "registry.example.com/team/app";
@@ -114,10 +115,7 @@ async fn replay_then_live_has_no_gap_and_no_duplicate() {
         })
     };
     let mut stream = client
-        .subscribe(pb::SubscribeRequest {
-            after_seq: 10,
-            images: vec![IMAGE.into()],
-        })
+        .subscribe_from(10, &[IMAGE])
         .await
         .unwrap()
         .into_inner();
@@ -132,14 +130,7 @@ async fn a_subscriber_that_lags_behind_the_live_buffer_is_replayed_not_dropped()
     // A live buffer of 2 publishes: a client that stops reading falls behind almost at once.
     let server = Server::start(2).await;
     let mut client = server.client().await;
-    let mut stream = client
-        .subscribe(pb::SubscribeRequest {
-            after_seq: 0,
-            images: vec![],
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = client.subscribe_from(0, &[]).await.unwrap().into_inner();
     // Not reading while 300 publishes happen: the per-stream buffer (64) fills, the stream task
     // blocks, and the broadcast overruns it.
     let mut publisher = server.client().await;
@@ -159,10 +150,7 @@ async fn heartbeats_carry_the_head_and_filters_hide_other_images() {
         publish(&mut client, n).await;
     }
     let mut stream = client
-        .subscribe(pb::SubscribeRequest {
-            after_seq: 0,
-            images: vec!["other.example.com/x".into()],
-        })
+        .subscribe_from(0, &["other.example.com/x"])
         .await
         .unwrap()
         .into_inner();
@@ -186,14 +174,7 @@ async fn a_cursor_the_log_cannot_serve_gets_a_snapshot_of_current_tags() {
         publish(&mut client, n).await;
     }
     // A cursor ahead of the head: the agent saw a server whose data was since reset.
-    let mut stream = client
-        .subscribe(pb::SubscribeRequest {
-            after_seq: 1000,
-            images: vec![],
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = client.subscribe_from(1000, &[]).await.unwrap().into_inner();
     let first = stream.message().await.unwrap().unwrap();
     let Some(Item::Snapshot(snap)) = first.item else {
         panic!("expected a snapshot, got {first:?}")

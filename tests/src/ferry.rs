@@ -356,3 +356,30 @@ impl FerryAgent {
         self.child = Some(spawn_logged(cmd, "ferry-agent", self.log_dir.path()));
     }
 }
+
+/// `Subscribe` in one call, as every stream test opens it: events after `after_seq` for
+/// `images` (normalised or short names; empty: every image).
+#[allow(async_fn_in_trait)] // test code on one runtime: no Send bound is needed
+pub trait SubscribeFrom {
+    /// Opens the stream, or returns the server's refusal.
+    async fn subscribe_from(
+        &mut self,
+        after_seq: u64,
+        images: &[&str],
+    ) -> Result<tonic::Response<tonic::Streaming<ferry_proto::pb::SubscribeResponse>>, tonic::Status>;
+}
+
+impl SubscribeFrom for ferry_proto::client::Client {
+    async fn subscribe_from(
+        &mut self,
+        after_seq: u64,
+        images: &[&str],
+    ) -> Result<tonic::Response<tonic::Streaming<ferry_proto::pb::SubscribeResponse>>, tonic::Status>
+    {
+        self.subscribe(ferry_proto::pb::SubscribeRequest {
+            after_seq,
+            images: images.iter().map(|i| i.to_string()).collect(),
+        })
+        .await
+    }
+}

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use ferry_proto::pb::{self, subscribe_response::Item};
+use ferry_tests::ferry::SubscribeFrom;
 use ferry_tests::ferry::{agent_config, wait_until, FerryAgent, FerryServer};
 use ferry_tests::git::{self, GitDaemon};
 use ferry_tests::http;
@@ -28,14 +29,7 @@ fn watcher(image: &str) -> String {
 /// The first `n` events of the log, read from a Subscribe stream.
 async fn first_events(server: &FerryServer, n: usize) -> Vec<pb::Event> {
     let mut client = server.client().await;
-    let mut stream = client
-        .subscribe(pb::SubscribeRequest {
-            after_seq: 0,
-            images: vec![],
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = client.subscribe_from(0, &[]).await.unwrap().into_inner();
     let mut events = Vec::new();
     while events.len() < n {
         let msg = tokio::time::timeout(Duration::from_secs(10), stream.message())

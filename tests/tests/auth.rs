@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use ferry_proto::pb;
 use ferry_tests::ferry::FerryServer;
+use ferry_tests::ferry::SubscribeFrom;
 use ferry_tests::http;
 use ferry_tests::oci::{ImageSpec, OciLayout};
 use ferry_tests::releases;
@@ -160,13 +161,7 @@ async fn watching_needs_an_agent_token() {
             .await
             .unwrap_err();
         assert_eq!(err.code(), code, "ListTags with {token:?}: {err:?}");
-        let err = c
-            .subscribe(pb::SubscribeRequest {
-                after_seq: 0,
-                images: vec![],
-            })
-            .await
-            .unwrap_err();
+        let err = c.subscribe_from(0, &[]).await.unwrap_err();
         assert_eq!(err.code(), code, "Subscribe with {token:?}: {err:?}");
     }
 }
@@ -183,10 +178,7 @@ async fn a_revoked_token_is_refused_at_once_and_loses_its_streams() {
         .unwrap();
     let mut stream = client(&server, Some(&cluster))
         .await
-        .subscribe(pb::SubscribeRequest {
-            after_seq: 0,
-            images: vec![],
-        })
+        .subscribe_from(0, &[])
         .await
         .unwrap()
         .into_inner();
@@ -290,10 +282,7 @@ async fn open_streams_per_token_are_capped() {
     let subscribe = || async {
         client(&server, Some(&token))
             .await
-            .subscribe(pb::SubscribeRequest {
-                after_seq: 0,
-                images: vec![],
-            })
+            .subscribe_from(0, &[])
             .await
     };
     let first = subscribe().await.unwrap();
@@ -307,15 +296,7 @@ async fn open_streams_per_token_are_capped() {
         err.message()
     );
     // Another token is not affected, and a closed stream frees its place.
-    server
-        .client()
-        .await
-        .subscribe(pb::SubscribeRequest {
-            after_seq: 0,
-            images: vec![],
-        })
-        .await
-        .unwrap();
+    server.client().await.subscribe_from(0, &[]).await.unwrap();
     drop(first);
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ferry_proto::pb;
+use ferry_tests::ferry::SubscribeFrom;
 use ferry_tests::ferry::{binary, FerryServer};
 use ferry_tests::http;
 use ferry_tests::releases;
@@ -120,14 +121,7 @@ async fn acknowledged_publishes_survive_sigkill_in_the_middle_of_300() {
         .unwrap()
         .into_inner()
         .head_seq;
-    let mut stream = client
-        .subscribe(pb::SubscribeRequest {
-            after_seq: 0,
-            images: vec![],
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = client.subscribe_from(0, &[]).await.unwrap().into_inner();
     let mut log = BTreeMap::new();
     while log.len() < head as usize {
         let msg = tokio::time::timeout(Duration::from_secs(10), stream.message())
@@ -160,10 +154,7 @@ async fn sigterm_drains_publishes_in_flight_and_ends_streams_with_a_status() {
     let mut stream = server
         .client()
         .await
-        .subscribe(pb::SubscribeRequest {
-            after_seq: 0,
-            images: vec![],
-        })
+        .subscribe_from(0, &[])
         .await
         .unwrap()
         .into_inner();

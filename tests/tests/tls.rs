@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use ferry_proto::pb;
 use ferry_tests::certs::make_certificates;
+use ferry_tests::ferry::SubscribeFrom;
 use ferry_tests::ferry::{agent_config, binary, FerryAgent, FerryServer};
 use ferry_tests::git::{self, GitDaemon};
 use ferry_tests::oci::{ImageSpec, OciLayout};
@@ -73,10 +74,7 @@ async fn publish_subscribe_and_registry_reads_over_tls() {
         .await
         .unwrap();
     let mut stream = client
-        .subscribe(pb::SubscribeRequest {
-            after_seq: 0,
-            images: vec![IMAGE.into()],
-        })
+        .subscribe_from(0, &[IMAGE])
         .await
         .unwrap()
         .into_inner();
