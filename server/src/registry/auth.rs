@@ -157,14 +157,25 @@ fn bearer_token(req: &HttpRequest) -> Option<&str> {
         .map(str::trim)
 }
 
-/// Checks a ferry token: in memory when it was checked recently, else on the blocking pool.
+/// Checks a ferry token: in memory when it was checked recently (re-reading it in the
+/// background when due), else on the blocking pool.
 async fn principal(
     state: &State,
     auth: &RegistryAuth,
     token: String,
 ) -> Result<Arc<Principal>, OciError> {
     let found = match auth.checks.recent(&token) {
-        Some(found) => found,
+        Some((found, refresh)) => {
+            if refresh {
+                let (state, checks) = (state.clone(), auth.checks.clone());
+                background(move || {
+                    checks
+                        .authenticate(&state, &token, "read the registry", Role::Reader)
+                        .map(drop)
+                });
+            }
+            found
+        }
         None => {
             let (state, checks) = (state.clone(), auth.checks.clone());
             web::block(move || {
@@ -236,11 +247,28 @@ pub(super) async fn check(
     }
 }
 
+/// Re-reads a token check on the blocking pool without holding up the request that noticed it
+/// was due (`spawn_blocking` runs it whether or not its handle is awaited). A failure leaves the
+/// old answer to lapse, and the next request after that reads the store itself.
+fn background(refresh: impl FnOnce() -> Result<(), crate::service::ServiceError> + Send + 'static) {
+    drop(actix_web::rt::task::spawn_blocking(move || {
+        if let Err(e) = refresh() {
+            tracing::warn!(error = %e, "re-reading a token check failed");
+        }
+    }));
+}
+
 /// Whether the ferry token with this id is still active: in memory when it was checked
 /// recently, else on the blocking pool.
 async fn principal_by_id(state: &State, auth: &RegistryAuth, id: i64) -> Result<(), String> {
     let active = match auth.checks.recent_active(id) {
-        Some(active) => active,
+        Some((active, refresh)) => {
+            if refresh {
+                let (state, checks) = (state.clone(), auth.checks.clone());
+                background(move || checks.token_active(&state, id).map(drop));
+            }
+            active
+        }
         None => {
             let (state, checks) = (state.clone(), auth.checks.clone());
             web::block(move || checks.token_active(&state, id))

@@ -280,17 +280,21 @@ pub const TOKEN_CHECK_INTERVAL: Duration = Duration::from_millis(250);
 /// What the store said about a token: who holds it, or why it is refused.
 pub type TokenAnswer = Result<Arc<Principal>, AuthError>;
 
-/// An answer of the store and when it was asked.
+/// An answer of the store, when it was asked, and whether a re-read has been handed out.
 struct Checked<T> {
     asked_at: Instant,
     answer: T,
+    refreshing: bool,
 }
 
 /// Recent answers of the store about tokens, for registry reads: a registry client sends its
 /// credentials on every request, and reading the store for each (on the blocking pool) cost
 /// two thirds of the throughput. Each answer is trusted for `interval` from the moment the store
 /// was asked (not answered, so a slow read does not stretch it); after that the next request
-/// reads the store again.
+/// reads the store again. Past half the interval, the first request to use an answer is told to
+/// re-read it in the background, so under steady traffic answers are renewed before they lapse
+/// and no request waits for the store: without that, every connection missed at the same moment
+/// once per interval, and waited for the blocking pool together.
 ///
 /// Only tokens the store knows are remembered, so the maps hold at most one entry per stored
 /// token whatever clients send. Unknown tokens are read every time, as before.
@@ -311,17 +315,24 @@ impl TokenChecks {
         }
     }
 
-    fn fresh(&self, asked_at: Instant) -> bool {
-        asked_at.elapsed() < self.interval
+    /// The answer in `entry` if it is younger than the interval, and whether this caller should
+    /// re-read it in the background (once per answer, past half the interval).
+    fn use_entry<T: Clone>(&self, entry: Option<&mut Checked<T>>) -> Option<(T, bool)> {
+        let entry = entry?;
+        let age = entry.asked_at.elapsed();
+        if age >= self.interval {
+            return None;
+        }
+        let refresh = age >= self.interval / 2 && !std::mem::replace(&mut entry.refreshing, true);
+        Some((entry.answer.clone(), refresh))
     }
 
-    /// The caller holding `token`, if the store was asked about it within the interval; `None`
-    /// means ask it with [`TokenChecks::authenticate`]. Never blocks on the store.
-    pub fn recent(&self, token: &str) -> Option<TokenAnswer> {
-        let map = self.by_hash.lock().expect("token checks poisoned");
-        map.get(&digest(token))
-            .filter(|c| self.fresh(c.asked_at))
-            .map(|c| c.answer.clone())
+    /// The caller holding `token`, if the store was asked about it within the interval, and
+    /// whether to re-read it now in the background ([`TokenChecks::authenticate`] off the
+    /// request's path); `None` means ask the store before answering. Never blocks on the store.
+    pub fn recent(&self, token: &str) -> Option<(TokenAnswer, bool)> {
+        let mut map = self.by_hash.lock().expect("token checks poisoned");
+        self.use_entry(map.get_mut(&digest(token)))
     }
 
     /// [`Service::authenticate`], remembering the answer. Blocking: it reads the store.
@@ -348,18 +359,18 @@ impl TokenChecks {
             Checked {
                 asked_at,
                 answer: answer.clone(),
+                refreshing: false,
             },
         );
         Ok(answer)
     }
 
-    /// Whether the token with this id is active, if the store was asked within the interval;
-    /// `None` means ask it with [`TokenChecks::token_active`]. Never blocks on the store.
-    pub fn recent_active(&self, id: i64) -> Option<bool> {
-        let map = self.by_id.lock().expect("token checks poisoned");
-        map.get(&id)
-            .filter(|c| self.fresh(c.asked_at))
-            .map(|c| c.answer)
+    /// Whether the token with this id is active, if the store was asked within the interval,
+    /// and whether to re-read it now in the background, as [`TokenChecks::recent`]; `None` means
+    /// ask [`TokenChecks::token_active`] before answering. Never blocks on the store.
+    pub fn recent_active(&self, id: i64) -> Option<(bool, bool)> {
+        let mut map = self.by_id.lock().expect("token checks poisoned");
+        self.use_entry(map.get_mut(&id))
     }
 
     /// [`Service::token_active`], remembering the answer. Blocking: it reads the store.
@@ -376,6 +387,7 @@ impl TokenChecks {
             Checked {
                 asked_at,
                 answer: active,
+                refreshing: false,
             },
         );
     }
@@ -509,31 +521,33 @@ mod tests {
             .create_token("viewer", &[Role::Reader], &[])
             .unwrap();
         let checks = TokenChecks::new(Duration::from_millis(200));
-        assert_eq!(checks.recent(&secret), None, "nothing asked yet");
-        assert_eq!(checks.recent_active(rec.id), None);
+        let recent = |token: &str| checks.recent(token).map(|(answer, _)| answer);
+        let recent_active = |id| checks.recent_active(id).map(|(active, _)| active);
+        assert_eq!(recent(&secret), None, "nothing asked yet");
+        assert_eq!(recent_active(rec.id), None);
         let p = checks
             .authenticate(&service, &secret, "read", Role::Reader)
             .unwrap()
             .unwrap();
         assert_eq!(p.id, rec.id);
-        assert_eq!(checks.recent(&secret), Some(Ok(p.clone())));
+        assert_eq!(recent(&secret), Some(Ok(p.clone())));
         assert_eq!(
-            checks.recent(&format!(" {secret}\n")),
+            recent(&format!(" {secret}\n")),
             Some(Ok(p.clone())),
             "the same token, as the store would read it"
         );
-        assert_eq!(
-            checks.recent_active(rec.id),
-            Some(true),
-            "one read answers both"
-        );
+        assert_eq!(recent_active(rec.id), Some(true), "one read answers both");
 
         service.store().revoke_token("viewer").unwrap();
-        // Within the interval the last answer stands; after it, the store is read again.
-        assert_eq!(checks.recent(&secret), Some(Ok(p)));
-        std::thread::sleep(Duration::from_millis(250));
-        assert_eq!(checks.recent(&secret), None);
-        assert_eq!(checks.recent_active(rec.id), None);
+        // Within the interval the last answer stands; past half of it, one caller is told to
+        // re-read it; after it, the store is read before answering.
+        assert_eq!(checks.recent(&secret), Some((Ok(p.clone()), false)));
+        std::thread::sleep(Duration::from_millis(110));
+        assert_eq!(checks.recent(&secret), Some((Ok(p.clone()), true)));
+        assert_eq!(checks.recent(&secret), Some((Ok(p), false)), "one re-read");
+        std::thread::sleep(Duration::from_millis(140));
+        assert_eq!(recent(&secret), None);
+        assert_eq!(recent_active(rec.id), None);
         let revoked = AuthError::Revoked("viewer".into());
         assert_eq!(
             checks
@@ -541,9 +555,9 @@ mod tests {
                 .unwrap(),
             Err(revoked.clone())
         );
-        assert_eq!(checks.recent(&secret), Some(Err(revoked)));
+        assert_eq!(recent(&secret), Some(Err(revoked)));
         assert!(!checks.token_active(&service, rec.id).unwrap());
-        assert_eq!(checks.recent_active(rec.id), Some(false));
+        assert_eq!(recent_active(rec.id), Some(false));
 
         // Unknown tokens are not remembered: clients cannot grow the maps.
         assert_eq!(
@@ -552,7 +566,7 @@ mod tests {
                 .unwrap(),
             Err(AuthError::Unknown)
         );
-        assert_eq!(checks.recent("ferry_unknown"), None);
+        assert_eq!(recent("ferry_unknown"), None);
         assert_eq!(checks.by_hash.lock().unwrap().len(), 1);
     }
 
