@@ -37,7 +37,8 @@ struct Args {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Scenario 1: manifest GET/HEAD by tag and digest, tags list pages of a 100,000-tag
-    /// repository, catalog; ferry vs docker-registry vs a constant handler.
+    /// repository, catalog; ferry vs docker-registry vs a constant handler; and manifest GET
+    /// with `--registry-auth token` (Basic, Bearer) vs anonymous.
     Registry(registry::Options),
     /// Scenario 2: publishes per second (sequential and concurrent), database size and server
     /// memory with 100,000 tags; ferry vs manifest pushes to docker-registry.

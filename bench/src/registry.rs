@@ -1,14 +1,19 @@
 //! Scenario 1: registry reads. The same image is served by ferry, by docker-registry (the
 //! reference registry) and by a constant actix-web handler (the ceiling), and each endpoint is
-//! loaded with wrk at the same concurrency in the same run.
+//! loaded with wrk at the same concurrency in the same run. A second ferry-server, with
+//! `--registry-auth token`, measures what the token check costs: manifest GET with Basic and
+//! with Bearer credentials next to the anonymous server.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::Context;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use ferry_proto::pb;
 use ferry_tests::ferry::{binary, FerryServer};
+use ferry_tests::http;
 use ferry_tests::oci::{ImageSpec, OciLayout};
 use ferry_tests::origin::OriginRegistry;
 use ferry_tests::ports::{free_port, wait_for_tcp};
@@ -16,7 +21,7 @@ use ferry_tests::process::spawn_logged;
 use ferry_tests::skopeo;
 
 use crate::report::{machine, Row};
-use crate::wrk::{median_of, once, Load, Sample};
+use crate::wrk::{median, median_of, once, Load, Sample};
 
 /// `ferry-bench registry`.
 #[derive(Debug, Clone, clap::Args)]
@@ -91,6 +96,80 @@ fn fill_registry(storage: &Path, repo: &str, digest: &str, tags: usize) -> anyho
         std::fs::write(index.join("link"), digest)?;
     }
     Ok(())
+}
+
+/// Manifest GET by tag with each way of reading: anonymous (the first server), then Basic and
+/// Bearer on the server in token mode.
+struct AuthRows {
+    anonymous: Sample,
+    basic: Sample,
+    bearer: Sample,
+}
+
+/// A registry token for pulling `repo`, from `/token` with the Basic `authorization` value.
+fn registry_token(server: &FerryServer, repo: &str, authorization: &str) -> anyhow::Result<String> {
+    let answer = http::request(
+        &server.http_addr,
+        "GET",
+        &format!("/token?service=ferry&scope=repository:{repo}:pull"),
+        &[("Authorization", authorization)],
+    )?;
+    anyhow::ensure!(
+        answer.status == 200,
+        "/token answered {}: {}",
+        answer.status,
+        String::from_utf8_lossy(&answer.body)
+    );
+    let body: serde_json::Value = serde_json::from_slice(&answer.body)?;
+    body["token"]
+        .as_str()
+        .map(str::to_string)
+        .context("/token answered without a token")
+}
+
+/// Measures [`AuthRows`]: a ferry-server with `--registry-auth token` holding the same image,
+/// read with a reader token as the Basic password and with a registry token from `/token` as
+/// Bearer. The three alternate run by run, so the machine's drift falls on all of them alike.
+fn measure_auth(
+    o: &Options,
+    load: Load,
+    origin: &OriginRegistry,
+    anonymous_url: &str,
+) -> anyhow::Result<AuthRows> {
+    let server = FerryServer::start_with(&["--registry-auth", "token"]);
+    server.publish_ok(&[
+        &format!("docker://{}/team/app:v1", origin.addr()),
+        "--insecure",
+    ]);
+    let repo = format!("{}/team/app", origin.addr().replace(':', "_"));
+    let reader = server.token_command(&["create", "--role", "reader", "--name", "bench"]);
+    let basic = format!(
+        "Basic {}",
+        STANDARD.encode(format!("bench:{}", reader.trim()))
+    );
+    let url = format!("http://{}/v2/{repo}/manifests/v1", server.http_addr);
+    let (mut anonymous, mut by_basic, mut by_bearer) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..o.runs {
+        // A registry token per run: they expire (after 300 s by default).
+        let bearer = format!(
+            "Authorization: Bearer {}",
+            registry_token(&server, &repo, &basic)?
+        );
+        eprintln!("registry: GET {url}: anonymous (first server), Basic, Bearer");
+        anonymous.push(once(anonymous_url, "GET", &[ACCEPT], load)?);
+        by_basic.push(once(
+            &url,
+            "GET",
+            &[ACCEPT, &format!("Authorization: {basic}")],
+            load,
+        )?);
+        by_bearer.push(once(&url, "GET", &[ACCEPT, &bearer], load)?);
+    }
+    Ok(AuthRows {
+        anonymous: median(&anonymous),
+        basic: median(&by_basic),
+        bearer: median(&by_bearer),
+    })
 }
 
 /// Runs the scenario; returns its Markdown section.
@@ -216,10 +295,12 @@ pub fn run(o: &Options) -> anyhow::Result<String> {
             ceiling,
         });
     }
-    Ok(render(o, &rows))
+    eprintln!("registry: starting a ferry-server with --registry-auth token");
+    let auth = measure_auth(o, load, &origin, &format!("{f}/manifests/v1"))?;
+    Ok(render(o, &rows, &auth))
 }
 
-fn render(o: &Options, rows: &[Row]) -> String {
+fn render(o: &Options, rows: &[Row], auth: &AuthRows) -> String {
     let mut s = String::new();
     s.push_str("## 1. Registry reads\n\n");
     s.push_str(&machine());
@@ -279,6 +360,45 @@ fn render(o: &Options, rows: &[Row]) -> String {
         if share >= 0.5 { "met" } else { "not met" },
         tags.ferry.p99_ms,
         if tags.ferry.p99_ms < 5.0 { "met" } else { "not met" },
+    ));
+    s.push_str(&render_auth(o, auth));
+    s
+}
+
+fn render_auth(o: &Options, auth: &AuthRows) -> String {
+    let mut s = format!(
+        "\n### With `--registry-auth token`\n\n\
+         Manifest GET by tag on a second ferry-server started with `--registry-auth token` and holding the same \
+         image, next to the anonymous server above: a reader token as the Basic password on every request, and a \
+         registry token from `/token` as Bearer (what docker, skopeo and crane send). The three alternate run by \
+         run (wrk, 1 thread, {} connections, {} s per run, median of {} runs), so the machine's drift falls on \
+         all of them alike.\n\n\
+         | manifest GET by tag | req/s | ÷ anonymous | p50 | p99 |\n|---|---:|---:|---:|---:|\n",
+        o.connections, o.seconds, o.runs
+    );
+    let rows = [
+        ("anonymous", auth.anonymous),
+        ("Basic (ferry token as password)", auth.basic),
+        ("Bearer (registry token from /token)", auth.bearer),
+    ];
+    for (what, sample) in rows {
+        s.push_str(&format!(
+            "| {what} | {:.0} | {:.0}% | {:.2} ms | {:.2} ms |\n",
+            sample.rps,
+            100.0 * sample.rps / auth.anonymous.rps,
+            sample.p50_ms,
+            sample.p99_ms
+        ));
+    }
+    let basic = auth.basic.rps / auth.anonymous.rps;
+    let bearer = auth.bearer.rps / auth.anonymous.rps;
+    let met = |share: f64| if share >= 0.9 { "met" } else { "not met" };
+    s.push_str(&format!(
+        "\nTarget: token mode ≥ 90% of anonymous: Basic **{:.0}%, {}**; Bearer **{:.0}%, {}**.\n",
+        basic * 100.0,
+        met(basic),
+        bearer * 100.0,
+        met(bearer)
     ));
     s
 }

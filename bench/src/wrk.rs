@@ -187,16 +187,21 @@ pub fn median_of(
     for _ in 0..runs {
         samples.push(f()?);
     }
+    Ok(median(&samples))
+}
+
+/// The median of each field over `samples` (throughput and latency medians taken separately).
+pub fn median(samples: &[Sample]) -> Sample {
     let med = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    Ok(Sample {
+    Sample {
         rps: med(samples.iter().map(|s| s.rps).collect()),
         p50_ms: med(samples.iter().map(|s| s.p50_ms).collect()),
         p99_ms: med(samples.iter().map(|s| s.p99_ms).collect()),
         timeouts: samples.iter().map(|s| s.timeouts).sum(),
-    })
+    }
 }
 
 #[cfg(test)]

@@ -96,6 +96,27 @@ fn looks_like_host(first: &str) -> bool {
         || first.bytes().any(|b| b.is_ascii_uppercase())
 }
 
+/// The registry host written in a ferry repository's first segment: `_port` back to `:port`.
+fn host_from_ferry(first: &str) -> String {
+    match first.rsplit_once('_') {
+        Some((h, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+            format!("{h}:{port}")
+        }
+        _ => first.to_string(),
+    }
+}
+
+/// A prefix of ferry repository names in the form of image names: `127.0.0.1_5001/team` →
+/// `127.0.0.1:5001/team`. Only the first segment, the registry host, changes; a prefix already
+/// in the image form comes back as it is. For prefixes such as token scopes, which need not name
+/// a whole image and so cannot go through [`ImageName::from_ferry_repository`].
+pub fn image_prefix_from_ferry_repository(prefix: &str) -> String {
+    match prefix.split_once('/') {
+        Some((first, rest)) => format!("{}/{rest}", host_from_ferry(first)),
+        None => host_from_ferry(prefix),
+    }
+}
+
 impl ImageName {
     /// Parses a bare image name (no tag, no digest) and normalises it.
     pub fn parse(s: &str) -> Result<Self, ReferenceError> {
@@ -153,13 +174,7 @@ impl ImageName {
                 rule: NameError::Repository(repo.to_string()),
             });
         };
-        let host = match first.rsplit_once('_') {
-            Some((h, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
-                format!("{h}:{port}")
-            }
-            _ => first.to_string(),
-        };
-        Self::from_parts(&host, path, repo)
+        Self::from_parts(&host_from_ferry(first), path, repo)
     }
 
     /// The registry host, with port: `docker.io`, `127.0.0.1:5001`.
@@ -290,6 +305,30 @@ mod tests {
                 "{ferry}"
             );
         }
+    }
+
+    #[test]
+    fn ferry_repository_prefixes_read_back_as_image_prefixes() {
+        for (prefix, image) in [
+            ("127.0.0.1_5001/team", "127.0.0.1:5001/team"),
+            ("127.0.0.1_5001", "127.0.0.1:5001"),
+            ("localhost_5000/a/b_1", "localhost:5000/a/b_1"),
+            ("127.0.0.1:5001/team", "127.0.0.1:5001/team"),
+            ("ghcr.io/acme", "ghcr.io/acme"),
+            ("ghcr.io/team_2", "ghcr.io/team_2"),
+        ] {
+            assert_eq!(
+                image_prefix_from_ferry_repository(prefix),
+                image,
+                "{prefix}"
+            );
+        }
+        // The same rule as whole repositories.
+        let n = ImageName::parse("127.0.0.1:5001/team/app").unwrap();
+        assert_eq!(
+            image_prefix_from_ferry_repository(&n.ferry_repository()),
+            n.to_string()
+        );
     }
 
     #[test]

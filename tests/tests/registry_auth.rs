@@ -1,11 +1,14 @@
 //! Issue 5, registry reads with `--registry-auth token`: `/v2/` challenges with a Bearer realm
 //! on the registry's own host; skopeo logs in with `--creds` through the token flow; Basic auth
 //! with the token as password works on any request; a wrong or revoked token, and a registry
-//! token used outside its scope, are refused.
+//! token used outside its scope, are refused. Issue 9: the server remembers token checks for
+//! 250 ms, and a revocation by `ferry-server token revoke` still applies within one second.
+
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use ferry_tests::ferry::FerryServer;
+use ferry_tests::ferry::{wait_until, FerryServer};
 use ferry_tests::http;
 use ferry_tests::oci::{ImageSpec, OciLayout};
 use ferry_tests::skopeo;
@@ -73,13 +76,69 @@ fn anonymous_reads_are_challenged_and_skopeo_logs_in_with_a_token() {
         "{err:#}"
     );
 
-    // Revoked: refused at once, also for registry tokens issued before.
+    // Revoked: refused once the server's last check of the token is older than 250 ms (the
+    // bound itself is asserted in the next test), also for registry tokens issued before.
     server.token_command(&["revoke", "viewer"]);
-    let err = skopeo::inspect(&reference, &["--creds", &creds]).unwrap_err();
+    let mut last = None;
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            last = skopeo::inspect(&reference, &["--creds", &creds]).err();
+            last.is_some()
+        }),
+        "skopeo still reads with the revoked token"
+    );
+    let err = last.unwrap();
     assert!(
         format!("{err:#}").to_lowercase().contains("unauthorized"),
         "{err:#}"
     );
+}
+
+#[test]
+fn a_token_revoked_by_another_process_is_refused_within_one_second_by_basic_and_bearer() {
+    let (server, _digest, _tmp) = server_with_image();
+    let addr = &server.http_addr;
+    let reader = server.token_command(&["create", "--role", "reader", "--name", "viewer"]);
+    let by_basic = basic(reader.trim());
+    let answer = http::request(
+        addr,
+        "GET",
+        &format!("/token?service=ferry&scope=repository:{REPO}:pull"),
+        &[("Authorization", &by_basic)],
+    )
+    .unwrap();
+    assert_eq!(answer.status, 200);
+    let body: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    let by_bearer = format!("Bearer {}", body["token"].as_str().unwrap());
+    let manifest = |authorization: &str| {
+        http::request(
+            addr,
+            "GET",
+            &format!("/v2/{REPO}/manifests/v1"),
+            &[("Authorization", authorization)],
+        )
+        .unwrap()
+        .status
+    };
+    // Both let in, so the server now holds a fresh check of the token for each.
+    assert_eq!(manifest(&by_bearer), 200);
+    assert_eq!(manifest(&by_basic), 200);
+
+    // Another process, on the same --data-dir.
+    server.token_command(&["revoke", "viewer"]);
+    let revoked = Instant::now();
+    loop {
+        let (bearer, basic) = (manifest(&by_bearer), manifest(&by_basic));
+        let after = revoked.elapsed();
+        assert!(
+            after < Duration::from_secs(1),
+            "{after:?} after `token revoke` returned, Bearer got {bearer} and Basic got {basic}; both must be 401 within 1 s"
+        );
+        if (bearer, basic) == (401, 401) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]

@@ -8,11 +8,14 @@
 //!   those repositories, which it then sends as `Authorization: Bearer …`.
 //!
 //! Registry tokens are `base64url(grant).base64url(HMAC-SHA256(grant))` under a key drawn at
-//! start-up, so checking one needs no lookup of the grant; the ferry token behind it is still
-//! looked up on every request, so a revocation applies at once. A restart invalidates issued
+//! start-up, so checking one needs no lookup of the grant. The ferry token behind either kind
+//! is checked in [`TokenChecks`]: in memory while the store's last answer about it is younger
+//! than [`TOKEN_CHECK_INTERVAL`] (250 ms), on the blocking pool otherwise, so a revocation by
+//! `ferry-server token revoke` applies within that interval. A restart invalidates issued
 //! registry tokens; clients answer the 401 by asking for a new one. Every valid ferry token may
 //! read, whatever its roles: reading is the least any role does.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix_web::http::header;
@@ -24,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use super::{OciError, State};
-use crate::service::auth::{AuthError, Principal, Role};
+use crate::service::auth::{AuthError, Principal, Role, TokenChecks, TOKEN_CHECK_INTERVAL};
 
 /// How registry reads are authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -36,11 +39,15 @@ pub enum RegistryAuthMode {
     Token,
 }
 
-/// The registry's authentication settings and token-signing key.
+/// The registry's authentication settings, token-signing key and recent token checks.
 pub struct RegistryAuth {
     mode: RegistryAuthMode,
-    key: [u8; 32],
+    /// HMAC-SHA256 keyed with the signing key. Keying hashes the key twice; done once here, each
+    /// token costs only a clone and its own bytes.
+    mac: Hmac<Sha256>,
     ttl: Duration,
+    /// Shared with the blocking pool, where misses read the store.
+    checks: Arc<TokenChecks>,
 }
 
 /// What a registry token grants.
@@ -68,7 +75,12 @@ impl RegistryAuth {
     pub fn new(mode: RegistryAuthMode, ttl: Duration) -> Self {
         let mut key = [0u8; 32];
         getrandom::getrandom(&mut key).expect("the OS random number generator");
-        RegistryAuth { mode, key, ttl }
+        RegistryAuth {
+            mode,
+            mac: Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes any key length"),
+            ttl,
+            checks: Arc::new(TokenChecks::new(TOKEN_CHECK_INTERVAL)),
+        }
     }
 
     /// The mode.
@@ -77,7 +89,7 @@ impl RegistryAuth {
     }
 
     fn mac(&self) -> Hmac<Sha256> {
-        Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length")
+        self.mac.clone()
     }
 
     fn issue(&self, grant: &Grant) -> String {
@@ -145,11 +157,30 @@ fn bearer_token(req: &HttpRequest) -> Option<&str> {
         .map(str::trim)
 }
 
-/// Looks up a ferry token (blocking: it reads the store).
-async fn principal(state: &State, token: Option<String>) -> Result<Principal, OciError> {
-    let state = state.clone();
-    let found =
-        web::block(move || state.authenticate(token.as_deref(), "read the registry", Role::Reader))
+/// Checks a ferry token: in memory when it was checked recently (re-reading it in the
+/// background when due), else on the blocking pool.
+async fn principal(
+    state: &State,
+    auth: &RegistryAuth,
+    token: String,
+) -> Result<Arc<Principal>, OciError> {
+    let found = match auth.checks.recent(&token) {
+        Some((found, refresh)) => {
+            if refresh {
+                let (state, checks) = (state.clone(), auth.checks.clone());
+                background(move || {
+                    checks
+                        .authenticate(&state, &token, "read the registry", Role::Reader)
+                        .map(drop)
+                });
+            }
+            found
+        }
+        None => {
+            let (state, checks) = (state.clone(), auth.checks.clone());
+            web::block(move || {
+                checks.authenticate(&state, &token, "read the registry", Role::Reader)
+            })
             .await
             .map_err(|_| {
                 OciError::new(
@@ -157,7 +188,9 @@ async fn principal(state: &State, token: Option<String>) -> Result<Principal, Oc
                     "UNKNOWN",
                     "token check was cancelled",
                 )
-            })??;
+            })??
+        }
+    };
     found.map_err(|e: AuthError| {
         OciError::new(
             actix_web::http::StatusCode::UNAUTHORIZED,
@@ -198,12 +231,12 @@ pub(super) async fn check(
             }
         }
         // The ferry token behind it may have been revoked since.
-        return principal_by_id(state, grant.tid)
+        return principal_by_id(state, auth, grant.tid)
             .await
             .map_err(|e| refuse(e, Some("invalid_token")));
     }
     match basic_token(req) {
-        Some(token) => principal(state, Some(token))
+        Some(token) => principal(state, auth, token)
             .await
             .map(|_| ())
             .map_err(|e| refuse(e.to_string(), None)),
@@ -214,12 +247,36 @@ pub(super) async fn check(
     }
 }
 
-async fn principal_by_id(state: &State, id: i64) -> Result<(), String> {
-    let state = state.clone();
-    let active = web::block(move || state.token_active(id))
-        .await
-        .map_err(|_| "token check was cancelled".to_string())?
-        .map_err(|e| e.to_string())?;
+/// Re-reads a token check on the blocking pool without holding up the request that noticed it
+/// was due (`spawn_blocking` runs it whether or not its handle is awaited). A failure leaves the
+/// old answer to lapse, and the next request after that reads the store itself.
+fn background(refresh: impl FnOnce() -> Result<(), crate::service::ServiceError> + Send + 'static) {
+    drop(actix_web::rt::task::spawn_blocking(move || {
+        if let Err(e) = refresh() {
+            tracing::warn!(error = %e, "re-reading a token check failed");
+        }
+    }));
+}
+
+/// Whether the ferry token with this id is still active: in memory when it was checked
+/// recently, else on the blocking pool.
+async fn principal_by_id(state: &State, auth: &RegistryAuth, id: i64) -> Result<(), String> {
+    let active = match auth.checks.recent_active(id) {
+        Some((active, refresh)) => {
+            if refresh {
+                let (state, checks) = (state.clone(), auth.checks.clone());
+                background(move || checks.token_active(&state, id).map(drop));
+            }
+            active
+        }
+        None => {
+            let (state, checks) = (state.clone(), auth.checks.clone());
+            web::block(move || checks.token_active(&state, id))
+                .await
+                .map_err(|_| "token check was cancelled".to_string())?
+                .map_err(|e| e.to_string())?
+        }
+    };
     if active {
         Ok(())
     } else {
@@ -280,7 +337,7 @@ pub(super) async fn token_endpoint(
             format!("Basic realm=\"{SERVICE}\""),
         ));
     };
-    let p = principal(&state, Some(token))
+    let p = principal(&state, &auth, token)
         .await
         .map_err(|e| OciError::unauthorized(e.to_string(), format!("Basic realm=\"{SERVICE}\"")))?;
     let grant = Grant {

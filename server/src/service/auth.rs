@@ -1,16 +1,23 @@
 //! Who may do what: tokens, their roles and their repository scopes.
 //!
 //! A token is `ferry_` and 64 hex digits of randomness, shown once when created; the store keeps
-//! only its SHA-256. Every check reads the store, so `ferry-server token revoke` (run as another
-//! process against the same data directory) takes effect on the next call.
+//! only its SHA-256. [`Service::authenticate`] reads the store on every call, so
+//! `ferry-server token revoke` (run as another process against the same data directory) takes
+//! effect on the next gRPC call. Registry reads go through [`TokenChecks`], which trusts an
+//! answer of the store for [`TOKEN_CHECK_INTERVAL`], so a revocation reaches them within that.
 //!
 //! Roles:
 //! - `publisher`: Publish, limited to repository prefixes when the token has scopes.
 //! - `agent`: Subscribe and ListTags.
 //! - `reader`: registry reads (every valid token may read the registry).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ferry_proto::reference::image_prefix_from_ferry_repository;
 
 use sha2::{Digest, Sha256};
 use thiserror::Error;
@@ -61,7 +68,7 @@ impl FromStr for Role {
 }
 
 /// Why a caller was not let in.
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum AuthError {
     /// No token was sent.
     #[error("no token: {action} needs a token with role {role} (send `authorization: Bearer <token>`; `ferry` takes --token or FERRY_TOKEN)")]
@@ -161,8 +168,9 @@ impl Principal {
     }
 }
 
-/// Whether `image` is `scope` or below it, by whole path segments: scope `ghcr.io/acme` covers
-/// `ghcr.io/acme/app`, not `ghcr.io/acme-evil/app`.
+/// Whether `image` (a normalised image name) is `scope` or below it, by whole path segments:
+/// scope `ghcr.io/acme` covers `ghcr.io/acme/app`, not `ghcr.io/acme-evil/app`. `scope` must be
+/// in the image form ([`normalise_scope`]).
 pub fn in_scope(image: &str, scope: &str) -> bool {
     let scope = scope.trim_end_matches('/');
     image == scope
@@ -185,6 +193,16 @@ fn valid_scope(scope: &str) -> bool {
         })
 }
 
+/// The one form a scope is stored and compared in: the image form (`127.0.0.1:5001/team`),
+/// because that is what [`Principal::may_publish`] is given, without a trailing `/`. A scope may
+/// also be written as ferry's repository name for the same prefix (`127.0.0.1_5001/team`, as the
+/// registry API and `_catalog` show it); both mean the same repositories. Applied when a token is
+/// created and again when one is loaded, so scopes stored in the `_` form before this rule match
+/// too.
+pub fn normalise_scope(scope: &str) -> String {
+    image_prefix_from_ferry_repository(scope.trim_end_matches('/'))
+}
+
 /// A new random token: `ferry_` and 64 hex digits.
 pub fn new_token() -> String {
     let mut bytes = [0u8; 32];
@@ -194,7 +212,11 @@ pub fn new_token() -> String {
 
 /// The SHA-256 of a token, as stored.
 pub fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.trim().as_bytes()))
+    hex::encode(digest(token))
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.trim().as_bytes()).into()
 }
 
 fn principal(rec: TokenRecord) -> Result<Principal, AuthError> {
@@ -206,7 +228,7 @@ fn principal(rec: TokenRecord) -> Result<Principal, AuthError> {
         name: rec.name,
         // A role name this binary does not know (from a newer ferry) grants nothing.
         roles: rec.roles.iter().filter_map(|r| r.parse().ok()).collect(),
-        scopes: rec.scopes,
+        scopes: rec.scopes.iter().map(|s| normalise_scope(s)).collect(),
     })
 }
 
@@ -245,6 +267,132 @@ impl Service {
     }
 }
 
+/// How long [`TokenChecks`] trusts an answer of the store before reading it again.
+///
+/// `ferry-server token revoke` runs as another process and only writes the database, so this
+/// process learns of a revocation only by reading it; the interval is the longest a revoked
+/// token is still let in. ferry promises one second: 250 ms keeps it with room for a slow read
+/// and for requests already past the check. Shorter would buy little: each token then costs the
+/// store four indexed reads a second, against tens of thousands of registry requests a second
+/// that it answers from memory.
+pub const TOKEN_CHECK_INTERVAL: Duration = Duration::from_millis(250);
+
+/// What the store said about a token: who holds it, or why it is refused.
+pub type TokenAnswer = Result<Arc<Principal>, AuthError>;
+
+/// An answer of the store, when it was asked, and whether a re-read has been handed out.
+struct Checked<T> {
+    asked_at: Instant,
+    answer: T,
+    refreshing: bool,
+}
+
+/// Recent answers of the store about tokens, for registry reads: a registry client sends its
+/// credentials on every request, and reading the store for each (on the blocking pool) cost
+/// two thirds of the throughput. Each answer is trusted for `interval` from the moment the store
+/// was asked (not answered, so a slow read does not stretch it); after that the next request
+/// reads the store again. Past half the interval, the first request to use an answer is told to
+/// re-read it in the background, so under steady traffic answers are renewed before they lapse
+/// and no request waits for the store: without that, every connection missed at the same moment
+/// once per interval, and waited for the blocking pool together.
+///
+/// Only tokens the store knows are remembered, so the maps hold at most one entry per stored
+/// token whatever clients send. Unknown tokens are read every time, as before.
+pub struct TokenChecks {
+    interval: Duration,
+    /// Keyed by the token's SHA-256, as the store keeps it: no secret lingers in memory.
+    by_hash: Mutex<HashMap<[u8; 32], Checked<TokenAnswer>>>,
+    by_id: Mutex<HashMap<i64, Checked<bool>>>,
+}
+
+impl TokenChecks {
+    /// No answers yet; each will be trusted for `interval`.
+    pub fn new(interval: Duration) -> Self {
+        TokenChecks {
+            interval,
+            by_hash: Mutex::default(),
+            by_id: Mutex::default(),
+        }
+    }
+
+    /// The answer in `entry` if it is younger than the interval, and whether this caller should
+    /// re-read it in the background (once per answer, past half the interval).
+    fn use_entry<T: Clone>(&self, entry: Option<&mut Checked<T>>) -> Option<(T, bool)> {
+        let entry = entry?;
+        let age = entry.asked_at.elapsed();
+        if age >= self.interval {
+            return None;
+        }
+        let refresh = age >= self.interval / 2 && !std::mem::replace(&mut entry.refreshing, true);
+        Some((entry.answer.clone(), refresh))
+    }
+
+    /// The caller holding `token`, if the store was asked about it within the interval, and
+    /// whether to re-read it now in the background ([`TokenChecks::authenticate`] off the
+    /// request's path); `None` means ask the store before answering. Never blocks on the store.
+    pub fn recent(&self, token: &str) -> Option<(TokenAnswer, bool)> {
+        let mut map = self.by_hash.lock().expect("token checks poisoned");
+        self.use_entry(map.get_mut(&digest(token)))
+    }
+
+    /// [`Service::authenticate`], remembering the answer. Blocking: it reads the store.
+    pub fn authenticate(
+        &self,
+        service: &Service,
+        token: &str,
+        action: &'static str,
+        role: Role,
+    ) -> Result<TokenAnswer, ServiceError> {
+        let asked_at = Instant::now();
+        let answer = service
+            .authenticate(Some(token), action, role)?
+            .map(Arc::new);
+        match &answer {
+            // The same read answers for the id, which Bearer registry tokens carry.
+            Ok(p) => self.remember_active(p.id, true, asked_at),
+            Err(AuthError::Revoked(_)) => {}
+            // Unknown (or no token): not remembered, see the type's comment.
+            Err(_) => return Ok(answer),
+        }
+        self.by_hash.lock().expect("token checks poisoned").insert(
+            digest(token),
+            Checked {
+                asked_at,
+                answer: answer.clone(),
+                refreshing: false,
+            },
+        );
+        Ok(answer)
+    }
+
+    /// Whether the token with this id is active, if the store was asked within the interval,
+    /// and whether to re-read it now in the background, as [`TokenChecks::recent`]; `None` means
+    /// ask [`TokenChecks::token_active`] before answering. Never blocks on the store.
+    pub fn recent_active(&self, id: i64) -> Option<(bool, bool)> {
+        let mut map = self.by_id.lock().expect("token checks poisoned");
+        self.use_entry(map.get_mut(&id))
+    }
+
+    /// [`Service::token_active`], remembering the answer. Blocking: it reads the store.
+    pub fn token_active(&self, service: &Service, id: i64) -> Result<bool, ServiceError> {
+        let asked_at = Instant::now();
+        let active = service.token_active(id)?;
+        self.remember_active(id, active, asked_at);
+        Ok(active)
+    }
+
+    fn remember_active(&self, id: i64, active: bool, asked_at: Instant) {
+        self.by_id.lock().expect("token checks poisoned").insert(
+            id,
+            Checked {
+                asked_at,
+                answer: active,
+                refreshing: false,
+            },
+        );
+    }
+}
+
 /// [`Service::create_token`] on a bare store (the `token` subcommands do not load the catalog).
 pub fn create_token(
     store: &crate::store::Store,
@@ -277,8 +425,11 @@ pub fn create_token(
     let mut names: Vec<String> = roles.iter().map(|r| r.as_str().to_string()).collect();
     names.sort();
     names.dedup();
+    let mut scopes: Vec<String> = scopes.iter().map(|s| normalise_scope(s)).collect();
+    scopes.sort();
+    scopes.dedup();
     let secret = new_token();
-    let rec = store.create_token(name, &names, scopes, &token_hash(&secret))?;
+    let rec = store.create_token(name, &names, &scopes, &token_hash(&secret))?;
     Ok((rec, secret))
 }
 
@@ -308,6 +459,115 @@ mod tests {
         for bad in ["", "/", "Acme", "a//b", "a b", "ghcr.io/*"] {
             assert!(!valid_scope(bad), "{bad}");
         }
+    }
+
+    /// A service on a fresh store in `dir`.
+    fn service(dir: &std::path::Path) -> Service {
+        let store = std::sync::Arc::new(crate::store::Store::open(dir).unwrap());
+        Service::load(store, super::super::Limits::default()).unwrap()
+    }
+
+    #[test]
+    fn scopes_in_the_repository_form_match_the_images_they_name() {
+        // Regression: `--scope 127.0.0.1_5001/team` (ferry's repository form) was accepted but
+        // compared against normalised image names (`127.0.0.1:5001/team/app`), so it never
+        // matched and the token could publish nothing.
+        let dir = tempfile::tempdir().unwrap();
+        let service = service(dir.path());
+        let (rec, secret) = service
+            .create_token(
+                "ci",
+                &[Role::Publisher],
+                &["127.0.0.1_5001/team/".into(), "127.0.0.1:5001/team".into()],
+            )
+            .unwrap();
+        assert_eq!(
+            rec.scopes,
+            ["127.0.0.1:5001/team"],
+            "stored in the image form"
+        );
+        let p = service
+            .authenticate(Some(&secret), "publish", Role::Publisher)
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.may_publish("127.0.0.1:5001/team/app"), Ok(()));
+        assert!(p.may_publish("127.0.0.1:5001/other/app").is_err());
+        assert!(p.may_publish("127.0.0.1:5002/team/app").is_err());
+
+        // A scope stored in the `_` form before scopes were normalised matches too.
+        let old = service
+            .store()
+            .create_token(
+                "old",
+                &["publisher".into()],
+                &["127.0.0.1_5001/team".into()],
+                &token_hash("ferry_old"),
+            )
+            .unwrap();
+        assert_eq!(old.scopes, ["127.0.0.1_5001/team"]);
+        let p = service
+            .authenticate(Some("ferry_old"), "publish", Role::Publisher)
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.may_publish("127.0.0.1:5001/team/app"), Ok(()));
+        assert!(p.may_publish("127.0.0.1:5001/teams/app").is_err());
+    }
+
+    #[test]
+    fn token_checks_are_trusted_for_the_interval_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let service = service(dir.path());
+        let (rec, secret) = service
+            .create_token("viewer", &[Role::Reader], &[])
+            .unwrap();
+        let checks = TokenChecks::new(Duration::from_millis(200));
+        let recent = |token: &str| checks.recent(token).map(|(answer, _)| answer);
+        let recent_active = |id| checks.recent_active(id).map(|(active, _)| active);
+        assert_eq!(recent(&secret), None, "nothing asked yet");
+        assert_eq!(recent_active(rec.id), None);
+        let p = checks
+            .authenticate(&service, &secret, "read", Role::Reader)
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.id, rec.id);
+        assert_eq!(recent(&secret), Some(Ok(p.clone())));
+        assert_eq!(
+            recent(&format!(" {secret}\n")),
+            Some(Ok(p.clone())),
+            "the same token, as the store would read it"
+        );
+        assert_eq!(recent_active(rec.id), Some(true), "one read answers both");
+
+        service.store().revoke_token("viewer").unwrap();
+        // Within the interval the last answer stands; past half of it, one caller is told to
+        // re-read it; after it, the store is read before answering.
+        assert_eq!(checks.recent(&secret), Some((Ok(p.clone()), false)));
+        std::thread::sleep(Duration::from_millis(110));
+        assert_eq!(checks.recent(&secret), Some((Ok(p.clone()), true)));
+        assert_eq!(checks.recent(&secret), Some((Ok(p), false)), "one re-read");
+        std::thread::sleep(Duration::from_millis(140));
+        assert_eq!(recent(&secret), None);
+        assert_eq!(recent_active(rec.id), None);
+        let revoked = AuthError::Revoked("viewer".into());
+        assert_eq!(
+            checks
+                .authenticate(&service, &secret, "read", Role::Reader)
+                .unwrap(),
+            Err(revoked.clone())
+        );
+        assert_eq!(recent(&secret), Some(Err(revoked)));
+        assert!(!checks.token_active(&service, rec.id).unwrap());
+        assert_eq!(recent_active(rec.id), Some(false));
+
+        // Unknown tokens are not remembered: clients cannot grow the maps.
+        assert_eq!(
+            checks
+                .authenticate(&service, "ferry_unknown", "read", Role::Reader)
+                .unwrap(),
+            Err(AuthError::Unknown)
+        );
+        assert_eq!(recent("ferry_unknown"), None);
+        assert_eq!(checks.by_hash.lock().unwrap().len(), 1);
     }
 
     #[test]
