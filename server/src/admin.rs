@@ -2,8 +2,9 @@
 //! the bootstrap token written on first start.
 //!
 //! These work on the database directly, also while a server runs on it (SQLite WAL allows a
-//! second writer process to wait its turn), and the server reads tokens on every check, so a
-//! revocation applies to the next call.
+//! second writer process to wait its turn). The server reads tokens on every gRPC call and trusts a
+//! registry read's token check for at most 250 ms, so a revocation applies to the next gRPC call
+//! and to registry reads within 250 ms.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -32,7 +33,8 @@ pub enum TokenCommand {
     },
     /// List tokens (never their secrets).
     List,
-    /// Revoke a token by id or name; it is refused from the next call on.
+    /// Revoke a token by id or name: refused from the next gRPC call on, and by registry reads
+    /// within 250 ms (they trust a token check that long).
     Revoke {
         /// The token's id or name, as `token list` shows.
         token: String,
