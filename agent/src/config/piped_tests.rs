@@ -77,12 +77,14 @@ fn full_example_round_trip() {
             ca_file: None,
             repositories: vec![
                 RepositoryConfig {
+                    push: PushConfig::default(),
                     repo_id: "config".into(),
                     remote: "git://git.example.com/config.git".into(),
                     branch: "main".into(),
                     https: None,
                 },
                 RepositoryConfig {
+                    push: PushConfig::default(),
                     repo_id: "apps".into(),
                     remote: "https://git.example.com/apps.git".into(),
                     branch: "release".into(),
