@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 
 use common::{identity, pushed, set_file, FILE, V1, V2};
 use ferry_agent::git::{
-    Change, GitError, Oid, Outcome, PushSettings, PushTo, RemoteAuth, Workspace,
+    Change, GitError, Oid, Outcome, PushSettings, PushTo, RemoteAuth, SigningKey, Workspace,
 };
 use ferry_tests::git::{self as harness, git, GitDaemon};
+use ferry_tests::ssh_signing::SshKey;
 
 const V3: &str = "image: gcr.io/pipecd/foo:v3\n";
 const BAR: &str = "apps/bar/deployment.yaml";
@@ -174,9 +175,11 @@ fn the_update_lands_on_the_push_branch_and_main_is_untouched() {
 #[test]
 fn a_second_release_fast_forwards_the_push_branch_with_the_human_commit_on_main() {
     let remote = Remote::start();
+    let ssh = SshKey::generate();
+    let key = SigningKey::load(&ssh.private_key_path).unwrap();
     let mut ws = remote.workspace(to_branch(&[]));
     let (first, _) = pushed(
-        ws.commit_and_push(&identity(), None, "Deploy foo:v2", set_file(FILE, V2))
+        ws.commit_and_push(&identity(), Some(&key), "Deploy foo:v2", set_file(FILE, V2))
             .unwrap(),
     );
     let human = harness::commit_file_to_main(
@@ -188,10 +191,13 @@ fn a_second_release_fast_forwards_the_push_branch_with_the_human_commit_on_main(
     .unwrap();
 
     let (second, _) = pushed(
-        ws.commit_and_push(&identity(), None, "Deploy foo:v3", set_file(FILE, V3))
+        ws.commit_and_push(&identity(), Some(&key), "Deploy foo:v3", set_file(FILE, V3))
             .unwrap(),
     );
     let (first, second) = (hex(first), hex(second));
+    // The merge commit is signed like any other.
+    let verified = ssh.verify_commit(&remote.bare(), &second).unwrap();
+    assert!(verified.contains("Good"), "{verified}");
     assert_eq!(
         remote.rev(&format!("refs/heads/{PUSH_BRANCH}")),
         Some(second.clone())

@@ -119,3 +119,55 @@ fn releases_land_on_the_push_branch_and_main_only_moves_by_hand() {
     let expected = "push\nmerge_request.create\nmerge_request.target=main\n";
     assert_eq!(options, expected.repeat(2), "{}", agent.log());
 }
+
+#[test]
+fn branch_template_names_a_branch_per_release() {
+    require_tool("git");
+    let tmp = tempfile::tempdir().unwrap();
+    let server = FerryServer::start();
+    let daemon = GitDaemon::start(tmp.path().join("git"));
+    let url = daemon.init_bare_repo_with_files(
+        "config",
+        &[
+            ("web/deployment.yaml", &deployment("1.0.0")),
+            (".pipe/imagewatcher.yaml", WATCHER),
+        ],
+    );
+    daemon.protect_main("config");
+    let bare = daemon.repo_path("config");
+    let show = |rev: &str| git::git(&bare, &["show", rev]).unwrap_or_default();
+    let initial = git::git(&bare, &["rev-parse", "main"]).unwrap();
+    let config = agent_config(&server, &url, None, &[]).replacen(
+        "      branch: main\n",
+        "      branch: main\n      push:\n        branchTemplate: \"ferry/{{image}}-{{tag}}\"\n",
+        1,
+    );
+    let agent = FerryAgent::start(&config, &[]);
+    assert!(
+        agent.wait_for_log("connected", 1, WAIT),
+        "agent never connected:\n{}",
+        agent.log()
+    );
+    let mut layout = OciLayout::new(tmp.path().join("images"));
+    for tag in ["1.1.0", "1.2.0"] {
+        let desc = layout.add_image(ImageSpec::default());
+        let ref_name = format!("web-{tag}");
+        layout.tag(&desc, &ref_name);
+        server.publish_ok(&[&layout.reference(&ref_name), "--image", IMAGE, "--tag", tag]);
+        // The image's '/' are kept: they are fine in branch names.
+        let file = format!("ferry/{IMAGE}-{tag}:web/deployment.yaml");
+        assert!(
+            wait_until(WAIT, || show(&file) == deployment(tag)),
+            "no branch ferry/{IMAGE}-{tag} with {tag}; agent log:\n{}",
+            agent.log()
+        );
+        // Each branch is one commit on main's tip.
+        let parents = git::git(
+            &bare,
+            &["log", "-1", "--format=%P", &format!("ferry/{IMAGE}-{tag}")],
+        )
+        .unwrap();
+        assert_eq!(parents, initial);
+    }
+    assert_eq!(git::git(&bare, &["rev-parse", "main"]).unwrap(), initial);
+}
