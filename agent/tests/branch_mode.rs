@@ -342,3 +342,27 @@ done
     assert_eq!(remote.file(&second, FILE), V3);
     assert_eq!(remote.rev("refs/heads/main"), Some(remote.initial.clone()));
 }
+
+#[test]
+fn push_options_to_a_server_that_does_not_take_them_are_a_clear_error() {
+    let remote = Remote::start();
+    git(
+        &remote.bare(),
+        &["config", "receive.advertisePushOptions", "false"],
+    )
+    .unwrap();
+    let mut ws = remote.workspace(to_branch(&["merge_request.create"]));
+    let err = ws
+        .commit_and_push(&identity(), None, "Deploy foo:v2", set_file(FILE, V2))
+        .unwrap_err();
+    assert!(
+        matches!(err, GitError::PushOptionsUnsupported { .. }),
+        "{err:?}"
+    );
+    let shown = err.to_string();
+    assert!(
+        shown.contains("merge_request.create") && shown.contains("receive.advertisePushOptions"),
+        "{shown}"
+    );
+    assert_eq!(remote.rev(&format!("refs/heads/{PUSH_BRANCH}")), None);
+}

@@ -70,6 +70,20 @@ pub enum GitError {
         branch: String,
     },
 
+    /// `pushOptions` are configured but the server does not take push options; libgit2
+    /// refuses before sending anything.
+    #[error(
+        "remote {remote} does not accept push options (pushOptions {options:?}): remove them \
+         from the repository's push settings, or enable them on the server (for git itself: \
+         `git config receive.advertisePushOptions true` in the served repository)"
+    )]
+    PushOptionsUnsupported {
+        /// The remote URL, password redacted.
+        remote: String,
+        /// The configured push options.
+        options: Vec<String>,
+    },
+
     /// A change named a branch where the push settings give it (or did not name one where
     /// they expect it to): a bug in the caller, not in the config.
     #[error(

@@ -331,6 +331,13 @@ impl Workspace {
         match remote.push(&[refspec], Some(&mut options)) {
             Ok(()) => {}
             Err(e) if e.code() == ErrorCode::NotFastForward => return Ok(Pushed::LostRace),
+            // libgit2 checks the server's capabilities before sending (push.c).
+            Err(e) if e.message().contains("push-options not supported") => {
+                return Err(GitError::PushOptionsUnsupported {
+                    remote: self.remote.clone(),
+                    options: self.push.options.clone(),
+                })
+            }
             Err(e) => return Err(host_key.explain(&self.url, &self.remote, e, push_error)),
         }
         drop(options);
