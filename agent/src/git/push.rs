@@ -55,7 +55,9 @@ pub struct Change {
 impl Workspace {
     /// Syncs to the remote tip, lets `apply` edit the work tree, and if it changed anything,
     /// commits exactly the files it names as `identity` (author and committer) with `message`,
-    /// signed with `signing` if given, and pushes to the remote branch without forcing.
+    /// signed with `signing` if given, and pushes to the remote branch without forcing. In
+    /// branch mode ([`PushTo::Branch`]) the edits are made on the base tip all the same and the
+    /// commit goes to the push branch (see [`Workspace::set_push`]); the base is never pushed.
     ///
     /// `apply` gets the work tree root and returns the repo-relative paths it wrote or deleted
     /// (empty: nothing changed). See [`Workspace::commit_and_push_with`] for the retry rules.
@@ -86,7 +88,11 @@ impl Workspace {
     /// `apply` returns `None` when nothing changed. When the push loses a race, the work tree is
     /// reset to the new tip and `apply` runs again there, so it must compute its edits from the
     /// files, not replay stale bytes. Up to 8 attempts, with jittered exponential backoff from
-    /// 50 ms.
+    /// 50 ms. A race lost on a push branch is answered the same way: the base and the push
+    /// branch are fetched again and the edits planned again on the base tip.
+    ///
+    /// With [`PushTo::PerChange`] every [`Change`] names its branch; a branch that exists with
+    /// the tree we would commit already is [`Outcome::NoChange`].
     pub fn commit_and_push_with<F, E>(
         &mut self,
         identity: &GitIdentity,
