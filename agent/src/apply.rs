@@ -10,7 +10,7 @@ use std::path::Path;
 
 use ferry_proto::release::{self, NotARelease};
 
-use crate::config::{combined_message, digest_short, CommitVars};
+use crate::config::{branch_name, combined_message, digest_short, CommitVars};
 use crate::edit::{self, EditOutcome, Release};
 use crate::git::{self, Change, GitIdentity, Outcome, SigningKey, Workspace};
 use crate::policy::Candidate;
@@ -261,13 +261,18 @@ pub struct Applied {
 }
 
 /// Commits and pushes whatever `targets` need in `ws`, planned on the fresh tip the push loop
-/// syncs to.
+/// syncs to (the base branch tip, in branch mode too: the base is what runs).
+///
+/// `branch_template` (`push.branchTemplate`, with `ws` set to push per change) names the push
+/// branch of this batch from its first update. A name it cannot give is a target error, like
+/// a file that cannot be edited: nothing is pushed, and the other repositories carry on.
 pub fn apply_repo(
     ws: &mut Workspace,
     targets: &[&Target],
     table: &TagTable,
     identity: &GitIdentity,
     signing: Option<&SigningKey>,
+    branch_template: Option<&str>,
 ) -> Result<Applied, git::GitError> {
     let template = targets.iter().find_map(|t| t.commit_message.clone());
     let mut errors = Vec::new();
@@ -280,12 +285,23 @@ pub fn apply_repo(
         if p.files.is_empty() {
             return Ok(None);
         }
+        let branch = match branch_template {
+            Some(template) => match branch_name(template, &p.updates[0]) {
+                Ok(name) => Some(name),
+                Err(e) => {
+                    errors.push(e);
+                    return Ok(None);
+                }
+            },
+            None => None,
+        };
         for (rel, content) in &p.files {
             std::fs::write(git::confine_path(root, rel)?, content)?;
         }
         Ok::<_, git::ApplyError>(Some(Change {
             paths: p.files.into_keys().collect(),
             message: combined_message(&p.updates, template.as_deref()),
+            branch,
         }))
     })?;
     Ok(Applied {

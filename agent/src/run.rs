@@ -15,10 +15,10 @@ use tracing::Instrument;
 
 use crate::apply::{apply_repo, Applied, Note, TagInfo, TagTable};
 use crate::client::{self, Client};
-use crate::config::{AgentConfig, GitIdentity, ProviderConfig, SkippedFile};
+use crate::config::{AgentConfig, GitIdentity, ProviderConfig, PushTarget, SkippedFile};
 use crate::cursor::Cursor;
 use crate::errors::one_line;
-use crate::git::{Outcome, RemoteAuth, SigningKey, Workspace};
+use crate::git::{Outcome, PushSettings, PushTo, RemoteAuth, SigningKey, Workspace};
 use crate::notices::Notices;
 use crate::targets::{self, LoadedTargets, Target};
 
@@ -36,6 +36,8 @@ pub struct RunOptions {
 struct Repo {
     ws: Workspace,
     watcher: crate::config::WatcherConfig,
+    /// `push.branchTemplate`: names each batch's push branch.
+    branch_template: Option<String>,
 }
 
 /// Everything a session needs, shared between the async loop and blocking git work.
@@ -105,7 +107,9 @@ impl Agent {
         images: Option<&BTreeSet<String>>,
     ) -> anyhow::Result<()> {
         for repo in &self.repos {
-            let mut repo = repo.lock().expect("repo lock poisoned");
+            let mut guard = repo.lock().expect("repo lock poisoned");
+            // One reborrow, so the workspace and the template can be borrowed apart.
+            let repo = &mut *guard;
             let mine: Vec<&Target> = targets
                 .iter()
                 .filter(|t| t.repo_id == repo.watcher.repo_id)
@@ -128,6 +132,7 @@ impl Agent {
                 table,
                 &self.identity,
                 self.signing.as_ref(),
+                repo.branch_template.as_deref(),
             )
             .with_context(|| format!("applying to {}", repo.ws.remote()))?;
             for e in errors {
@@ -214,11 +219,22 @@ pub async fn run(config: AgentConfig, opts: RunOptions) -> anyhow::Result<()> {
             https: r.https.clone(),
         };
         let (remote, branch) = (r.remote.clone(), r.branch.clone());
-        let ws = tokio::task::spawn_blocking(move || Workspace::open(&dir, &remote, &branch, auth))
-            .await??;
+        let mut ws =
+            tokio::task::spawn_blocking(move || Workspace::open(&dir, &remote, &branch, auth))
+                .await??;
+        let (to, branch_template) = match &r.push.to {
+            PushTarget::Base => (PushTo::Base, None),
+            PushTarget::Branch(b) => (PushTo::Branch(b.clone()), None),
+            PushTarget::Template(t) => (PushTo::PerChange, Some(t.clone())),
+        };
+        ws.set_push(PushSettings {
+            to,
+            options: r.push.options.clone(),
+        });
         repos.push(Mutex::new(Repo {
             ws,
             watcher: w.clone(),
+            branch_template,
         }));
     }
     let agent = Arc::new(Agent {

@@ -115,11 +115,51 @@ impl GitDaemon {
         self.url(name)
     }
 
+    /// Makes `main` of the repository `repo` a protected branch, as forges that forbid pushes
+    /// to it do: a `pre-receive` hook refuses every update of `refs/heads/main`, and appends
+    /// each push's options (`GIT_PUSH_OPTION_<n>`) to the returned file, one per line after a
+    /// `push` line. Receive-pack is told to advertise push options, which clients need to
+    /// send them.
+    pub fn protect_main(&self, repo: &str) -> PathBuf {
+        let bare = self.repo_path(repo);
+        let hook = bare.join("hooks/pre-receive");
+        std::fs::write(&hook, PROTECT_MAIN_HOOK)
+            .unwrap_or_else(|e| panic!("writing {}: {e}", hook.display()));
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("making {} executable: {e}", hook.display()));
+        git(&bare, &["config", "receive.advertisePushOptions", "true"])
+            .unwrap_or_else(|e| panic!("configuring {}: {e:#}", bare.display()));
+        bare.join(PUSH_OPTIONS_LOG)
+    }
+
     /// The daemon's log tail (connections, errors), for failure messages.
     pub fn log_tail(&self, lines: usize) -> String {
         self.child.log_tail(lines)
     }
 }
+
+/// Where [`PROTECT_MAIN_HOOK`] records push options, in the bare repository.
+const PUSH_OPTIONS_LOG: &str = "push-options.log";
+
+/// The `pre-receive` hook of [`GitDaemon::protect_main`]. Hooks of a bare repository run in
+/// it, so the log path is relative.
+const PROTECT_MAIN_HOOK: &str = r#"#!/bin/sh
+{
+  echo push
+  i=0
+  while [ "$i" -lt "${GIT_PUSH_OPTION_COUNT:-0}" ]; do
+    eval "echo \"\$GIT_PUSH_OPTION_$i\""
+    i=$((i + 1))
+  done
+} >> push-options.log
+while read -r old new ref; do
+  if [ "$ref" = refs/heads/main ]; then
+    echo "main is protected: push to a branch" >&2
+    exit 1
+  fi
+done
+"#;
 
 /// Creates the bare repository `bare` whose `main` has one commit ("initial commit") holding
 /// `files` (`(path, content)`, parent dirs created), for any server to serve.
@@ -150,6 +190,34 @@ fn write_file(root: &Path, path: &str, content: &str) -> Result<()> {
         std::fs::create_dir_all(parent)?;
     }
     std::fs::write(&full, content).with_context(|| format!("writing {}", full.display()))
+}
+
+/// Commits `path` = `content` with `message` onto `main` of the bare repository `bare` as
+/// [`USER_NAME`], bypassing its hooks (the commit is fetched into it, not pushed): a human
+/// committing to a branch that refuses pushes, as forges let maintainers merge. Returns the
+/// new commit's hash.
+pub fn commit_file_to_main(
+    bare: &Path,
+    path: &str,
+    content: &str,
+    message: &str,
+) -> Result<String> {
+    let work = tempfile::tempdir()?;
+    clone(&bare.to_string_lossy(), work.path())?;
+    write_file(work.path(), path, content)?;
+    git(work.path(), &["add", "-A"])?;
+    git(work.path(), &["commit", "-m", message])?;
+    let commit = git(work.path(), &["rev-parse", "HEAD"])?.trim().to_string();
+    git(
+        bare,
+        &[
+            "fetch",
+            "--quiet",
+            &work.path().to_string_lossy(),
+            "HEAD:refs/heads/main",
+        ],
+    )?;
+    Ok(commit)
 }
 
 /// `git clone URL DIR`.

@@ -7,6 +7,7 @@
 //! - `watcher`: one ImageWatcher file → [`ImageWatcherFile`], each target valid or not on its own.
 //! - `discover`: which files of a repository are ImageWatcher files ([`watcher_files`]).
 //! - `message`: commit message templates and the default and combined messages.
+//! - `push`: branch mode (`spec.repositories[].push`) and branch names from templates.
 //! - `rules`: what the files share (apiVersions, kinds, include paths); imports no sibling.
 //! - `error`: [`ConfigError`].
 //! - `yaml`: serde-saphyr with field paths.
@@ -15,6 +16,7 @@ mod discover;
 mod error;
 mod message;
 mod piped;
+mod push;
 mod rules;
 mod watcher;
 mod yaml;
@@ -30,5 +32,6 @@ pub use message::{
 pub use piped::{
     AgentConfig, GitIdentity, ProviderConfig, RepositoryConfig, WatcherConfig, FERRY_PROVIDER_TYPE,
 };
+pub use push::{branch_name, check_branch_name, sanitize_branch, PushConfig, PushTarget};
 pub use rules::{API_VERSIONS, PIPECD_KINDS, PIPED_KIND, WATCHER_KIND};
 pub use watcher::{Format, ImageWatcherFile, TargetKind, TargetSpec};

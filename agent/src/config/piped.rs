@@ -12,6 +12,8 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::error::{ConfigError, Pos};
+use super::message::validate_template;
+use super::push::{branch_name, check_branch_name, sample_vars, PushConfig, PushTarget};
 use super::rules::{check_api_version, check_pattern, PIPED_KIND};
 use super::yaml::from_yaml;
 use crate::git::HttpsCredentials;
@@ -57,6 +59,16 @@ struct RawRepository {
     username: Option<Spanned<String>>,
     password_file: Option<Spanned<String>>,
     token_file: Option<Spanned<String>>,
+    push: Option<Spanned<RawPush>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawPush {
+    branch: Option<Spanned<String>>,
+    branch_template: Option<Spanned<String>>,
+    #[serde(default)]
+    push_options: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -93,8 +105,11 @@ pub struct RepositoryConfig {
     pub repo_id: String,
     /// As written: `https://`, `ssh://`, `git://`, `file://`, scp-style or a path.
     pub remote: String,
-    /// The branch to commit to.
+    /// The base branch: targets are read and edits planned here, and commits go here unless
+    /// `push` names another branch.
     pub branch: String,
+    /// `push`: branch mode (commits go to a push branch, never to `branch`) and push options.
+    pub push: PushConfig,
     /// For an `https://` remote: the user name and the file holding its password or token
     /// (`passwordFile`, or `tokenFile`: the same thing under the name forges use).
     pub https: Option<HttpsCredentials>,
@@ -340,14 +355,85 @@ impl<'a> Validator<'a> {
                 ));
             }
             let remote = self.non_empty(field("remote"), &r.remote)?;
+            let branch = self.non_empty(field("branch"), &r.branch)?;
             out.push(RepositoryConfig {
                 repo_id: id.clone(),
                 https: self.https_credentials(i, r, &remote)?,
+                push: match &r.push {
+                    Some(p) => self.push(i, &p.value, &branch)?,
+                    None => PushConfig::default(),
+                },
                 remote,
-                branch: self.non_empty(field("branch"), &r.branch)?,
+                branch,
             });
         }
         Ok(out)
+    }
+
+    /// `push`: `branch` or `branchTemplate` (not both), neither naming the base branch `base`,
+    /// and `pushOptions`. A template is rendered with sample values here, so one that can never
+    /// give a branch name is refused before any release arrives.
+    fn push(&self, i: usize, p: &RawPush, base: &str) -> Result<PushConfig, ConfigError> {
+        let field = |name: &str| format!("spec.repositories[{i}].push.{name}");
+        let to = match (&p.branch, &p.branch_template) {
+            (Some(_), Some(t)) => {
+                return Err(invalid(
+                    self.file,
+                    field("branchTemplate"),
+                    Pos::of(t),
+                    "give push.branch or push.branchTemplate, not both: branch is one branch \
+                     kept up to date, branchTemplate a new branch per release"
+                        .into(),
+                ))
+            }
+            (Some(b), None) => {
+                let name = &b.value;
+                if let Err(why) = check_branch_name(name) {
+                    return Err(invalid(
+                        self.file,
+                        field("branch"),
+                        Pos::of(b),
+                        format!("branch {name:?} {why}"),
+                    ));
+                }
+                if name == base {
+                    return Err(invalid(
+                        self.file,
+                        field("branch"),
+                        Pos::of(b),
+                        format!("push.branch {name:?} is the base branch: branch mode never pushes the base; name another branch, or drop push.branch to commit to {base:?}"),
+                    ));
+                }
+                PushTarget::Branch(name.clone())
+            }
+            (None, Some(t)) => {
+                let template = &t.value;
+                let refuse = |message: String| {
+                    invalid(self.file, field("branchTemplate"), Pos::of(t), message)
+                };
+                validate_template(template)
+                    .map_err(|e| refuse(format!("branchTemplate {template:?}: {e}")))?;
+                let sample = branch_name(template, &sample_vars()).map_err(refuse)?;
+                if sample == base {
+                    return Err(refuse(format!("branchTemplate {template:?} renders to the base branch {base:?}, which branch mode never pushes: add a placeholder such as {{{{tag}}}}")));
+                }
+                PushTarget::Template(template.clone())
+            }
+            (None, None) => PushTarget::Base,
+        };
+        let mut options = Vec::new();
+        for (j, o) in p.push_options.iter().enumerate() {
+            if o.value.contains(['\n', '\r', '\0']) {
+                return Err(invalid(
+                    self.file,
+                    field(&format!("pushOptions[{j}]")),
+                    Pos::of(o),
+                    format!("push option {:?} contains a line break or NUL: git sends push options one per line; split it into several options", o.value),
+                ));
+            }
+            options.push(o.value.clone());
+        }
+        Ok(PushConfig { to, options })
     }
 
     /// `username` with `passwordFile` or `tokenFile`: only for an `https://` remote whose URL

@@ -77,12 +77,14 @@ fn full_example_round_trip() {
             ca_file: None,
             repositories: vec![
                 RepositoryConfig {
+                    push: PushConfig::default(),
                     repo_id: "config".into(),
                     remote: "git://git.example.com/config.git".into(),
                     branch: "main".into(),
                     https: None,
                 },
                 RepositoryConfig {
+                    push: PushConfig::default(),
                     repo_id: "apps".into(),
                     remote: "https://git.example.com/apps.git".into(),
                     branch: "release".into(),
@@ -520,5 +522,98 @@ fn git_ca_file_is_resolved_against_the_config_directory() {
         &with(key, &format!("{key}    caFile: ''\n")),
         "spec.git.caFile",
         &["must not be empty"],
+    );
+}
+
+/// The example with `push:` (its lines, indented under the first repository) after
+/// `branch: main`.
+fn with_push(lines: &[&str]) -> String {
+    let mut push = String::from("      branch: main\n      push:\n");
+    for line in lines {
+        push.push_str(&format!("        {line}\n"));
+    }
+    with("      branch: main\n", &push)
+}
+
+#[test]
+fn push_branch_template_and_options() {
+    let c = parse(&with_push(&[
+        "branch: ferry/updates",
+        "pushOptions: [merge_request.create, \"merge_request.target=main\"]",
+    ]))
+    .unwrap();
+    assert_eq!(
+        c.repositories[0].push,
+        PushConfig {
+            to: PushTarget::Branch("ferry/updates".into()),
+            options: vec![
+                "merge_request.create".into(),
+                "merge_request.target=main".into()
+            ],
+        }
+    );
+    // The other repository has no push section: it commits to its branch.
+    assert_eq!(c.repositories[1].push, PushConfig::default());
+
+    let c = parse(&with_push(&["branchTemplate: \"ferry/{{image}}-{{tag}}\""])).unwrap();
+    assert_eq!(
+        c.repositories[0].push.to,
+        PushTarget::Template("ferry/{{image}}-{{tag}}".into())
+    );
+    // Options alone: pushed to the base, with the options.
+    let c = parse(&with_push(&["pushOptions: [ci.skip]"])).unwrap();
+    assert_eq!(c.repositories[0].push.to, PushTarget::Base);
+    assert_eq!(c.repositories[0].push.options, vec!["ci.skip".to_string()]);
+}
+
+#[test]
+fn push_rules() {
+    assert_err(
+        &with_push(&["branch: ferry/updates", "branchTemplate: 'ferry/{{tag}}'"]),
+        "spec.repositories[0].push.branchTemplate",
+        &["push.branch or push.branchTemplate, not both"],
+    );
+    assert_err(
+        &with_push(&["branch: ''"]),
+        "spec.repositories[0].push.branch",
+        &["branch \"\" is empty"],
+    );
+    for bad in ["a..b", "x y", "-x", "ends/", "a.lock", "a:b"] {
+        assert_err(
+            &with_push(&[&format!("branch: {bad}")]),
+            "spec.repositories[0].push.branch",
+            &["is not a valid git branch name"],
+        );
+    }
+    assert_err(
+        &with_push(&["branch: main"]),
+        "spec.repositories[0].push.branch",
+        &["\"main\" is the base branch", "never pushes the base"],
+    );
+    assert_err(
+        &with_push(&["branchTemplate: 'ferry/{{version}}'"]),
+        "spec.repositories[0].push.branchTemplate",
+        &["unknown placeholder {{version}}", "tag"],
+    );
+    // Nothing of it survives sanitising: refused with what it rendered to.
+    assert_err(
+        &with_push(&["branchTemplate: '..///'"]),
+        "spec.repositories[0].push.branchTemplate",
+        &["renders to \"..///\"", "is empty"],
+    );
+    assert_err(
+        &with_push(&["branchTemplate: main"]),
+        "spec.repositories[0].push.branchTemplate",
+        &["renders to the base branch \"main\""],
+    );
+    assert_err(
+        &with_push(&["pushOptions: [\"a\\nb\"]"]),
+        "spec.repositories[0].push.pushOptions[0]",
+        &["line break", "\"a\\nb\""],
+    );
+    assert_err(
+        &with_push(&["pushBranch: x"]),
+        "spec.repositories[0].push.pushBranch",
+        &["unknown field `pushBranch`", "branchTemplate"],
     );
 }

@@ -57,6 +57,46 @@ pub enum GitError {
         branch: String,
     },
 
+    /// Branch mode was asked to push to the base branch, which it never does: the repository
+    /// is in branch mode because the base refuses pushes.
+    #[error(
+        "refusing to push to {branch:?} of {remote}: it is the base branch, which branch mode \
+         never pushes; give push.branch or push.branchTemplate a name other than the base"
+    )]
+    PushToBase {
+        /// The remote URL, password redacted.
+        remote: String,
+        /// The base branch.
+        branch: String,
+    },
+
+    /// `pushOptions` are configured but the server does not take push options; libgit2
+    /// refuses before sending anything.
+    #[error(
+        "remote {remote} does not accept push options (pushOptions {options:?}): remove them \
+         from the repository's push settings, or enable them on the server (for git itself: \
+         `git config receive.advertisePushOptions true` in the served repository)"
+    )]
+    PushOptionsUnsupported {
+        /// The remote URL, password redacted.
+        remote: String,
+        /// The configured push options.
+        options: Vec<String>,
+    },
+
+    /// A change named a branch where the push settings give it (or did not name one where
+    /// they expect it to): a bug in the caller, not in the config.
+    #[error(
+        "the change for {remote} names push branch {named:?}, which the workspace's push \
+         settings do not expect"
+    )]
+    PushBranchMismatch {
+        /// The remote URL, password redacted.
+        remote: String,
+        /// The branch the change named, if any.
+        named: Option<String>,
+    },
+
     /// A local repository operation (init, index, tree, commit, reset, refs) failed.
     #[error("{action} in {}: {source}", dir.display())]
     Local {

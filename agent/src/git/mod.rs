@@ -7,6 +7,7 @@
 //! - `confine`: repo-relative paths from untrusted config that must stay in the work tree.
 //! - `signing`: OpenPGP (rPGP) and SSH (ssh-key) commit signatures.
 //! - `push`: [`Workspace::commit_and_push`], the commit/push/retry loop.
+//! - `branch`: branch mode ([`PushSettings`]): commits for a push branch, never the base.
 //! - `error`: [`GitError`].
 //!
 //! Everything here blocks (libgit2 is synchronous): call it from `spawn_blocking`.
@@ -16,6 +17,7 @@
 //! signatures) nor forced: the edits are applied again on the new tip, signed again, pushed again.
 
 mod auth;
+mod branch;
 mod confine;
 mod error;
 mod host_key;
@@ -30,6 +32,7 @@ use git2::{AutotagOption, FetchOptions, Repository, ResetType};
 use host_key::SeenHostKey;
 
 pub use auth::{HttpsCredentials, RemoteAuth};
+pub use branch::{PushSettings, PushTo};
 /// Resolves an untrusted repo-relative path inside a work tree (see [`Workspace::confined_path`]);
 /// for edit callbacks, which get the (canonical) root but not the workspace. `root` must be
 /// canonical.
@@ -59,8 +62,11 @@ pub struct Workspace {
     url: String,
     /// The remote URL safe to print.
     remote: String,
+    /// The base branch: read from, and pushed to unless `push` says otherwise.
     branch: String,
     auth: RemoteAuth,
+    /// Where commits go (see [`Workspace::set_push`]).
+    push: PushSettings,
 }
 
 impl std::fmt::Debug for Workspace {
@@ -131,6 +137,7 @@ impl Workspace {
             remote: shown,
             branch: branch.to_string(),
             auth,
+            push: PushSettings::default(),
         };
         workspace.sync()?;
         Ok(workspace)
@@ -173,7 +180,7 @@ impl Workspace {
         &self.remote
     }
 
-    /// The branch this workspace tracks.
+    /// The branch this workspace tracks and reads from (the base, in branch mode).
     pub fn branch(&self) -> &str {
         &self.branch
     }
@@ -203,12 +210,22 @@ impl Workspace {
         Ok(String::from_utf8_lossy(commit.message_bytes()).into_owned())
     }
 
-    /// Fetches the branch; returns its tip as the remote advertised it.
+    /// Fetches the base branch; returns its tip as the remote advertised it.
     fn fetch(&self) -> Result<Oid, GitError> {
+        self.fetch_branch(&self.branch)?
+            .ok_or_else(|| GitError::BranchMissing {
+                remote: self.remote.clone(),
+                branch: self.branch.clone(),
+            })
+    }
+
+    /// Fetches `branch` into `refs/remotes/origin/BRANCH`; returns its tip as the remote
+    /// advertised it, or `None` when the remote has no such branch.
+    pub(crate) fn fetch_branch(&self, branch: &str) -> Result<Option<Oid>, GitError> {
         let fetch_error = |source| {
             error::unless_tls(&self.remote, source, |source| GitError::Fetch {
                 remote: self.remote.clone(),
-                branch: self.branch.clone(),
+                branch: branch.to_string(),
                 source,
             })
         };
@@ -220,22 +237,18 @@ impl Workspace {
         options
             .remote_callbacks(callbacks)
             .download_tags(AutotagOption::None);
-        let local_ref = self.local_ref();
-        let refspec = format!("+{local_ref}:refs/remotes/origin/{}", self.branch);
+        let remote_ref = format!("refs/heads/{branch}");
+        let refspec = format!("+{remote_ref}:refs/remotes/origin/{branch}");
         remote
             .fetch(&[refspec], Some(&mut options), Some("ferry: fetch"))
             .map_err(|e| host_key.explain(&self.url, &self.remote, e, fetch_error))?;
         // The advertisement, not the tracking ref: a branch deleted on the remote leaves a stale
         // tracking ref behind, and pushing on top of it would quietly recreate the branch.
         let advertised = remote.list().map_err(fetch_error)?;
-        advertised
+        Ok(advertised
             .iter()
-            .find(|head| head.name() == local_ref)
-            .map(|head| head.oid())
-            .ok_or_else(|| GitError::BranchMissing {
-                remote: self.remote.clone(),
-                branch: self.branch.clone(),
-            })
+            .find(|head| head.name() == remote_ref)
+            .map(|head| head.oid()))
     }
 
     fn local_ref(&self) -> String {

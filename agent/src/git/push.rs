@@ -1,5 +1,7 @@
 //! The commit → sign → push loop. A push that loses a race (someone else moved the branch) is
 //! answered by syncing to the new tip and running the edits again, never by rebasing or forcing.
+//! In branch mode (see `branch`) the edits are still made on the base tip, and the commit goes
+//! onto the push branch instead.
 
 use std::cell::RefCell;
 use std::path::Path;
@@ -10,7 +12,7 @@ use rand::Rng;
 
 use super::error::{unless_tls, ApplyError, GitError};
 use super::host_key::SeenHostKey;
-use super::{GitIdentity, SigningKey, Workspace};
+use super::{GitIdentity, PushTo, SigningKey, Workspace};
 
 /// What [`Workspace::commit_and_push`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,12 +47,17 @@ pub struct Change {
     pub paths: Vec<String>,
     /// The commit message for exactly these edits.
     pub message: String,
+    /// The branch to push to, for [`PushTo::PerChange`] (one branch per release batch); must be
+    /// `None` otherwise, where the workspace's [`PushSettings`](super::PushSettings) decide.
+    pub branch: Option<String>,
 }
 
 impl Workspace {
     /// Syncs to the remote tip, lets `apply` edit the work tree, and if it changed anything,
     /// commits exactly the files it names as `identity` (author and committer) with `message`,
-    /// signed with `signing` if given, and pushes to the remote branch without forcing.
+    /// signed with `signing` if given, and pushes to the remote branch without forcing. In
+    /// branch mode ([`PushTo::Branch`]) the edits are made on the base tip all the same and the
+    /// commit goes to the push branch (see [`Workspace::set_push`]); the base is never pushed.
     ///
     /// `apply` gets the work tree root and returns the repo-relative paths it wrote or deleted
     /// (empty: nothing changed). See [`Workspace::commit_and_push_with`] for the retry rules.
@@ -70,6 +77,7 @@ impl Workspace {
             Ok::<_, E>((!paths.is_empty()).then(|| Change {
                 paths,
                 message: message.to_string(),
+                branch: None,
             }))
         })
     }
@@ -80,7 +88,11 @@ impl Workspace {
     /// `apply` returns `None` when nothing changed. When the push loses a race, the work tree is
     /// reset to the new tip and `apply` runs again there, so it must compute its edits from the
     /// files, not replay stale bytes. Up to 8 attempts, with jittered exponential backoff from
-    /// 50 ms.
+    /// 50 ms. A race lost on a push branch is answered the same way: the base and the push
+    /// branch are fetched again and the edits planned again on the base tip.
+    ///
+    /// With [`PushTo::PerChange`] every [`Change`] names its branch; a branch that exists with
+    /// the tree we would commit already is [`Outcome::NoChange`].
     pub fn commit_and_push_with<F, E>(
         &mut self,
         identity: &GitIdentity,
@@ -99,45 +111,168 @@ impl Workspace {
                 std::thread::sleep(backoff + Duration::from_millis(jitter));
                 backoff *= 2;
             }
-            let parent = self.sync()?;
+            let base = self.sync()?;
             let Some(change) = apply(&self.root).map_err(|e| GitError::Apply(e.into()))? else {
                 return Ok(Outcome::NoChange);
             };
             if change.paths.is_empty() {
                 return Ok(Outcome::NoChange);
             }
-            let Some(commit) =
-                self.commit(parent, &change.paths, identity, signing, &change.message)?
-            else {
+            let branch = self.push_branch(&change)?;
+            let Some(commit) = self.commit(base, &branch, &change, identity, signing)? else {
                 return Ok(Outcome::NoChange);
             };
-            match self.push()? {
+            match self.push(&branch)? {
                 Pushed::Yes => {
+                    tracing::debug!(%commit, branch, attempts = attempt, "pushed");
                     return Ok(Outcome::Pushed {
                         commit,
                         attempts: attempt,
-                    })
+                    });
                 }
                 Pushed::LostRace => continue,
             }
         }
         Err(GitError::Contended {
             remote: self.remote.clone(),
-            branch: self.branch.clone(),
+            branch: self.branch_pushed_to(),
             attempts: MAX_ATTEMPTS,
         })
     }
 
-    /// Stages `changed`, commits on `parent` and moves the branch to the commit. `None` when
-    /// the staged tree equals the parent's (the edits rewrote identical bytes).
+    /// The branch `change` is pushed to. Branch mode never pushes the base: a branch name equal
+    /// to it (a template that renders to it) is refused rather than pushed to a branch the
+    /// repository forbids pushes to.
+    fn push_branch(&self, change: &Change) -> Result<String, GitError> {
+        let branch = match (&self.push.to, &change.branch) {
+            (PushTo::Base, None) => return Ok(self.branch.clone()),
+            (PushTo::Branch(b), None) | (PushTo::PerChange, Some(b)) => b.clone(),
+            (_, named) => {
+                return Err(GitError::PushBranchMismatch {
+                    remote: self.remote.clone(),
+                    named: named.clone(),
+                })
+            }
+        };
+        if !git2::Reference::is_valid_name(&format!("refs/heads/{branch}")) {
+            return Err(GitError::InvalidBranch {
+                remote: self.remote.clone(),
+                branch,
+            });
+        }
+        if branch == self.branch {
+            return Err(GitError::PushToBase {
+                remote: self.remote.clone(),
+                branch,
+            });
+        }
+        Ok(branch)
+    }
+
+    /// For messages about a failed push: the configured push branch, or the base.
+    fn branch_pushed_to(&self) -> String {
+        match &self.push.to {
+            PushTo::Branch(b) => b.clone(),
+            PushTo::Base | PushTo::PerChange => self.branch.clone(),
+        }
+    }
+
+    /// Stages the changed paths on the base tip `base` and commits them for `branch`, moving the
+    /// local `branch` to the commit. `None` when there is nothing to commit: the staged tree
+    /// equals the base's (the edits rewrote identical bytes) or, in branch mode, the push
+    /// branch's tree already is the one we would commit.
     fn commit(
         &self,
-        parent: Oid,
-        changed: &[String],
+        base: Oid,
+        branch: &str,
+        change: &Change,
         identity: &GitIdentity,
         signing: Option<&SigningKey>,
-        message: &str,
     ) -> Result<Option<Oid>, GitError> {
+        let local = |action| self.local_error(action);
+        let edited = self.stage(&change.paths)?;
+        let base_commit = self
+            .repo
+            .find_commit(base)
+            .map_err(local("reading the base commit"))?;
+        if edited == base_commit.tree_id() {
+            return Ok(None);
+        }
+        let (tree_id, parents) = if branch == self.branch {
+            (edited, vec![base])
+        } else {
+            // Fetched after the edits, so a push branch that moved meanwhile is a lost race
+            // at push time, answered like any other.
+            let tip = self.fetch_branch(branch)?;
+            let tree = match tip {
+                Some(tip) => self.push_branch_tree(edited, base, tip)?,
+                None => edited,
+            };
+            if let Some(tip) = tip {
+                let tip_tree = self
+                    .repo
+                    .find_commit(tip)
+                    .map_err(local("reading the push branch tip"))?
+                    .tree_id();
+                if tip_tree == tree {
+                    return Ok(None);
+                }
+            }
+            (tree, self.push_branch_parents(base, tip)?)
+        };
+        let tree = self
+            .repo
+            .find_tree(tree_id)
+            .map_err(local("reading the new tree"))?;
+        let parents = parents
+            .into_iter()
+            .map(|p| self.repo.find_commit(p))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(local("reading the parent commit"))?;
+        let parents: Vec<&git2::Commit<'_>> = parents.iter().collect();
+        let who = Signature::now(&identity.name, &identity.email)
+            .map_err(local("making the commit identity"))?;
+        let message = if change.message.ends_with('\n') {
+            change.message.clone()
+        } else {
+            format!("{}\n", change.message)
+        };
+        let buffer = self
+            .repo
+            .commit_create_buffer(&who, &who, &message, &tree, &parents)
+            .map_err(local("building the commit"))?;
+        let commit = match signing {
+            // commit_signed writes the object only; the branch is moved below.
+            Some(key) => {
+                let content = buffer.as_str().map_err(|_| GitError::Sign {
+                    key: key.describe(),
+                    reason: "the commit is not valid UTF-8".into(),
+                })?;
+                let signature = key.sign(content.as_bytes())?;
+                self.repo
+                    .commit_signed(content, &signature, Some("gpgsig"))
+                    .map_err(local("writing the signed commit"))?
+            }
+            None => self
+                .repo
+                .odb()
+                .and_then(|odb| odb.write(ObjectType::Commit, &buffer))
+                .map_err(local("writing the commit"))?,
+        };
+        self.repo
+            .reference(
+                &format!("refs/heads/{branch}"),
+                commit,
+                true,
+                "ferry: commit",
+            )
+            .map_err(local("moving the branch to the commit"))?;
+        Ok(Some(commit))
+    }
+
+    /// Stages `changed` (repo-relative paths written or deleted) in the index, which sync left
+    /// at the base tip; returns the index's tree.
+    fn stage(&self, changed: &[String]) -> Result<Oid, GitError> {
         let local = |action| self.local_error(action);
         let mut index = self.repo.index().map_err(local("opening the index"))?;
         for rel in changed {
@@ -160,50 +295,7 @@ impl Workspace {
         }
         let tree_id = index.write_tree().map_err(local("writing the tree"))?;
         index.write().map_err(local("writing the index"))?;
-        let parent = self
-            .repo
-            .find_commit(parent)
-            .map_err(local("reading the parent commit"))?;
-        if tree_id == parent.tree_id() {
-            return Ok(None);
-        }
-        let tree = self
-            .repo
-            .find_tree(tree_id)
-            .map_err(local("reading the new tree"))?;
-        let who = Signature::now(&identity.name, &identity.email)
-            .map_err(local("making the commit identity"))?;
-        let message = if message.ends_with('\n') {
-            message.to_string()
-        } else {
-            format!("{message}\n")
-        };
-        let buffer = self
-            .repo
-            .commit_create_buffer(&who, &who, &message, &tree, &[&parent])
-            .map_err(local("building the commit"))?;
-        let commit = match signing {
-            // commit_signed writes the object only; the branch is moved below.
-            Some(key) => {
-                let content = buffer.as_str().map_err(|_| GitError::Sign {
-                    key: key.describe(),
-                    reason: "the commit is not valid UTF-8".into(),
-                })?;
-                let signature = key.sign(content.as_bytes())?;
-                self.repo
-                    .commit_signed(content, &signature, Some("gpgsig"))
-                    .map_err(local("writing the signed commit"))?
-            }
-            None => self
-                .repo
-                .odb()
-                .and_then(|odb| odb.write(ObjectType::Commit, &buffer))
-                .map_err(local("writing the commit"))?,
-        };
-        self.repo
-            .reference(&self.local_ref(), commit, true, "ferry: commit")
-            .map_err(local("moving the branch to the commit"))?;
-        Ok(Some(commit))
+        Ok(tree_id)
     }
 
     /// Pushes the branch (never forced) and tells a lost race from a real failure.
@@ -212,16 +304,18 @@ impl Workspace {
     /// when the advertised tip is not an ancestor of ours (or not even present locally); after
     /// sending, as a per-ref status in `push_update_reference` (`Ok` from `push` itself) when
     /// the branch moved between the advertisement and the update.
-    fn push(&self) -> Result<Pushed, GitError> {
+    ///
+    /// The push options of the workspace's [`PushSettings`](super::PushSettings) go with it.
+    fn push(&self, branch: &str) -> Result<Pushed, GitError> {
         let push_error = |source| {
             unless_tls(&self.remote, source, |source| GitError::Push {
                 remote: self.remote.clone(),
-                branch: self.branch.clone(),
+                branch: branch.to_string(),
                 source,
             })
         };
         let rejection: RefCell<Option<String>> = RefCell::new(None);
-        let local_ref = self.local_ref();
+        let local_ref = format!("refs/heads/{branch}");
         let mut remote = self.repo.remote_anonymous(&self.url).map_err(push_error)?;
         let host_key = SeenHostKey::default();
         let mut callbacks = self.auth.callbacks(&self.url);
@@ -232,13 +326,24 @@ impl Workspace {
             }
             Ok(())
         });
+        let push_options: Vec<&str> = self.push.options.iter().map(String::as_str).collect();
         let mut options = PushOptions::new();
         options.remote_callbacks(callbacks);
+        if !push_options.is_empty() {
+            options.remote_push_options(&push_options);
+        }
         // No leading '+': the remote must fast-forward or refuse.
         let refspec = format!("{local_ref}:{local_ref}");
         match remote.push(&[refspec], Some(&mut options)) {
             Ok(()) => {}
             Err(e) if e.code() == ErrorCode::NotFastForward => return Ok(Pushed::LostRace),
+            // libgit2 checks the server's capabilities before sending (push.c).
+            Err(e) if e.message().contains("push-options not supported") => {
+                return Err(GitError::PushOptionsUnsupported {
+                    remote: self.remote.clone(),
+                    options: self.push.options.clone(),
+                })
+            }
             Err(e) => return Err(host_key.explain(&self.url, &self.remote, e, push_error)),
         }
         drop(options);
@@ -247,7 +352,7 @@ impl Workspace {
             Some(status) if lost_race(&status) => Ok(Pushed::LostRace),
             Some(reason) => Err(GitError::PushRejected {
                 remote: self.remote.clone(),
-                branch: self.branch.clone(),
+                branch: branch.to_string(),
                 reason,
             }),
         }
