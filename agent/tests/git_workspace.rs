@@ -444,3 +444,27 @@ fn open_refuses_foreign_directories_and_missing_branches() {
     .unwrap_err();
     assert!(matches!(err, GitError::Fetch { .. }), "{err:?}");
 }
+
+// Regression (issue 9, found by the agent-resilience test on a clean CI run): an agent killed
+// with SIGKILL in the middle of a reset left `.git/index.lock` behind, and the restarted agent
+// failed at once with "the index is locked", for good.
+#[test]
+fn locks_left_by_a_killed_agent_do_not_stop_the_next_one() {
+    let remote = Remote::start();
+    drop(remote.workspace());
+    let git_dir = remote.clone_dir().join(".git");
+    std::fs::write(git_dir.join("index.lock"), "").unwrap();
+    std::fs::write(git_dir.join("refs/heads/main.lock"), "").unwrap();
+    let mut ws = remote.workspace();
+    assert!(!git_dir.join("index.lock").exists());
+    assert!(!git_dir.join("refs/heads/main.lock").exists());
+    let (commit, _) = pushed(
+        ws.commit_and_push(&identity(), None, "Deploy foo:v2", set_file(FILE, V2))
+            .unwrap(),
+    );
+    assert_landed(
+        &remote.fresh_clone().path().join("c"),
+        commit,
+        "Deploy foo:v2",
+    );
+}

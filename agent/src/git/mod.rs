@@ -264,6 +264,44 @@ impl Workspace {
     }
 }
 
+/// Removes the lock files (`index.lock`, `HEAD.lock`, `refs/**/*.lock`) that a process killed
+/// in the middle of a git operation leaves behind; libgit2 refuses to touch the index or a ref
+/// while its lock exists, so an agent restarted after a SIGKILL would otherwise fail on its
+/// first sync ("the index is locked"). Safe because the clone belongs to this agent alone: it
+/// is opened once, at start, before anything of this process can hold a lock in it.
+fn remove_stale_locks(git_dir: &Path) -> Result<(), GitError> {
+    fn walk(dir: &Path, found: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => walk(&path, found),
+                Ok(t) if t.is_file() && path.extension().is_some_and(|e| e == "lock") => {
+                    found.push(path)
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut stale: Vec<PathBuf> = ["index.lock", "HEAD.lock"]
+        .iter()
+        .map(|name| git_dir.join(name))
+        .filter(|p| p.exists())
+        .collect();
+    walk(&git_dir.join("refs"), &mut stale);
+    for lock in stale {
+        tracing::warn!(lock = %lock.display(), "removing a lock file left by an agent that was stopped mid-operation");
+        std::fs::remove_file(&lock).map_err(|source| GitError::Io {
+            action: "removing a stale lock file",
+            path: lock.clone(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
 /// Opens the repository whose work tree is `dir`, or initialises one in a missing or empty
 /// `dir`.
 fn open_or_init(dir: &Path) -> Result<Repository, GitError> {
@@ -281,6 +319,7 @@ fn open_or_init(dir: &Path) -> Result<Repository, GitError> {
                 dir: dir.to_path_buf(),
             });
         }
+        remove_stale_locks(repo.path())?;
         return Ok(repo);
     }
     let io = |action: &'static str| {
