@@ -105,8 +105,8 @@ fn readyz_follows_the_server_the_token_and_the_repository_while_healthz_stays_ok
     );
     assert_healthy(&addr, &agent);
 
-    // No server: not ready, and the reason names the provider.
-    let down = wait_ready(&addr, 503, "provider ferry: not connected");
+    // No server: not ready, and the reason names the provider and its last error.
+    let down = wait_ready(&addr, 503, "provider ferry: not connected: ");
     assert!(
         down.is_ok(),
         "before the server is up: {down:?}\n{}",
@@ -132,7 +132,7 @@ fn readyz_follows_the_server_the_token_and_the_repository_while_healthz_stays_ok
 
     // The server dies: the stream ends, so not ready.
     server.kill9();
-    let killed = wait_ready(&addr, 503, "provider ferry: not connected");
+    let killed = wait_ready(&addr, 503, "provider ferry: not connected: ");
     assert!(
         killed.is_ok(),
         "after the kill: {killed:?}\n{}",
