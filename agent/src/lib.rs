@@ -6,6 +6,7 @@
 //! - `errors`: error chains on one line, each cause once.
 //! - `edit`: format-preserving manifest edits (field, kustomize, Helm) that change only the edited scalar.
 //! - `git`: the config-repo clone, confined paths, signed commits and the push/retry loop.
+//! - `health`: `--metrics-addr`'s `/healthz` and `/readyz`, and the readiness the loop keeps.
 //! - `notices`: saying a fact (a passed-over tag, a target kept by its policy) once.
 //! - `policy`: tag selection (semver ranges, tag patterns, newest tag) for a target.
 //! - `run`: the main loop: list-then-watch, batching, reconnect with backoff.
@@ -18,6 +19,7 @@ pub mod cursor;
 pub mod edit;
 pub mod errors;
 pub mod git;
+pub mod health;
 pub mod notices;
 pub mod policy;
 pub mod run;

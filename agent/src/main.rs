@@ -1,6 +1,7 @@
 //! `ferry-agent`: parses flags and runs the agent.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -26,6 +27,12 @@ struct Args {
     /// Reconcile every target once and exit.
     #[arg(long)]
     once: bool,
+    /// Serve probes over plain HTTP on this address (e.g. 0.0.0.0:9090): GET /healthz is 200
+    /// while the process runs; GET /readyz is 200 once every provider stream is connected and
+    /// every repository was reached by its last fetch, else 503 with the reasons as JSON. Health
+    /// now, metrics later: Prometheus /metrics will be served here too. Default: off.
+    #[arg(long, env = "FERRY_AGENT_METRICS_ADDR", value_name = "ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 #[tokio::main]
@@ -47,10 +54,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .init();
     let config = ferry_agent::config::AgentConfig::load(&args.config)
         .with_context(|| format!("loading {}", args.config.display()))?;
+    let readiness = Arc::new(ferry_agent::health::Readiness::for_config(&config));
+    if let Some(addr) = args.metrics_addr {
+        // Bound before the loop starts, so a taken port fails the start instead of a probe.
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+            format!("binding --metrics-addr {addr}: is another process using the port?")
+        })?;
+        tracing::info!(%addr, "serving /healthz and /readyz");
+        tokio::spawn(ferry_agent::health::serve(listener, readiness.clone()));
+    }
     let opts = ferry_agent::run::RunOptions {
         state_dir: args.state_dir,
         resync: Duration::from_secs(args.resync_secs.max(1)),
         once: args.once,
+        readiness,
     };
     tokio::select! {
         result = ferry_agent::run::run(config, opts) => result,

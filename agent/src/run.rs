@@ -19,6 +19,7 @@ use crate::config::{AgentConfig, GitIdentity, ProviderConfig, PushTarget, Skippe
 use crate::cursor::Cursor;
 use crate::errors::one_line;
 use crate::git::{Outcome, PushSettings, PushTo, RemoteAuth, SigningKey, Workspace};
+use crate::health::Readiness;
 use crate::notices::Notices;
 use crate::targets::{self, LoadedTargets, Target};
 
@@ -31,6 +32,8 @@ pub struct RunOptions {
     pub resync: Duration,
     /// Reconcile once and exit (no stream).
     pub once: bool,
+    /// What `/readyz` reports; the loop keeps it current.
+    pub readiness: Arc<Readiness>,
 }
 
 struct Repo {
@@ -50,6 +53,8 @@ struct Agent {
     notes: Notices<Note>,
     /// YAML files skipped for their kind, each warned about once.
     skipped: Notices<SkippedFile>,
+    /// Each repository's last fetch is recorded here for `/readyz`.
+    readiness: Arc<Readiness>,
 }
 
 /// The targets of every repository that follow one provider.
@@ -68,9 +73,12 @@ impl Agent {
         let mut fingerprint = 0u64;
         for repo in &self.repos {
             let mut repo = repo.lock().expect("repo lock poisoned");
-            repo.ws
+            let synced = repo
+                .ws
                 .sync()
-                .with_context(|| format!("syncing {}", repo.ws.remote()))?;
+                .with_context(|| format!("syncing {}", repo.ws.remote()));
+            self.record_fetch(&repo.watcher.repo_id, &synced);
+            synced?;
             let LoadedTargets {
                 targets,
                 errors,
@@ -122,11 +130,7 @@ impl Agent {
                 tracing::info_span!("apply", repo = %repo.watcher.repo_id, targets = mine.len());
             let _entered = span.enter();
             let started = std::time::Instant::now();
-            let Applied {
-                outcome,
-                errors,
-                notes,
-            } = apply_repo(
+            let applied = apply_repo(
                 &mut repo.ws,
                 &mine,
                 table,
@@ -134,7 +138,14 @@ impl Agent {
                 self.signing.as_ref(),
                 repo.branch_template.as_deref(),
             )
-            .with_context(|| format!("applying to {}", repo.ws.remote()))?;
+            .with_context(|| format!("applying to {}", repo.ws.remote()));
+            // Applying fetches first, so its outcome says whether the repository was reached.
+            self.record_fetch(&repo.watcher.repo_id, &applied);
+            let Applied {
+                outcome,
+                errors,
+                notes,
+            } = applied?;
             for e in errors {
                 tracing::warn!(repo = %repo.watcher.repo_id, "target not applied: {e}");
             }
@@ -151,6 +162,11 @@ impl Agent {
             }
         }
         Ok(())
+    }
+
+    fn record_fetch<T>(&self, repo_id: &str, result: &anyhow::Result<T>) {
+        let outcome = result.as_ref().map(|_| ()).map_err(one_line);
+        self.readiness.fetched(repo_id, outcome);
     }
 }
 
@@ -244,6 +260,7 @@ pub async fn run(config: AgentConfig, opts: RunOptions) -> anyhow::Result<()> {
         config: config.clone(),
         notes: Notices::default(),
         skipped: Notices::default(),
+        readiness: opts.readiness.clone(),
     });
     let mut tasks = Vec::new();
     for provider in config.providers.clone() {
@@ -276,6 +293,9 @@ async fn follow(
             Ok(()) if opts.once => return Ok(()),
             Ok(()) => backoff = Duration::from_millis(100),
             Err(e) => {
+                // Only a failure marks the provider not ready: a session that ends cleanly (the
+                // ImageWatcher files changed) reconnects at once.
+                opts.readiness.disconnected(&provider.name, &one_line(&e));
                 tracing::warn!(provider = %provider.name, error = %one_line(&e), retry_in_ms = backoff.as_millis() as u64, "session ended");
                 if opts.once {
                     return Err(e);
@@ -326,6 +346,7 @@ async fn reconcile(
     cursor: &mut Cursor,
 ) -> anyhow::Result<TagTable> {
     let listed = client::list_tags(client, &loaded.images, provider.token_file.as_deref()).await?;
+    agent.readiness.connected(&provider.name);
     tracing::info!(provider = %provider.name, targets = loaded.targets.len(), images = loaded.images.len(), tags = listed.tags.len(), cursor = cursor.seq(), "connected");
     let mut table = TagTable::new();
     for t in &listed.tags {

@@ -122,7 +122,7 @@ fn server_base_renders_a_valid_statefulset_with_probes_and_services() {
 }
 
 #[test]
-fn agent_base_renders_a_valid_deployment_without_probes() {
+fn agent_base_renders_a_valid_deployment_with_probes_on_the_metrics_port() {
     let yaml = render("agent");
     validate(&yaml).unwrap_or_else(|e| panic!("agent base is invalid:\n{e}\n{yaml}"));
     let resources = resources(&yaml);
@@ -132,8 +132,18 @@ fn agent_base_renders_a_valid_deployment_without_probes() {
         "{resources:?}"
     );
     assert_eq!(resources[1], "Deployment/ferry-agent");
-    // ferry-agent serves no HTTP yet: a probe here would point at nothing.
-    assert!(!yaml.contains("Probe:"), "{yaml}");
+    // Both probes on the port --metrics-addr binds (tests/tests/agent_health.rs covers them).
+    assert_eq!(
+        values(&yaml, "path"),
+        ["/healthz", "/readyz"],
+        "liveness and readiness probes"
+    );
+    assert_eq!(values(&yaml, "port"), ["metrics", "metrics"]);
+    assert!(
+        yaml.contains("- --metrics-addr\n        - 0.0.0.0:9090\n"),
+        "{yaml}"
+    );
+    assert_eq!(values(&yaml, "containerPort"), ["9090"]);
     assert_eq!(
         values(&yaml, "secretName"),
         [
