@@ -201,17 +201,71 @@ pub fn bootstrap_token_path(data_dir: &Path) -> PathBuf {
     data_dir.join("bootstrap-token")
 }
 
-/// On a store with no tokens at all (a first start), creates a `bootstrap` token with roles
-/// publisher and agent and writes it to `DIR/bootstrap-token`, readable by the owner only.
-/// Returns the file written, if any.
-pub fn ensure_bootstrap_token(store: &Store, data_dir: &Path) -> anyhow::Result<Option<PathBuf>> {
-    if store.token_count()? > 0 {
-        return Ok(None);
+/// What [`ensure_bootstrap_token`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bootstrap {
+    /// A first start: a new token was generated and written to this file in the data directory.
+    Generated(PathBuf),
+    /// A first start: the token in this file (`--bootstrap-token-file`) was stored; nothing was
+    /// written to the data directory.
+    FromFile(PathBuf),
+    /// The store already holds tokens; nothing was done. Holds the `--bootstrap-token-file`
+    /// that was therefore not read, if one was given.
+    AlreadyHasTokens(Option<PathBuf>),
+}
+
+impl Bootstrap {
+    /// Logs what was done, for the operator who wonders where the first token is.
+    pub fn log(&self) {
+        match self {
+            Bootstrap::Generated(path) => tracing::info!(
+                path = %path.display(),
+                "first start: wrote a token with roles publisher and agent (readable only by this user); \
+                 pass it to `ferry publish --token-file` or an agent's tokenFile, and create others with `ferry-server token create`"
+            ),
+            Bootstrap::FromFile(path) => tracing::info!(
+                path = %path.display(),
+                "first start: stored the token in --bootstrap-token-file as token \"bootstrap\" (roles publisher and agent); \
+                 create others with `ferry-server token create`"
+            ),
+            Bootstrap::AlreadyHasTokens(Some(path)) => tracing::info!(
+                path = %path.display(),
+                "--bootstrap-token-file ignored: the database already holds tokens, and the file is read only on a first start; \
+                 manage tokens with `ferry-server token`"
+            ),
+            Bootstrap::AlreadyHasTokens(None) => {}
+        }
     }
-    let path = bootstrap_token_path(data_dir);
-    // Write the file before storing the hash, so a failure leaves no token nobody can read.
-    let secret = auth::new_token();
-    write_private(&path, &format!("{secret}\n"))?;
+}
+
+/// On a store with no tokens at all (a first start), stores a `bootstrap` token with roles
+/// publisher and agent: the one in `token_file` when given (a Kubernetes Secret, say), else a
+/// new one written to `DIR/bootstrap-token`, readable by the owner only. A store that already
+/// holds tokens is left alone, and `token_file` is not read.
+pub fn ensure_bootstrap_token(
+    store: &Store,
+    data_dir: &Path,
+    token_file: Option<&Path>,
+) -> anyhow::Result<Bootstrap> {
+    if store.token_count()? > 0 {
+        return Ok(Bootstrap::AlreadyHasTokens(
+            token_file.map(Path::to_path_buf),
+        ));
+    }
+    let (secret, outcome) = match token_file {
+        Some(file) => (
+            read_token_file(file)?,
+            Bootstrap::FromFile(file.to_path_buf()),
+        ),
+        None => {
+            let path = bootstrap_token_path(data_dir);
+            // Write the file before storing the hash, so a failure leaves no token nobody can
+            // read.
+            let secret = auth::new_token();
+            write_private(&path, &format!("{secret}\n"))?;
+            (secret, Bootstrap::Generated(path))
+        }
+    };
     store
         .create_token(
             "bootstrap",
@@ -220,7 +274,39 @@ pub fn ensure_bootstrap_token(store: &Store, data_dir: &Path) -> anyhow::Result<
             &auth::token_hash(&secret),
         )
         .context("storing the bootstrap token")?;
-    Ok(Some(path))
+    Ok(outcome)
+}
+
+/// The token in a `--bootstrap-token-file`, surrounding whitespace trimmed. It must look like
+/// the tokens ferry makes, so that a file holding a placeholder, a path or a token of another
+/// system is refused at start instead of becoming a credential nobody can use.
+fn read_token_file(file: &Path) -> anyhow::Result<String> {
+    let content = std::fs::read_to_string(file)
+        .with_context(|| format!("reading --bootstrap-token-file {}", file.display()))?;
+    let token = content.trim();
+    if !is_ferry_token(token) {
+        // The content is not echoed: it may be a real secret of something else.
+        anyhow::bail!(
+            "--bootstrap-token-file {}: does not hold a ferry token (`ferry_` and 64 lowercase hex \
+             digits, {} characters, found {}); make one with `printf 'ferry_%s\\n' \"$(openssl rand -hex 32)\"`",
+            file.display(),
+            FERRY_TOKEN_LEN,
+            token.chars().count()
+        );
+    }
+    Ok(token.to_string())
+}
+
+/// `ferry_` and 64 hex digits.
+const FERRY_TOKEN_LEN: usize = "ferry_".len() + 64;
+
+/// Whether `token` has the shape of the tokens [`auth::new_token`] makes.
+fn is_ferry_token(token: &str) -> bool {
+    token.len() == FERRY_TOKEN_LEN
+        && token.strip_prefix("ferry_").is_some_and(|hex| {
+            hex.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
 }
 
 /// Writes `content` to `path` with mode 0600, replacing any older file.
@@ -268,7 +354,7 @@ mod tests {
     fn token_list_is_a_table_without_secrets() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        ensure_bootstrap_token(&store, dir.path()).unwrap();
+        ensure_bootstrap_token(&store, dir.path(), None).unwrap();
         let secret = std::fs::read_to_string(bootstrap_token_path(dir.path())).unwrap();
         let out = run_token(dir.path(), TokenCommand::List).unwrap();
         assert!(out.stdout.starts_with("ID "), "{}", out.stdout);
@@ -284,9 +370,10 @@ mod tests {
     fn bootstrap_token_is_private_and_made_once() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let path = ensure_bootstrap_token(&store, dir.path())
-            .unwrap()
-            .expect("written");
+        let Bootstrap::Generated(path) = ensure_bootstrap_token(&store, dir.path(), None).unwrap()
+        else {
+            panic!("a first start writes the token");
+        };
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -299,6 +386,73 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(rec.roles, ["agent", "publisher"]);
-        assert_eq!(ensure_bootstrap_token(&store, dir.path()).unwrap(), None);
+        assert_eq!(
+            ensure_bootstrap_token(&store, dir.path(), None).unwrap(),
+            Bootstrap::AlreadyHasTokens(None)
+        );
+    }
+
+    #[test]
+    fn bootstrap_token_comes_from_the_file_on_a_first_start_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = tempfile::tempdir().unwrap();
+        let file = secrets.path().join("token");
+        let token = format!("ferry_{}", "0123456789abcdef".repeat(4));
+        // As `kubectl create secret` or `printf … > file` leave it: with a newline.
+        std::fs::write(&file, format!("{token}\n")).unwrap();
+        let store = Store::open(dir.path()).unwrap();
+
+        assert_eq!(
+            ensure_bootstrap_token(&store, dir.path(), Some(&file)).unwrap(),
+            Bootstrap::FromFile(file.clone())
+        );
+        let rec = store.token_by_hash(&auth::token_hash(&token)).unwrap();
+        let rec = rec.expect("the file's token is stored");
+        assert_eq!(rec.name, "bootstrap");
+        assert_eq!(rec.roles, ["agent", "publisher"]);
+        assert!(
+            !bootstrap_token_path(dir.path()).exists(),
+            "no token file is written into the data directory"
+        );
+
+        // A later start ignores the file, even one that changed or went bad.
+        std::fs::write(&file, "not a token").unwrap();
+        assert_eq!(
+            ensure_bootstrap_token(&store, dir.path(), Some(&file)).unwrap(),
+            Bootstrap::AlreadyHasTokens(Some(file.clone()))
+        );
+        assert_eq!(store.token_count().unwrap(), 1);
+    }
+
+    #[test]
+    fn bootstrap_token_file_without_a_ferry_token_is_refused_and_nothing_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        let store = Store::open(dir.path()).unwrap();
+        let short = format!("ferry_{}", "a".repeat(63));
+        let upper = format!("ferry_{}", "A".repeat(64));
+        let other = format!("ghp_{}", "a".repeat(66));
+        for bad in [
+            "",
+            "REPLACE-me",
+            short.as_str(),
+            upper.as_str(),
+            other.as_str(),
+        ] {
+            std::fs::write(&file, bad).unwrap();
+            let err = ensure_bootstrap_token(&store, dir.path(), Some(&file)).unwrap_err();
+            let err = format!("{err:#}");
+            assert!(err.contains(&file.display().to_string()), "{err}");
+            assert!(err.contains("64 lowercase hex"), "{err}");
+            assert!(err.contains("openssl rand -hex 32"), "{err}");
+            if !bad.is_empty() {
+                assert!(!err.contains(bad), "the content is not echoed: {err}");
+            }
+        }
+        let missing = dir.path().join("missing");
+        let err = ensure_bootstrap_token(&store, dir.path(), Some(&missing)).unwrap_err();
+        assert!(format!("{err:#}").contains(&missing.display().to_string()));
+        assert_eq!(store.token_count().unwrap(), 0);
+        assert!(!bootstrap_token_path(dir.path()).exists());
     }
 }

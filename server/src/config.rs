@@ -62,6 +62,12 @@ pub struct Args {
     /// PEM private key for --tls-cert.
     #[arg(long, env = "FERRY_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// On a first start (a database without tokens), store the token in FILE as the `bootstrap`
+    /// token (roles publisher and agent) instead of generating one into DATA_DIR/bootstrap-token:
+    /// for a token kept in a Kubernetes Secret. FILE holds `ferry_` and 64 lowercase hex digits
+    /// (`printf 'ferry_%s\n' "$(openssl rand -hex 32)"`). Ignored once the database has tokens.
+    #[arg(long, env = "FERRY_BOOTSTRAP_TOKEN_FILE", value_name = "FILE")]
+    pub bootstrap_token_file: Option<PathBuf>,
     /// Log format.
     #[arg(long, value_parser = ["text", "json"], default_value = "text")]
     pub log_format: String,
@@ -81,6 +87,22 @@ pub enum Command {
     /// Manage API tokens in the data directory.
     #[command(subcommand)]
     Token(crate::admin::TokenCommand),
+    /// GET /readyz (or --path) from a running server's registry listener within 2 s: exit 0 on
+    /// 200, else 1 with the reason on stderr. For health checks in images without curl. Speaks
+    /// plain HTTP only: it refuses https:// URLs, so it cannot probe a server run with
+    /// --tls-cert.
+    Probe(ProbeArgs),
+}
+
+/// `ferry-server probe`'s flags.
+#[derive(Debug, clap::Args)]
+pub struct ProbeArgs {
+    /// The registry listener, http://HOST[:PORT] (plain HTTP only).
+    #[arg(long, default_value = "http://127.0.0.1:5000")]
+    pub url: String,
+    /// The endpoint: /readyz (ready to serve) or /healthz (the process answers).
+    #[arg(long, default_value = "/readyz")]
+    pub path: String,
 }
 
 /// The validated server settings.
@@ -102,6 +124,8 @@ pub struct ServerConfig {
     pub tls: Option<TlsIdentity>,
     /// Most event streams one token may hold open.
     pub max_streams_per_token: usize,
+    /// The first start's bootstrap token comes from this file instead of being generated.
+    pub bootstrap_token_file: Option<PathBuf>,
 }
 
 impl Args {
@@ -132,6 +156,7 @@ impl Args {
             registry_auth: self.registry_auth,
             registry_token_ttl: Duration::from_secs(self.registry_token_ttl_secs),
             max_streams_per_token: self.max_streams_per_token,
+            bootstrap_token_file: self.bootstrap_token_file.clone(),
             tls: match (&self.tls_cert, &self.tls_key) {
                 (Some(cert), Some(key)) => Some(TlsIdentity::load(cert, key)?),
                 _ => None,

@@ -7,6 +7,7 @@
 //! - [`config`]: command-line configuration.
 //! - [`admin`]: the `token` subcommands and the bootstrap token.
 //! - [`health`]: `/healthz` and `/readyz` for orchestrators' probes.
+//! - [`probe`]: `ferry-server probe`, a health check without curl for FROM-scratch images.
 //! - [`tls`]: TLS for both listeners from certificate and key files.
 //! - [`run`]: wiring both listeners to one service, with graceful shutdown.
 //!
@@ -16,6 +17,7 @@ pub mod admin;
 pub mod config;
 pub mod grpc;
 pub mod health;
+pub mod probe;
 pub mod registry;
 pub mod run;
 pub mod service;

@@ -16,7 +16,7 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-// What `token` and `check` print on stdout is their result; logs go to stderr.
+// What `token`, `check` and `probe` print on stdout is their result; logs go to stderr.
 #[allow(clippy::print_stdout)]
 async fn run() -> anyhow::Result<()> {
     let mut args = Args::parse();
@@ -32,6 +32,12 @@ async fn run() -> anyhow::Result<()> {
             let report = ferry_server::admin::check(&args.data_dir)?;
             print!("{report}");
             return report.verdict();
+        }
+        Some(Command::Probe(probe)) => {
+            let target = ferry_server::probe::Target::parse(&probe.url, &probe.path)?;
+            let ok = ferry_server::probe::probe(&target)?;
+            println!("GET {}: 200 OK", ok.url);
+            return Ok(());
         }
         Some(Command::Serve) | None => {}
     }

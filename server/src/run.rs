@@ -17,13 +17,12 @@ use crate::store::Store;
 pub fn open_service(cfg: &ServerConfig) -> anyhow::Result<Arc<Service>> {
     let store = Store::open(&cfg.data_dir)
         .with_context(|| format!("opening the store in {}", cfg.data_dir.display()))?;
-    if let Some(path) = crate::admin::ensure_bootstrap_token(&store, &cfg.data_dir)? {
-        tracing::info!(
-            path = %path.display(),
-            "first start: wrote a token with roles publisher and agent (readable only by this user); \
-             pass it to `ferry publish --token-file` or an agent's tokenFile, and create others with `ferry-server token create`"
-        );
-    }
+    crate::admin::ensure_bootstrap_token(
+        &store,
+        &cfg.data_dir,
+        cfg.bootstrap_token_file.as_deref(),
+    )?
+    .log();
     let service =
         Service::load(Arc::new(store), cfg.limits.clone()).context("loading the catalog")?;
     Ok(Arc::new(service))

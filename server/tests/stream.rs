@@ -36,6 +36,7 @@ impl Server {
             registry_token_ttl: Duration::from_secs(300),
             tls: None,
             max_streams_per_token: 1000,
+            bootstrap_token_file: None,
         };
         let service = ferry_server::run::open_service(&cfg).unwrap();
         let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -113,7 +113,19 @@ fn server_base_renders_a_valid_statefulset_with_probes_and_services() {
         ["/healthz", "/readyz", "/healthz"],
         "liveness, readiness and startup probes (kustomize sorts the keys)"
     );
-    assert_eq!(values(&yaml, "mountPath"), ["/data", "/tmp"]);
+    assert_eq!(
+        values(&yaml, "mountPath"),
+        ["/data", "/tmp", "/etc/ferry/bootstrap-token"]
+    );
+    // The first token comes from a Secret, through the file the server reads on a first start.
+    assert_eq!(
+        values(&yaml, "secretName"),
+        ["ferry-server-bootstrap-token"]
+    );
+    assert!(
+        yaml.contains("value: /etc/ferry/bootstrap-token/token"),
+        "FERRY_BOOTSTRAP_TOKEN_FILE points into the mount: {yaml}"
+    );
     assert!(yaml.contains("volumeClaimTemplates:"), "{yaml}");
     assert_eq!(
         values(&yaml, "port"),
@@ -190,7 +202,7 @@ fn example_overlay_is_valid_and_every_reference_resolves() {
             .iter()
             .filter(|n| **n == "ferry")
             .count(),
-        8
+        9
     );
     // Both workloads: non-root, read-only root filesystem, no privilege escalation.
     assert_eq!(values(&yaml, "runAsNonRoot"), ["true", "true"]);
