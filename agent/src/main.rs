@@ -35,13 +35,18 @@ struct Args {
     metrics_addr: Option<std::net::SocketAddr>,
 }
 
+/// A failure is one line on stderr (`ferry-agent: error: …`) and exit status 1. Returning the
+/// error from `main` would print its `Debug` form instead: a "Caused by" list that repeats what
+/// the message already holds, and a backtrace when RUST_BACKTRACE is set.
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    // Each cause once: `{:?}` of an anyhow chain (what returning it prints) would repeat causes
-    // that a message already holds (see ferry_agent::errors).
-    run(Args::parse())
-        .await
-        .map_err(|e| anyhow::anyhow!(ferry_agent::errors::one_line(&e)))
+async fn main() -> std::process::ExitCode {
+    match run(Args::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferry-agent: error: {}", ferry_agent::errors::one_line(&e));
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {

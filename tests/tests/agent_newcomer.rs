@@ -169,3 +169,35 @@ fn an_unreachable_server_is_logged_with_each_cause_once() {
     assert!(line.matches("transport error").count() <= 1, "{line}");
     assert!(!log.contains("connected"), "{log}");
 }
+
+// Regression (issue 9): a fatal agent error was printed as `Error: …` with a "Caused by" list and,
+// under RUST_BACKTRACE, a stack backtrace, instead of one line saying what to fix.
+#[test]
+fn a_fatal_error_is_one_line_naming_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("agent.yaml");
+    std::fs::write(
+        &config,
+        "apiVersion: pipecd.dev/v1beta1\nkind: Piped\nspce: {}\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(ferry_tests::ferry::binary("ferry-agent"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--state-dir")
+        .arg(tmp.path().join("state"))
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.starts_with("ferry-agent: error: loading "),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("spce"),
+        "the bad field is not named: {stderr}"
+    );
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+}
