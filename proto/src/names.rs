@@ -11,19 +11,40 @@ pub const MAX_REPOSITORY_LEN: usize = 255;
 /// The spec's limit on tag length.
 pub const MAX_TAG_LEN: usize = 128;
 
+/// A value from a request, quoted for an error message and cut after [`Shown::MAX_CHARS`]
+/// characters, with its full length said. Error messages echo untrusted input, and over gRPC they
+/// travel in a trailer: past gRPC's 16 KiB metadata limit the client sees only "Stream removed",
+/// so a 10 KB image name would hide the very message that explains it.
+pub struct Shown<'a>(pub &'a str);
+
+impl Shown<'_> {
+    /// How much of a value an error message quotes.
+    pub const MAX_CHARS: usize = 100;
+}
+
+impl std::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.char_indices().nth(Self::MAX_CHARS) {
+            None => write!(f, "{:?}", self.0),
+            Some((cut, _)) => write!(f, "{:?}… ({} bytes)", &self.0[..cut], self.0.len()),
+        }
+    }
+}
+
 /// A name, tag or digest that does not follow the OCI grammar.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum NameError {
     /// The repository name breaks the path-component grammar. A first component written
     /// `HOST:PORT` gets a hint with ferry's `HOST_PORT` form.
-    #[error("invalid repository name {0:?}: {rule}", rule = repository_rule(.0))]
+    #[error("invalid repository name {}: {rule}", Shown(.0), rule = repository_rule(.0))]
     Repository(String),
     /// The tag breaks the tag grammar.
-    #[error("invalid tag {0:?}: tags match [A-Za-z0-9_][A-Za-z0-9._-]{{0,127}}")]
+    #[error("invalid tag {}: tags match [A-Za-z0-9_][A-Za-z0-9._-]{{0,127}}", Shown(.0))]
     Tag(String),
     /// The digest is not `sha256:` + 64 or `sha512:` + 128 lowercase hex characters.
     #[error(
-        "invalid digest {0:?}: digests are sha256:<64 lowercase hex> or sha512:<128 lowercase hex>"
+        "invalid digest {}: digests are sha256:<64 lowercase hex> or sha512:<128 lowercase hex>",
+        Shown(.0)
     )]
     Digest(String),
 }
@@ -236,5 +257,26 @@ mod tests {
         assert!(validate_digest(&format!("sha256:{}", "a".repeat(63))).is_err());
         assert!(validate_digest(&format!("md5:{}", "a".repeat(32))).is_err());
         assert!(validate_digest("sha256").is_err());
+    }
+}
+
+#[cfg(test)]
+mod shown_tests {
+    use super::*;
+
+    // Regression (issue 14): a 10 KB image name made the error exceed gRPC's 16 KiB metadata
+    // limit, so the client saw only "Stream removed".
+    #[test]
+    fn long_values_are_cut_in_messages_and_their_length_said() {
+        assert_eq!(Shown("v1:2").to_string(), "\"v1:2\"");
+        let long = "a".repeat(10_000);
+        let shown = Shown(&long).to_string();
+        assert!(shown.len() < 200, "{shown}");
+        assert!(shown.ends_with("… (10000 bytes)"), "{shown}");
+        let err = validate_tag(&format!("{long}:x")).unwrap_err().to_string();
+        assert!(err.len() < 300 && err.contains("tags match"), "{err}");
+        // Multi-byte characters are cut on a character boundary.
+        let wide = "é".repeat(150);
+        assert!(Shown(&wide).to_string().contains("(300 bytes)"));
     }
 }

@@ -8,7 +8,7 @@ use std::fmt;
 
 use thiserror::Error;
 
-use crate::names::{validate_digest, validate_repository, validate_tag, NameError};
+use crate::names::{validate_digest, validate_repository, validate_tag, NameError, Shown};
 
 /// The registry Docker assumes when a reference names none.
 pub const DOCKER_HUB: &str = "docker.io";
@@ -20,7 +20,7 @@ pub enum ReferenceError {
     #[error("empty image reference")]
     Empty,
     /// The registry host part is malformed.
-    #[error("invalid registry host {host:?} in {reference:?}: a host is letters, digits, '.' and '-', optionally followed by :PORT")]
+    #[error("invalid registry host {} in {}: a host is letters, digits, '.' and '-', optionally followed by :PORT", Shown(host), Shown(reference))]
     Host {
         /// The host part.
         host: String,
@@ -30,7 +30,7 @@ pub enum ReferenceError {
     /// A first component read as a host only because of its capital letters (Docker's rule), which
     /// lowercasing would turn into a Docker Hub namespace: the name would not survive
     /// normalisation. Found by fuzzing.
-    #[error("{host:?} in {reference:?} is read as a registry host only because it has capital letters; write the host with a '.' or a :PORT, or lowercase it to mean a Docker Hub namespace")]
+    #[error("{} in {} is read as a registry host only because it has capital letters; write the host with a '.' or a :PORT, or lowercase it to mean a Docker Hub namespace", Shown(host), Shown(reference))]
     AmbiguousHost {
         /// The host part.
         host: String,
@@ -39,13 +39,14 @@ pub enum ReferenceError {
     },
     /// A tag or digest was given where only a name is allowed.
     #[error(
-        "{0:?} is an image name with a tag or digest; expected a bare name such as gcr.io/team/app"
+        "{} is an image name with a tag or digest; expected a bare name such as gcr.io/team/app",
+        Shown(.0)
     )]
     NotBareName(String),
     /// A name, tag or digest inside the reference is invalid. The rule is part of this
     /// message (registry error bodies carry only the top message), so it is not also exposed
     /// as `source()`: a chain printer would say it twice.
-    #[error("in image reference {reference:?}: {rule}")]
+    #[error("in image reference {}: {rule}", Shown(reference))]
     Name {
         /// The whole reference.
         reference: String,

@@ -63,21 +63,38 @@ pub(crate) fn status(e: ServiceError) -> Status {
             tracing::error!(error = %e, "store failure");
             Status::internal("internal error; see the ferry-server log")
         }
-        ServiceError::TooLarge { .. } => Status::resource_exhausted(e.to_string()),
+        ServiceError::TooLarge { .. } => Status::resource_exhausted(capped(e.to_string())),
         ServiceError::NameUnknown(_)
         | ServiceError::ManifestUnknown { .. }
-        | ServiceError::BlobUnknown { .. } => Status::not_found(e.to_string()),
-        _ => Status::invalid_argument(e.to_string()),
+        | ServiceError::BlobUnknown { .. } => Status::not_found(capped(e.to_string())),
+        _ => Status::invalid_argument(capped(e.to_string())),
     }
+}
+
+/// The most bytes of a status message: messages quote request values cut short
+/// ([`ferry_proto::names::Shown`]), and this backstop keeps any other message well inside the
+/// 16 KiB of metadata gRPC allows a trailer, past which the client learns only "Stream removed".
+const MAX_STATUS_MESSAGE: usize = 2048;
+
+fn capped(mut message: String) -> String {
+    if message.len() > MAX_STATUS_MESSAGE {
+        let mut cut = MAX_STATUS_MESSAGE;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push_str("… (message cut short)");
+    }
+    message
 }
 
 /// Maps a refused token to UNAUTHENTICATED (no valid token) or PERMISSION_DENIED (valid, but
 /// not for this).
 fn auth_status(e: AuthError) -> Status {
     if e.is_unauthenticated() {
-        Status::unauthenticated(e.to_string())
+        Status::unauthenticated(capped(e.to_string()))
     } else {
-        Status::permission_denied(e.to_string())
+        Status::permission_denied(capped(e.to_string()))
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use ferry_proto::digest::{sha256_digest, verify};
 use ferry_proto::manifest::{config_labels, Kind, ManifestInfo, Ref};
-use ferry_proto::names::validate_tag;
+use ferry_proto::names::{validate_tag, Shown};
 use ferry_proto::reference::ImageName;
 
 use super::publish::{Content, PublishInput};
@@ -30,7 +30,7 @@ fn verified_digest(
 ) -> Result<String, ServiceError> {
     if c.data.len() > limit {
         return Err(too_large(
-            format!("{what} {}", c.digest),
+            format!("{what} {}", Shown(&c.digest)),
             c.data.len(),
             limit,
         ));
@@ -63,7 +63,8 @@ fn check_origin(origin: &Option<(String, String)>) -> Result<(), ServiceError> {
     if let Some((url, repo)) = origin {
         if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() > 2048 {
             return Err(invalid(format!(
-                "origin registry URL {url:?} must start with http:// or https://"
+                "origin registry URL {} must start with http:// or https:// and be at most 2048 bytes",
+                Shown(url)
             )));
         }
         ferry_proto::names::validate_repository(repo)?;
@@ -81,7 +82,8 @@ fn check_labels(labels: &BTreeMap<String, String>, limit: usize) -> Result<(), S
     for (k, v) in labels {
         if k.is_empty() || k.len() > 256 || v.len() > 4096 {
             return Err(invalid(format!(
-                "label {k:?}: keys are 1 to 256 bytes and values at most 4096 bytes"
+                "label {}: keys are 1 to 256 bytes and values at most 4096 bytes",
+                Shown(k)
             )));
         }
     }
