@@ -63,8 +63,8 @@ async fn readyz(service: web::Data<Arc<Service>>, draining: web::Data<Draining>)
     // The read runs on the blocking pool: SQLite calls block, and a probe must never stall an
     // HTTP worker that serves registry reads.
     let store = service.store().clone();
-    match web::block(move || store.event_log_extent()).await {
-        Ok(Ok(_extent)) => HttpResponse::Ok().json(Readiness {
+    match web::block(move || store.newest_seq()).await {
+        Ok(Ok(_)) => HttpResponse::Ok().json(Readiness {
             ready: true,
             reason: None,
             head_seq,

@@ -264,7 +264,8 @@ impl Workspace {
     }
 }
 
-/// Removes the lock files (`index.lock`, `HEAD.lock`, `refs/**/*.lock`) that a process killed
+/// Removes the lock files (`index.lock`, `HEAD.lock`, `packed-refs.lock`, `config.lock`,
+/// `refs/**/*.lock`) that a process killed
 /// in the middle of a git operation leaves behind; libgit2 refuses to touch the index or a ref
 /// while its lock exists, so an agent restarted after a SIGKILL would otherwise fail on its
 /// first sync ("the index is locked"). Safe because the clone belongs to this agent alone: it
@@ -285,7 +286,7 @@ fn remove_stale_locks(git_dir: &Path) -> Result<(), GitError> {
             }
         }
     }
-    let mut stale: Vec<PathBuf> = ["index.lock", "HEAD.lock"]
+    let mut stale: Vec<PathBuf> = ["index.lock", "HEAD.lock", "packed-refs.lock", "config.lock"]
         .iter()
         .map(|name| git_dir.join(name))
         .filter(|p| p.exists())

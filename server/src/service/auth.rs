@@ -331,8 +331,10 @@ impl TokenChecks {
     /// whether to re-read it now in the background ([`TokenChecks::authenticate`] off the
     /// request's path); `None` means ask the store before answering. Never blocks on the store.
     pub fn recent(&self, token: &str) -> Option<(TokenAnswer, bool)> {
+        // Hashed before the lock: every registry request takes it.
+        let key = digest(token);
         let mut map = self.by_hash.lock().expect("token checks poisoned");
-        self.use_entry(map.get_mut(&digest(token)))
+        self.use_entry(map.get_mut(&key))
     }
 
     /// [`Service::authenticate`], remembering the answer. Blocking: it reads the store.

@@ -111,6 +111,10 @@ impl RepoView {
         mut entry: ManifestEntry,
         layers: impl IntoIterator<Item = String>,
     ) {
+        // Only a publish that names an origin moves layers: one without keeps the manifest's old
+        // origin (below) but must not take back layers a later manifest moved elsewhere, which
+        // the store (whose origin_order it leaves alone) would not do after a restart either.
+        let names_origin = entry.origin.is_some();
         if let Some(old) = self.manifests.get(&entry.digest) {
             // A re-publish that names no origin keeps the one recorded before (as the store
             // does); index children carry no labels, so theirs never replace the top's.
@@ -121,7 +125,7 @@ impl RepoView {
                 entry.labels.clone_from(&old.labels);
             }
         }
-        if let Some(origin) = &entry.origin {
+        if let (true, Some(origin)) = (names_origin, &entry.origin) {
             for layer in layers {
                 self.layer_origins.insert(layer, origin.clone());
             }

@@ -479,6 +479,37 @@ fn a_shared_layer_follows_the_origin_recorded_last_also_after_a_restart() {
     );
 }
 
+// Regression (review of issue 9): re-publishing a manifest without an origin took back, in
+// memory only, the shared layers a later manifest had moved to its origin; after a restart the
+// store (which leaves origin_order alone) pointed them at the later origin again.
+#[test]
+fn a_re_publish_without_an_origin_moves_no_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let s = Service::load(store.clone(), limits()).unwrap();
+    let (m1, c1) = image(1, 7, json!({}));
+    let (m2, c2) = image(2, 7, json!({}));
+    let publish = |s: &Service, m: &Content, c: &Content, tag: &str, url: Option<&str>| {
+        s.publish(PublishInput {
+            image: IMAGE.into(),
+            manifest: m.clone(),
+            blobs: vec![c.clone()],
+            tags: vec![tag.into()],
+            origin: url.and_then(|u| origin(u, "team/app")),
+            ..Default::default()
+        })
+        .unwrap();
+    };
+    publish(&s, &m1, &c1, "1.0.0", Some("http://one:5000"));
+    publish(&s, &m2, &c2, "2.0.0", Some("http://two:5000"));
+    publish(&s, &m1, &c1, "1.0.1", None);
+    let latest = |s: &Service| redirect(s, 7).unwrap();
+    assert!(latest(&s).starts_with("http://two:5000/"), "{}", latest(&s));
+    drop(s);
+    let s = Service::load(store, limits()).unwrap();
+    assert!(latest(&s).starts_with("http://two:5000/"), "{}", latest(&s));
+}
+
 fn entry(digest: &str, labels: &[(&str, &str)], origin: Option<Origin>) -> ManifestEntry {
     ManifestEntry {
         digest: digest.into(),

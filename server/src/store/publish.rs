@@ -109,17 +109,19 @@ fn write_manifests(
         Some((url, repo)) => (Some(url.as_str()), Some(repo.as_str())),
         None => (None, None),
     };
+    // One order for the whole publish: its manifests share one origin. The index on
+    // origin_order makes MAX a lookup, not a scan past every stored manifest's bytes.
+    let origin_order: Option<i64> = match origin_url {
+        Some(_) => Some(tx.query_row(
+            "SELECT COALESCE(MAX(origin_order), 0) + 1 FROM manifests",
+            [],
+            |r| r.get(0),
+        )?),
+        None => None,
+    };
     for (i, m) in rec.manifests.iter().enumerate() {
         // Labels describe the release, so they live on the top-level manifest only.
         let labels = if i == 0 { labels_json.as_str() } else { "{}" };
-        let origin_order: Option<i64> = match origin_url {
-            Some(_) => Some(tx.query_row(
-                "SELECT COALESCE(MAX(origin_order), 0) + 1 FROM manifests",
-                [],
-                |r| r.get(0),
-            )?),
-            None => None,
-        };
         tx.execute(
             "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, subject, labels, data, created_at,
                                     origin_url, origin_repository, origin_order)

@@ -235,6 +235,16 @@ impl Store {
         })
     }
 
+    /// The highest seq in the log (0 when empty): one rowid lookup, cheap enough for every
+    /// readiness probe (`event_log_extent` counts the whole log).
+    pub fn newest_seq(&self) -> Result<u64, StoreError> {
+        self.with_reader(|c| {
+            Ok(c.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| {
+                r.get::<_, i64>(0)
+            })? as u64)
+        })
+    }
+
     /// The lowest seq still in the log (1 when nothing was ever pruned), or None when empty.
     pub fn oldest_seq(&self) -> Result<Option<u64>, StoreError> {
         self.with_reader(|c| {

@@ -90,6 +90,7 @@ const MIGRATIONS: &[&str] = &[
         origin_url = (SELECT r.origin_url FROM repositories r WHERE r.id = manifests.repository_id),
         origin_repository = (SELECT r.origin_repository FROM repositories r WHERE r.id = manifests.repository_id);
     UPDATE manifests SET origin_order = rowid WHERE origin_url IS NOT NULL;
+    CREATE INDEX manifests_by_origin_order ON manifests(origin_order);
     ALTER TABLE events ADD COLUMN artifact_type TEXT;
     ALTER TABLE events ADD COLUMN subject TEXT;
     UPDATE events SET
@@ -129,7 +130,14 @@ pub(super) fn migrate_to(
         .take(upto)
         .skip(found as usize)
     {
-        let tx = conn.transaction()?;
+        // IMMEDIATE takes the write lock first, and the version is read again under it: the
+        // server and an admin command (`ferry-server token …`) may open an old database at the
+        // same moment, and the second must find the migration done rather than run it again.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if now > i as i64 {
+            continue;
+        }
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tx.commit()?;
