@@ -82,6 +82,12 @@ impl Service<http::Request<Body>> for ExplainedChannel {
 /// What listens at the target, when it answers HTTP/1; None for an HTTP/2 peer or silence,
 /// whose failure is reported as it was.
 async fn explain_call_failure(target: &Target) -> Option<ConnectError> {
+    // Over TLS the handshake already succeeded, so the peer speaks TLS: a plain-text probe of a
+    // TLS port (an ingress answers it "400, plain HTTP sent to an HTTPS port") says nothing of
+    // what it serves inside TLS, and would turn a reset or a proxy's error into "not gRPC".
+    if target.address.starts_with("https://") {
+        return None;
+    }
     match probe::plain_answer(&authority(&target.uri)?).await? {
         PlainAnswer::Http1 { registry: true } => Some(registry_port(&target.address, &target.uri)),
         PlainAnswer::Http1 { registry: false } => Some(ConnectError::NotGrpc {
