@@ -144,6 +144,25 @@ impl FerryServer {
         self.child.take()?.terminate(timeout)
     }
 
+    /// The seq of the newest event in the server's log (`ListTags`' `head_seq`), asked over
+    /// gRPC on a runtime of its own; for synchronous tests (an async test uses
+    /// [`FerryServer::client`]).
+    pub fn head_seq(&self) -> u64 {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("building a tokio runtime");
+        runtime.block_on(async {
+            self.client()
+                .await
+                .list_tags(ferry_proto::pb::ListTagsRequest { images: vec![] })
+                .await
+                .expect("ListTags")
+                .into_inner()
+                .head_seq
+        })
+    }
+
     /// Starts the server again on the same data directory and ports.
     pub fn restart(&mut self) {
         self.kill9();
@@ -247,6 +266,41 @@ impl FerryAgent {
     /// or None if it was still running (it is then killed).
     pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         self.child.take()?.terminate(timeout)
+    }
+
+    /// Sends SIGTERM and returns at once; [`FerryAgent::wait_exit`] waits for the exit.
+    pub fn send_sigterm(&self) {
+        self.child.as_ref().expect("agent running").send_sigterm();
+    }
+
+    /// Waits up to `timeout` for the agent to exit; its exit status, or None if it still runs.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .expect("agent started")
+            .wait_exit(timeout)
+    }
+
+    /// The seq in the agent's cursor file for the provider `ferry` (the one [`agent_config`]
+    /// names): the last event it has fully applied. 0 before the file exists, as the agent
+    /// reads it.
+    pub fn cursor(&self) -> u64 {
+        let path = self.state_dir.join("cursor-ferry");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => text
+                .trim()
+                .parse()
+                .unwrap_or_else(|e| panic!("{} holds {text:?}: {e}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => panic!("reading {}: {e}", path.display()),
+        }
+    }
+
+    /// Waits until the agent's cursor has reached the server's head: every event so far is
+    /// applied (the cursor only moves once its commit is pushed, or nothing was to change).
+    pub fn wait_caught_up(&self, server: &FerryServer, timeout: Duration) -> bool {
+        let head = server.head_seq();
+        wait_until(timeout, || self.cursor() >= head)
     }
 
     /// Starts it again on the same state directory.

@@ -194,18 +194,35 @@ impl ChildGuard {
     /// Sends SIGTERM and waits up to `timeout` for the process to exit; returns its exit
     /// status, or None if it was still running (it is then killed).
     pub fn terminate(mut self, timeout: std::time::Duration) -> Option<std::process::ExitStatus> {
+        self.send_sigterm();
+        let status = self.wait_exit(timeout);
+        if status.is_none() {
+            self.kill();
+        }
+        status
+    }
+
+    /// Sends SIGTERM and returns at once, so a test can check what the process does while it
+    /// shuts down; [`ChildGuard::wait_exit`] then waits for the end.
+    pub fn send_sigterm(&self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.id().to_string()])
             .status();
+    }
+
+    /// Waits up to `timeout` for the process to exit; returns its exit status, or None if it is
+    /// still running (it is left running).
+    pub fn wait_exit(&mut self, timeout: std::time::Duration) -> Option<std::process::ExitStatus> {
         let deadline = std::time::Instant::now() + timeout;
-        while std::time::Instant::now() < deadline {
+        loop {
             if let Some(status) = self.try_wait() {
                 return Some(status);
             }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        self.kill();
-        None
     }
 
     /// Kills the child and its process group now (SIGKILL) and reaps the child; dropping

@@ -3,9 +3,9 @@
 //! changes only the intended scalars.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ferry_tests::ferry::{agent_config, FerryAgent, FerryServer};
+use ferry_tests::ferry::{agent_config, wait_until, FerryAgent, FerryServer};
 use ferry_tests::git::{self, GitDaemon};
 use ferry_tests::gpg::GpgKey;
 use ferry_tests::oci::{ImageSpec, OciLayout};
@@ -83,22 +83,16 @@ fn publish_lands_as_one_signed_commit_touching_only_the_scalars() {
         &origin.docker_ref("team/web:1.2.4"),
     )
     .unwrap();
-    let started = Instant::now();
+    // How fast the commit follows is measured by the end-to-end benchmark (bench/src/
+    // end_to_end.rs, publish → commit), not asserted here: a threshold only makes this test
+    // depend on the machine's load.
     let digest = server.publish_ok(&[&format!("docker://{image}:1.2.4"), "--insecure"]);
-    let deadline = started + Duration::from_secs(10);
-    let after = loop {
-        let h = head(&url, &tmp.path().join("after"));
-        if h != before || Instant::now() > deadline {
-            break h;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    };
-    let elapsed = started.elapsed();
-    assert_ne!(after, before, "no commit within 10 s:\n{}", agent.log());
-    assert!(
-        elapsed < Duration::from_secs(2),
-        "publish → commit took {elapsed:?}"
-    );
+    let mut after = before.clone();
+    let landed = wait_until(Duration::from_secs(30), || {
+        after = head(&url, &tmp.path().join("after"));
+        after != before
+    });
+    assert!(landed, "no commit within 30 s:\n{}", agent.log());
     let clone = tmp.path().join("after");
 
     // Exactly one new commit, signed, by the configured author, with the templated message.
@@ -146,18 +140,40 @@ fn publish_lands_as_one_signed_commit_touching_only_the_scalars() {
     .unwrap();
     server.publish_ok(&[&format!("docker://{image}:2.0.0"), "--insecure"]);
     let mut agent = agent;
+    // The cursor only moves past 2.0.0's event once the agent has applied it; then the remote
+    // must still be at the 1.2.4 commit. (The start-up reconcile's "nothing to change" says
+    // nothing about 2.0.0.)
     assert!(
-        agent.wait_for_log("nothing to change", 1, Duration::from_secs(10)),
-        "{}",
+        agent.wait_caught_up(&server, Duration::from_secs(30)),
+        "the agent never applied up to the server's head:\n{}",
+        agent.log()
+    );
+    assert_eq!(
+        head(&url, &tmp.path().join("major")),
+        after,
+        "2.0.0 is outside the policy's range but moved the repo:\n{}",
         agent.log()
     );
     agent.restart();
+    // The restarted agent's log starts afresh: its start-up reconcile ends in one outcome.
     assert!(
-        agent.wait_for_log("connected", 1, Duration::from_secs(30)),
+        wait_until(Duration::from_secs(30), || {
+            let log = agent.log();
+            log.contains("nothing to change") || log.contains("pushed")
+        }),
+        "the restarted agent never finished its start-up reconcile:\n{}",
+        agent.log()
+    );
+    assert!(
+        !agent.log().contains("pushed"),
+        "a restart with nothing new pushed:\n{}",
+        agent.log()
+    );
+    assert!(
+        agent.wait_caught_up(&server, Duration::from_secs(30)),
         "{}",
         agent.log()
     );
-    std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
         head(&url, &tmp.path().join("final")),
         after,

@@ -116,6 +116,28 @@ impl Stack {
     }
 }
 
+/// Waits for the outcome of a freshly started agent's start-up reconcile (its log starts
+/// afresh on each start) and fails unless it was "nothing to change": no commit was pushed.
+fn assert_reconciled_without_a_push(agent: &FerryAgent) {
+    assert!(
+        wait_until(WAIT, || {
+            let log = agent.log();
+            log.contains("nothing to change") || log.contains("pushed")
+        }),
+        "the agent's start-up reconcile never finished:\n{}",
+        agent.log()
+    );
+    assert!(
+        !agent.log().contains("pushed"),
+        "the start-up reconcile pushed a commit:\n{}",
+        agent.log()
+    );
+}
+
+/// The agent's log line for a commit it pushed (ferry-agent's git module logs one too, at
+/// debug level, so a bare "pushed" counts each push twice).
+const PUSHED: &str = "ferry_agent::run: pushed";
+
 const A: &str = "registry.example.com/team/a";
 const B: &str = "registry.example.com/team/b";
 const C: &str = "registry.example.com/team/c";
@@ -156,9 +178,14 @@ fn releases_made_while_the_agent_or_the_server_is_down_are_applied_exactly_once(
     let commits = s.remote_log(&[]).len();
 
     // Restart with nothing new: no commit.
+    let main_before = git::git(&s.bare(), &["rev-parse", "main"]).unwrap();
     agent.restart();
-    assert!(agent.wait_for_log("connected", 1, WAIT), "{}", agent.log());
-    std::thread::sleep(Duration::from_millis(500));
+    assert_reconciled_without_a_push(&agent);
+    assert!(agent.wait_caught_up(&s.server, WAIT), "{}", agent.log());
+    assert_eq!(
+        git::git(&s.bare(), &["rev-parse", "main"]).unwrap(),
+        main_before
+    );
     assert_eq!(
         s.remote_log(&[]).len(),
         commits,
@@ -325,7 +352,8 @@ fn a_target_added_to_an_imagewatcher_file_is_reconciled_without_a_new_release() 
     // B is released before anyone watches it: no event will ever mention it again.
     s.release(B, "1.4.0");
     let agent = s.agent(&[]);
-    std::thread::sleep(Duration::from_millis(300));
+    assert_reconciled_without_a_push(&agent);
+    assert!(agent.wait_caught_up(&s.server, WAIT), "{}", agent.log());
     assert_eq!(
         s.remote_file("b.yaml"),
         deployment(B, "1.0.0"),
@@ -347,21 +375,71 @@ fn a_target_added_to_an_imagewatcher_file_is_reconciled_without_a_new_release() 
     );
 }
 
-/// Installs `hook` (pre-receive or post-receive) in the bare repository: it records that a push
-/// reached it in `marker`, then holds the push for a second, so the agent can be killed while
-/// its push is in flight.
-fn slow_hook(s: &Stack, hook: &str, marker: &std::path::Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let path = s.bare().join("hooks").join(hook);
-    std::fs::write(
-        &path,
-        format!(
-            "#!/bin/sh\ncat >/dev/null\ntouch '{}'\nsleep 1\n",
-            marker.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+/// A `hook` (pre-receive or post-receive) in the bare repository that holds a push until the
+/// test lets it go, so the agent can be killed or stopped while its push is in flight.
+struct HeldHook {
+    path: std::path::PathBuf,
+    /// Created by the hook once a push reached it.
+    reached: std::path::PathBuf,
+    /// Created by the test to let the hook go on.
+    release: std::path::PathBuf,
+    /// Created by the hook just before it exits.
+    done: std::path::PathBuf,
+}
+
+impl HeldHook {
+    /// Installs `hook`; once released it exits with `exit_code` (non-zero in `pre-receive`
+    /// refuses the push: the refs do not move). It gives up waiting after 60 s, so a failed
+    /// test does not leave it behind.
+    fn install(s: &Stack, hook: &str, name: &str, exit_code: u8) -> HeldHook {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = s.tmp.path();
+        let h = HeldHook {
+            path: s.bare().join("hooks").join(hook),
+            reached: dir.join(format!("{name}-reached")),
+            release: dir.join(format!("{name}-release")),
+            done: dir.join(format!("{name}-done")),
+        };
+        std::fs::write(
+            &h.path,
+            format!(
+                "#!/bin/sh\ncat >/dev/null\ntouch '{reached}'\ni=0\nwhile [ ! -e '{release}' ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done\ntouch '{done}'\nexit {exit_code}\n",
+                reached = h.reached.display(),
+                release = h.release.display(),
+                done = h.done.display(),
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&h.path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        h
+    }
+
+    fn reached(&self) -> bool {
+        self.reached.exists()
+    }
+
+    /// Lets the held push go on.
+    fn release(&self) {
+        std::fs::write(&self.release, "").unwrap();
+    }
+
+    fn done(&self) -> bool {
+        self.done.exists()
+    }
+
+    fn remove(&self) {
+        std::fs::remove_file(&self.path).unwrap();
+    }
+}
+
+impl Stack {
+    /// The commit the remote's `main` points at.
+    fn remote_main(&self) -> String {
+        git::git(&self.bare(), &["rev-parse", "main"])
+            .unwrap()
+            .trim()
+            .to_string()
+    }
 }
 
 #[test]
@@ -371,23 +449,78 @@ fn an_agent_killed_during_its_push_leaves_the_repo_consistent_and_applies_once()
         (".pipe/watch.yaml", watcher(&[target(A, "a.yaml")])),
     ]);
     let mut agent = s.agent(&[]);
-    // Before the refs move (pre-receive: the push will not land) and after (post-receive: it
-    // landed, but the agent dies before it hears so).
-    for (round, hook) in [(1, "pre-receive"), (2, "post-receive")] {
-        let marker = s.tmp.path().join(format!("push-{round}"));
-        slow_hook(&s, hook, &marker);
+    // Before the refs move (a pre-receive hook that refuses: the push does not land) and after
+    // (post-receive: it landed, but the agent dies before it hears so).
+    for (round, hook, exit_code) in [(1, "pre-receive", 1), (2, "post-receive", 0)] {
+        assert!(
+            agent.wait_caught_up(&s.server, WAIT),
+            "round {round}: the agent never caught up before the release:\n{}",
+            agent.log()
+        );
+        let cursor_before = agent.cursor();
+        let pushes_before = agent.log().matches(PUSHED).count();
+        let main_before = s.remote_main();
+        let held = HeldHook::install(&s, hook, &format!("push-{round}"), exit_code);
         let tag = format!("1.{round}.0");
         s.release(A, &tag);
         assert!(
-            wait_until(WAIT, || marker.exists()),
+            wait_until(WAIT, || held.reached()),
             "round {round}: no push reached the {hook} hook:\n{}",
             agent.log()
         );
+        // The push is in flight: not reported, and the cursor has not moved past it.
+        assert_eq!(
+            agent.cursor(),
+            cursor_before,
+            "round {round}: {}",
+            agent.log()
+        );
+        assert_eq!(
+            agent.log().matches(PUSHED).count(),
+            pushes_before,
+            "round {round}: a push was reported while the hook held it:\n{}",
+            agent.log()
+        );
+        let log_before_kill = agent.log();
         agent.kill9();
-        std::fs::remove_file(s.bare().join("hooks").join(hook)).unwrap();
+        held.release();
+        assert!(
+            wait_until(WAIT, || held.done()),
+            "round {round}: the {hook} hook never finished"
+        );
+        // Still nothing recorded by the dead agent; the remote has the push or not, per round.
+        assert_eq!(agent.cursor(), cursor_before, "round {round}");
+        let main_after_kill = s.remote_main();
+        if round == 1 {
+            assert_eq!(
+                main_after_kill, main_before,
+                "round 1: the refused push moved main:\n{log_before_kill}"
+            );
+            assert_eq!(s.remote_file("a.yaml"), deployment(A, "1.0.0"));
+        } else {
+            assert_ne!(
+                main_after_kill, main_before,
+                "round 2: the push did not land before post-receive:\n{log_before_kill}"
+            );
+            assert_eq!(s.remote_file("a.yaml"), deployment(A, &tag));
+        }
+        held.remove();
         agent.restart();
         s.wait_for_file("a.yaml", &deployment(A, &tag), &[&agent]);
-        std::thread::sleep(Duration::from_millis(500)); // room for a wrong second commit
+        assert!(
+            agent.wait_caught_up(&s.server, WAIT),
+            "round {round}: the restarted agent never applied up to the head:\n{}",
+            agent.log()
+        );
+        // Round 1: the refused push left nothing, so the restarted agent pushes the edit itself;
+        // round 2: it finds the edit already there and pushes nothing.
+        let pushes = agent.log().matches(PUSHED).count();
+        assert_eq!(
+            pushes,
+            if round == 1 { 1 } else { 0 },
+            "round {round}: the restarted agent's pushes:\n{}",
+            agent.log()
+        );
         let history = s.remote_log(&["a.yaml"]);
         assert_eq!(
             history.len(),
@@ -409,20 +542,44 @@ fn sigterm_during_a_push_lets_the_push_finish_then_exits() {
         (".pipe/watch.yaml", watcher(&[target(A, "a.yaml")])),
     ]);
     let mut agent = s.agent(&[]);
-    let marker = s.tmp.path().join("push");
-    slow_hook(&s, "pre-receive", &marker);
+    let before = s.remote_main();
+    let held = HeldHook::install(&s, "pre-receive", "push", 0);
     s.release(A, "1.1.0");
     assert!(
-        wait_until(WAIT, || marker.exists()),
+        wait_until(WAIT, || held.reached()),
         "no push reached the hook:\n{}",
         agent.log()
     );
-    let log_before = agent.log();
+    agent.send_sigterm();
+    assert!(
+        agent.wait_for_log("stopping; a push in progress is finished first", 1, WAIT),
+        "the agent did not say it is stopping:\n{}",
+        agent.log()
+    );
+    // The push is still held by the hook: the agent must wait for it rather than exit.
+    assert!(
+        agent.wait_exit(Duration::ZERO).is_none(),
+        "the agent exited with its push in flight:\n{}",
+        agent.log()
+    );
+    assert_eq!(s.remote_main(), before);
+    held.release();
     let status = agent
-        .terminate(Duration::from_secs(10))
-        .unwrap_or_else(|| panic!("the agent did not exit within 10 s of SIGTERM:\n{log_before}"));
-    assert!(status.success(), "exit status {status}:\n{log_before}");
-    // The push that was under way landed, once, before the agent exited.
+        .wait_exit(WAIT)
+        .unwrap_or_else(|| panic!("the agent did not exit after its push:\n{}", agent.log()));
+    assert!(status.success(), "exit status {status}:\n{}", agent.log());
+    // The push that was under way landed, once, before the agent exited: main moved to a
+    // commit on top of the old one that holds the edit.
+    let after = s.remote_main();
+    assert_ne!(
+        after,
+        before,
+        "the push in progress did not land:\n{}",
+        agent.log()
+    );
+    let parent = git::git(&s.bare(), &["rev-parse", "main^"]).unwrap();
+    assert_eq!(parent.trim(), before);
     assert_eq!(s.remote_file("a.yaml"), deployment(A, "1.1.0"));
     assert_eq!(s.remote_log(&["a.yaml"]).len(), 2);
+    assert!(agent.log().contains("pushed"), "{}", agent.log());
 }

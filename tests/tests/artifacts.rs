@@ -167,8 +167,13 @@ fn an_sbom_published_with_a_tag_is_not_deployed() {
     );
     assert_eq!(index["manifests"][0]["artifactType"], SBOM_TYPE);
 
-    // The agent stays on 1.0.0 (give it two resyncs to get it wrong), with exactly one commit.
-    std::thread::sleep(Duration::from_secs(5));
+    // The agent stays on 1.0.0, with exactly one commit, once it has applied every event
+    // (its cursor moves past an event only after applying it).
+    assert!(
+        agent.wait_caught_up(&server, WAIT),
+        "the agent never applied up to the server's head:\n{}",
+        agent.log()
+    );
     assert_eq!(
         remote_file(),
         deployment(&image, "1.0.0"),

@@ -83,7 +83,10 @@ async fn acknowledged_publishes_survive_sigkill_in_the_middle_of_300() {
     }
     server.kill9();
     for t in tasks {
-        t.await.unwrap();
+        tokio::time::timeout(ANSWER, t)
+            .await
+            .expect("a publish task never finished after the kill")
+            .unwrap();
     }
     let acked = acked.lock().unwrap().clone();
     assert!(
@@ -147,8 +150,25 @@ async fn acknowledged_publishes_survive_sigkill_in_the_middle_of_300() {
     }
 }
 
+/// How one publish of the SIGTERM test ended.
+#[derive(Debug)]
+enum Outcome {
+    /// Answered OK.
+    Acked(Ack),
+    /// Refused with a status.
+    Refused(tonic::Code, String),
+    /// No answer within [`ANSWER`]: neither finished nor refused.
+    Hung,
+}
+
+/// How long any one publish, join or stream read may take before the test fails: every wait has
+/// a deadline, so a server that never answers fails the test instead of hanging it.
+const ANSWER: Duration = Duration::from_secs(30);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_drains_publishes_in_flight_and_ends_streams_with_a_status() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
     let mut server = FerryServer::start();
     let (url, token) = (server.grpc_url(), server.token());
     let mut stream = server
@@ -158,46 +178,85 @@ async fn sigterm_drains_publishes_in_flight_and_ends_streams_with_a_status() {
         .await
         .unwrap()
         .into_inner();
-    let acked: Arc<Mutex<Vec<Ack>>> = Arc::default();
-    let refused: Arc<Mutex<Vec<String>>> = Arc::default();
+    let signalled = Arc::new(AtomicBool::new(false));
+    let acked_count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for n in 0..200 {
-        let (url, token, acked, refused) =
-            (url.clone(), token.clone(), acked.clone(), refused.clone());
+        let (url, token, signalled, acked_count) = (
+            url.clone(),
+            token.clone(),
+            signalled.clone(),
+            acked_count.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let Ok(mut client) = ferry_proto::client::connect(&url, Some(&token)).await else {
-                return; // the listener already closed
+                return None; // the listener already closed: no publish was sent
             };
             let image = "registry.example.com/drain/app".to_string();
-            match client.publish(release(&image, n)).await {
-                Ok(resp) => {
+            let sent_before_signal = !signalled.load(Ordering::SeqCst);
+            let answer = tokio::time::timeout(ANSWER, client.publish(release(&image, n))).await;
+            let answered_after_signal = signalled.load(Ordering::SeqCst);
+            let outcome = match answer {
+                Ok(Ok(resp)) => {
+                    acked_count.fetch_add(1, Ordering::SeqCst);
                     let resp = resp.into_inner();
                     let m = &resp.moved[0];
-                    acked
-                        .lock()
-                        .unwrap()
-                        .push((image, m.tag.clone(), resp.digest.clone(), m.seq));
+                    Outcome::Acked((image, m.tag.clone(), resp.digest.clone(), m.seq))
                 }
-                Err(status) => refused.lock().unwrap().push(format!(
-                    "{:?}: {}",
-                    status.code(),
-                    status.message()
-                )),
-            }
+                Ok(Err(status)) => Outcome::Refused(status.code(), status.message().to_string()),
+                Err(_) => Outcome::Hung,
+            };
+            Some((n, sent_before_signal && answered_after_signal, outcome))
         }));
     }
-    while acked.lock().unwrap().len() < 20 {
+    let deadline = std::time::Instant::now() + ANSWER;
+    while acked_count.load(Ordering::SeqCst) < 20 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "20 publishes were not acknowledged in {ANSWER:?}"
+        );
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
+    signalled.store(true, Ordering::SeqCst);
     let status = tokio::task::block_in_place(|| server.terminate(Duration::from_secs(15)));
     let status = status.expect("ferry-server did not exit within 15 s of SIGTERM");
     assert!(
         status.success(),
         "ferry-server exited with {status} after SIGTERM"
     );
+    let mut outcomes = Vec::new();
     for t in tasks {
-        t.await.unwrap();
+        let joined = tokio::time::timeout(ANSWER, t)
+            .await
+            .expect("a publish task never finished");
+        outcomes.extend(joined.unwrap());
     }
+
+    // Every publish either finished (acknowledged) or was refused with UNAVAILABLE: no other
+    // code, no publish left without an answer.
+    let in_flight = outcomes.iter().filter(|(_, f, _)| *f).count();
+    let mut acked = Vec::new();
+    let mut refused = Vec::new();
+    for (n, was_in_flight, outcome) in &outcomes {
+        match outcome {
+            Outcome::Acked(ack) => acked.push(ack.clone()),
+            Outcome::Refused(tonic::Code::Unavailable, why) => refused.push(why.as_str()),
+            other => panic!(
+                "publish {n} (in flight at SIGTERM: {was_in_flight}) ended neither acknowledged nor UNAVAILABLE: {other:?}"
+            ),
+        }
+    }
+    eprintln!(
+        "{} publishes sent; {in_flight} in flight at SIGTERM; {} acknowledged, {} refused UNAVAILABLE {:?}",
+        outcomes.len(),
+        acked.len(),
+        refused.len(),
+        refused.iter().take(3).collect::<Vec<_>>()
+    );
+    assert!(
+        in_flight > 0,
+        "no publish was in flight when SIGTERM arrived; the test proves nothing"
+    );
 
     // The open stream ended with a status saying why, after the events it was sent.
     let ended = loop {
@@ -217,13 +276,7 @@ async fn sigterm_drains_publishes_in_flight_and_ends_streams_with_a_status() {
         ended.message()
     );
 
-    // Every publish that was answered OK is there after a restart.
-    let acked = acked.lock().unwrap().clone();
-    eprintln!(
-        "{} acknowledged, refused: {:?}",
-        acked.len(),
-        refused.lock().unwrap().iter().take(3).collect::<Vec<_>>()
-    );
+    // Every publish that was answered OK is there after a restart: none acknowledged but missing.
     server.restart();
     assert_served(&server, &acked);
 }

@@ -1,5 +1,6 @@
 //! Store tests on real SQLite files in temp dirs: schema migration carrying old data over, the
-//! origin recorded per manifest, and admin opening only an existing database.
+//! origin recorded per manifest, admin opening only an existing database, and the durability
+//! pragmas (WAL, synchronous=FULL) of the store's own connections.
 
 use std::collections::BTreeMap;
 
@@ -195,4 +196,48 @@ fn open_existing_never_creates_a_database() {
     std::fs::remove_file(dir.path().join(DB_FILE)).unwrap();
     drop(Store::open(dir.path()).unwrap());
     Store::open_existing(dir.path()).unwrap();
+}
+
+/// (journal_mode, synchronous) as `conn` reports them.
+fn durability_pragmas(conn: &Connection) -> Result<(String, i64), StoreError> {
+    let journal: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+    let synchronous: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
+    Ok((journal, synchronous))
+}
+
+/// A publish is acknowledged only once its commit is on disk: every connection the store opens,
+/// the writer and the readers, of a new database and of an existing one, runs in WAL with
+/// `synchronous=FULL` (2). Read from the store's own connections, not from a fresh one.
+#[test]
+fn every_store_connection_is_wal_with_synchronous_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let wanted = ("wal".to_string(), 2);
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .with_writer(|c| {
+                assert_eq!(durability_pragmas(c)?, wanted, "writer of a new database");
+                Ok(())
+            })
+            .unwrap();
+        store
+            .with_reader(|c| {
+                assert_eq!(durability_pragmas(c)?, wanted, "reader of a new database");
+                Ok(())
+            })
+            .unwrap();
+    }
+    let store = Store::open_existing(dir.path()).unwrap();
+    store
+        .with_writer(|c| {
+            assert_eq!(durability_pragmas(c)?, wanted, "writer (admin open)");
+            Ok(())
+        })
+        .unwrap();
+    store
+        .with_reader(|c| {
+            assert_eq!(durability_pragmas(c)?, wanted, "reader (admin open)");
+            Ok(())
+        })
+        .unwrap();
 }
