@@ -644,10 +644,12 @@ fn bad_input_is_refused_with_a_clear_error_and_stores_nothing() {
     assert!(e.contains("does not match") && e.contains(&cfg), "{e}");
     // Malformed manifest (valid digest, not a manifest).
     let mut malformed = OciLayout::new(tmp.path().join("malformed"));
-    let junk_digest = malformed.add_blob(b"{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":42}");
+    let junk_bytes = b"{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":42}";
+    let junk_digest = malformed.add_blob(junk_bytes);
     let mut junk = img.clone();
     junk.manifest_digest = junk_digest;
-    junk.size = 83;
+    // The real length: the layout must be wrong only in what this case tests (a non-manifest).
+    junk.size = junk_bytes.len() as u64;
     malformed.tag(&junk, "junk");
     let e = publish_err(
         &ferry,
