@@ -142,8 +142,36 @@ fn published_images_are_served_to_skopeo_like_a_registry() {
         skopeo::list_tags(&ferry.docker_ref("gcr.io/acme/worker")).unwrap(),
         vec!["1.0.0", "stable"]
     );
-    // The --label is recorded with the release (events carry it); the config's labels are intact.
+    // The config's labels are intact: --label does not rewrite the image.
     assert_eq!(inspected["Labels"]["team"], "batch");
+    assert!(inspected["Labels"].get("owner").is_none(), "{inspected}");
+    // The --label is recorded with the release, on top of the config's: ListTags (what the agent
+    // reads, as events carry the same labels) shows both on every tag of the release.
+    let listed = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let mut client = ferry.client().await;
+        client
+            .list_tags(ferry_proto::pb::ListTagsRequest {
+                images: vec!["gcr.io/acme/worker".into()],
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    });
+    let mut tags: Vec<&str> = listed.tags.iter().map(|t| t.tag.as_str()).collect();
+    tags.sort();
+    assert_eq!(tags, ["1.0.0", "stable"], "{listed:?}");
+    for t in &listed.tags {
+        assert_eq!(
+            t.labels.get("owner").map(String::as_str),
+            Some("ops"),
+            "{t:?}"
+        );
+        assert_eq!(
+            t.labels.get("team").map(String::as_str),
+            Some("batch"),
+            "{t:?}"
+        );
+    }
 }
 
 #[test]
