@@ -10,7 +10,8 @@
 //! - [`reference`]: a name that parses normalises to a fixed point, and its ferry repository name
 //!   maps back to it.
 //! - [`manifest`]: parsing any bytes under any declared media type returns, never panics.
-//! - [`yaml_edit`]: an edit that changes a file produces a file the same edit leaves unchanged.
+//! - [`yaml_edit`]: an edit that changes a file produces a file the same edit leaves unchanged, and a
+//!   field edit changes only the bytes of one scalar, which then holds the new reference.
 //! - [`image_watcher`]: every error names the file.
 
 use ferry_agent::config::ImageWatcherFile;
@@ -83,6 +84,14 @@ pub fn manifest(data: &[u8]) {
 const IMAGE: &str = "gcr.io/acme/app";
 const DIGEST: &str = "sha256:4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f";
 
+/// The `field` paths of the edit cases the corpus was seeded from (agent/tests/fixtures/edits):
+/// every input is tried with each, so each seed is edited at its own path.
+const FIELD_PATHS: [&str; 3] = [
+    "spec.template.spec.containers[0].image",
+    "spec.containers[0].image",
+    "spec.containers[1].image",
+];
+
 /// The format-preserving YAML editors.
 pub fn yaml_edit(data: &[u8]) {
     let release = Release {
@@ -90,17 +99,16 @@ pub fn yaml_edit(data: &[u8]) {
         tag: "1.2.4",
         digest: DIGEST,
     };
-    let kinds = [
-        EditKind::Field {
-            path: "spec.template.spec.containers[0].image".into(),
-        },
-        EditKind::Kustomize,
-        EditKind::Helm {
-            repository: Some("image.repository".into()),
-            tag: Some("image.tag".into()),
-            digest: Some("image.digest".into()),
-        },
-    ];
+    let mut kinds: Vec<EditKind> = FIELD_PATHS
+        .iter()
+        .map(|p| EditKind::Field { path: (*p).into() })
+        .collect();
+    kinds.push(EditKind::Kustomize);
+    kinds.push(EditKind::Helm {
+        repository: Some("image.repository".into()),
+        tag: Some("image.tag".into()),
+        digest: Some("image.digest".into()),
+    });
     for kind in &kinds {
         for format in [Format::Tag, Format::Digest, Format::TagDigest] {
             let Ok(EditOutcome::Changed { content, .. }) =
@@ -108,6 +116,14 @@ pub fn yaml_edit(data: &[u8]) {
             else {
                 continue;
             };
+            if matches!(kind, EditKind::Field { .. }) {
+                let written = match format {
+                    Format::Tag => release.tag,
+                    _ => release.digest,
+                };
+                only_one_scalar_changed(data, &content, written)
+                    .unwrap_or_else(|why| panic!("{kind:?} {format}: {why}"));
+            }
             match edit::apply(&content, kind, format, IMAGE, &release) {
                 Ok(EditOutcome::Unchanged) => {}
                 other => panic!(
@@ -117,6 +133,116 @@ pub fn yaml_edit(data: &[u8]) {
             }
         }
     }
+}
+
+/// A scalar's byte start, byte end, value and quoting style.
+type Span = (usize, usize, String, saphyr_parser::ScalarStyle);
+
+/// The README's promise for a field edit: outside the changed scalar's bytes, input and output
+/// are equal. Some scalar of the input, at bytes `s..e`, must be such that the input's bytes before
+/// `s` and after `e` are the output's first `s` and last `len - e` bytes, and the output must hold
+/// a scalar exactly where that one was, now ending with what was written (`written`: the tag or
+/// digest). Spans come from saphyr-parser directly, not from the editor, so the check is
+/// independent of the editor's own bookkeeping.
+fn only_one_scalar_changed(input: &[u8], output: &[u8], written: &str) -> Result<(), String> {
+    let shown = || {
+        format!(
+            "\ninput:\n{}\noutput:\n{}",
+            String::from_utf8_lossy(input),
+            String::from_utf8_lossy(output)
+        )
+    };
+    let text_in = std::str::from_utf8(input).map_err(|e| e.to_string())?;
+    let text_out = std::str::from_utf8(output)
+        .map_err(|e| format!("the output is not UTF-8: {e}{}", shown()))?;
+    let spans_in = scalar_spans(text_in).ok_or("the editor accepted input saphyr cannot parse")?;
+    let spans_out = scalar_spans(text_out)
+        .ok_or_else(|| format!("the output does not parse as YAML{}", shown()))?;
+    let kept_around = |&&(s, e, ..): &&Span| {
+        let tail = input.len() - e;
+        s + tail <= output.len()
+            && input[..s] == output[..s]
+            && input[e..] == output[output.len() - tail..]
+    };
+    let Some(old) = spans_in.iter().find(kept_around) else {
+        return Err(format!(
+            "bytes outside every single scalar of the input changed{}",
+            shown()
+        ));
+    };
+    let new_end = output.len() - (input.len() - old.1);
+    let Some(new) = spans_out
+        .iter()
+        .find(|(s, e, ..)| *s == old.0 && *e == new_end)
+    else {
+        return Err(format!(
+            "output bytes {}..{new_end}, which replaced the input's scalar {:?}, are not one scalar{}",
+            old.0,
+            old.2,
+            shown()
+        ));
+    };
+    if new.3 != old.3 {
+        return Err(format!(
+            "the changed scalar's style went from {:?} to {:?}{}",
+            old.3,
+            new.3,
+            shown()
+        ));
+    }
+    if !new.2.ends_with(written) {
+        return Err(format!(
+            "the changed scalar reads {:?}, not ending in {written:?}{}",
+            new.2,
+            shown()
+        ));
+    }
+    Ok(())
+}
+
+/// Where a quoted scalar starting at (or, after an anchor or tag, near) `start` really ends: just
+/// past its closing quote. saphyr's end marker for a quoted scalar can run on over a trailing
+/// comment, which would hide a dropped comment from the check.
+fn quoted_end(text: &str, start: usize, style: saphyr_parser::ScalarStyle) -> Option<usize> {
+    let quote = match style {
+        saphyr_parser::ScalarStyle::DoubleQuoted => b'"',
+        saphyr_parser::ScalarStyle::SingleQuoted => b'\'',
+        _ => return None,
+    };
+    let bytes = text.as_bytes();
+    let open = start + bytes.get(start..)?.iter().position(|&b| b == quote)?;
+    let mut i = open + 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if quote == b'"' => i += 2,
+            b'\'' if quote == b'\'' && bytes.get(i + 1) == Some(&b'\'') => i += 2,
+            b if b == quote => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Byte start, byte end, value and quoting style of every scalar in `text`, or None when it does
+/// not parse.
+fn scalar_spans(text: &str) -> Option<Vec<Span>> {
+    // saphyr reports character indexes; map them to byte offsets.
+    let bytes: Vec<usize> = text
+        .char_indices()
+        .map(|(b, _)| b)
+        .chain([text.len()])
+        .collect();
+    let byte = |i: usize| bytes.get(i).copied().unwrap_or(text.len());
+    let mut spans = Vec::new();
+    for item in saphyr_parser::Parser::new_from_str(text) {
+        let (event, span) = item.ok()?;
+        if let saphyr_parser::Event::Scalar(value, style, ..) = event {
+            let start = byte(span.start.index());
+            let end = quoted_end(text, start, style).unwrap_or(byte(span.end.index()));
+            spans.push((start, end, value.into_owned(), style));
+        }
+    }
+    Some(spans)
 }
 
 /// ImageWatcher files.
@@ -259,4 +385,32 @@ pub fn corpus(target: &str) -> std::io::Result<Vec<Vec<u8>>> {
         }
     }
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::only_one_scalar_changed;
+
+    const BEFORE: &str = "a: 1 # keep\nimage: \"gcr.io/acme/app:1.2.3\" # ci\n";
+
+    #[test]
+    fn a_field_edit_that_changes_only_the_scalar_passes() {
+        let after = "a: 1 # keep\nimage: \"gcr.io/acme/app:1.2.4\" # ci\n";
+        only_one_scalar_changed(BEFORE.as_bytes(), after.as_bytes(), "1.2.4").unwrap();
+    }
+
+    #[test]
+    fn a_field_edit_that_also_touches_a_comment_or_the_quotes_is_caught() {
+        for after in [
+            "a: 1 # kept\nimage: \"gcr.io/acme/app:1.2.4\" # ci\n",
+            "a: 1 # keep\nimage: gcr.io/acme/app:1.2.4 # ci\n",
+            "a: 1 # keep\nimage: \"gcr.io/acme/app:1.2.4\"\n",
+            "a: 1 # keep\nimage: \"gcr.io/acme/app:1.2.5\" # ci\n",
+        ] {
+            assert!(
+                only_one_scalar_changed(BEFORE.as_bytes(), after.as_bytes(), "1.2.4").is_err(),
+                "{after:?} passed"
+            );
+        }
+    }
 }

@@ -14,6 +14,8 @@ const IMAGE: &str = "registry.example.com/team/app";
 
 struct Server {
     grpc: String,
+    /// The running service, kept so tests can read what it observed (e.g. lag replays).
+    service: std::sync::Arc<ferry_server::service::Service>,
     /// The bootstrap token (roles publisher and agent) the server wrote on first start.
     token: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -43,13 +45,20 @@ impl Server {
         let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = format!("http://{}", grpc.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(ferry_server::run::run(cfg, service, http, grpc, async {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(ferry_server::run::run(
+            cfg,
+            service.clone(),
+            http,
+            grpc,
+            async {
+                let _ = stopped.await;
+            },
+        ));
         let token =
             std::fs::read_to_string(ferry_server::admin::bootstrap_token_path(dir.path())).unwrap();
         Server {
             grpc: addr,
+            service,
             token,
             stop: Some(stop),
             task: Some(task),
@@ -132,13 +141,24 @@ async fn a_subscriber_that_lags_behind_the_live_buffer_is_replayed_not_dropped()
     let server = Server::start(2).await;
     let mut client = server.client().await;
     let mut stream = client.subscribe_from(0, &[]).await.unwrap().into_inner();
-    // Not reading while 300 publishes happen: the per-stream buffer (64) fills, the stream task
-    // blocks, and the broadcast overruns it.
+    // Not reading while 300 publishes of ~32 KB events happen (~10 MB): more than the per-stream
+    // buffer (64 messages) and the HTTP/2 windows can hold, so the stream task blocks and the
+    // broadcast overruns its receiver.
     let mut publisher = server.client().await;
+    let filler = "x".repeat(4000);
     for n in 1..=300 {
-        publish(&mut publisher, n).await;
+        let mut req = release(IMAGE, n, vec![format!("t{n}")]);
+        for k in 0..8 {
+            req.labels.insert(format!("filler.{k}"), filler.clone());
+        }
+        publisher.publish(req).await.unwrap();
     }
     let seqs = events_until(&mut stream, 300).await;
+    assert!(
+        server.service.lag_replays() >= 1,
+        "the subscriber never lagged, so the replay path was not exercised"
+    );
+    // Every seq exactly once, in order.
     assert_eq!(seqs, (1..=300).collect::<Vec<u64>>());
     server.stop().await;
 }

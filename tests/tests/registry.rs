@@ -142,8 +142,36 @@ fn published_images_are_served_to_skopeo_like_a_registry() {
         skopeo::list_tags(&ferry.docker_ref("gcr.io/acme/worker")).unwrap(),
         vec!["1.0.0", "stable"]
     );
-    // The --label is recorded with the release (events carry it); the config's labels are intact.
+    // The config's labels are intact: --label does not rewrite the image.
     assert_eq!(inspected["Labels"]["team"], "batch");
+    assert!(inspected["Labels"].get("owner").is_none(), "{inspected}");
+    // The --label is recorded with the release, on top of the config's: ListTags (what the agent
+    // reads, as events carry the same labels) shows both on every tag of the release.
+    let listed = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let mut client = ferry.client().await;
+        client
+            .list_tags(ferry_proto::pb::ListTagsRequest {
+                images: vec!["gcr.io/acme/worker".into()],
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    });
+    let mut tags: Vec<&str> = listed.tags.iter().map(|t| t.tag.as_str()).collect();
+    tags.sort();
+    assert_eq!(tags, ["1.0.0", "stable"], "{listed:?}");
+    for t in &listed.tags {
+        assert_eq!(
+            t.labels.get("owner").map(String::as_str),
+            Some("ops"),
+            "{t:?}"
+        );
+        assert_eq!(
+            t.labels.get("team").map(String::as_str),
+            Some("batch"),
+            "{t:?}"
+        );
+    }
 }
 
 #[test]
@@ -500,15 +528,35 @@ fn everything_published_survives_kill_9() {
         let inspected = skopeo::inspect(&ferry.docker_ref(&format!("{repo}:{tag}")), &[]).unwrap();
         assert_eq!(inspected["Digest"], desc.manifest_digest.as_str());
     }
-    // Re-publishing an unchanged tag after the restart is a no-op: still the same tags.
+    // Re-publishing an unchanged tag after the restart is a no-op: no event is logged (the head
+    // seq stays) and every tag keeps the seq it had.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let tag_state = || {
+        rt.block_on(async {
+            let mut client = ferry.client().await;
+            let listed = client
+                .list_tags(ferry_proto::pb::ListTagsRequest { images: vec![] })
+                .await
+                .unwrap()
+                .into_inner();
+            let mut tags: Vec<(String, String, u64)> = listed
+                .tags
+                .into_iter()
+                .map(|t| (t.image, t.tag, t.seq))
+                .collect();
+            tags.sort();
+            (listed.head_seq, tags)
+        })
+    };
+    let before = tag_state();
     ferry.publish_ok(&[
         &format!("docker://{}/team/app:v1", origin.addr()),
         "--insecure",
     ]);
-    assert!(
-        ferry.log().contains("moved=0"),
-        "re-publishing an unchanged tag must move nothing:\n{}",
-        ferry.log()
+    assert_eq!(
+        tag_state(),
+        before,
+        "re-publishing an unchanged tag must move nothing"
     );
 }
 
@@ -644,10 +692,12 @@ fn bad_input_is_refused_with_a_clear_error_and_stores_nothing() {
     assert!(e.contains("does not match") && e.contains(&cfg), "{e}");
     // Malformed manifest (valid digest, not a manifest).
     let mut malformed = OciLayout::new(tmp.path().join("malformed"));
-    let junk_digest = malformed.add_blob(b"{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":42}");
+    let junk_bytes = b"{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":42}";
+    let junk_digest = malformed.add_blob(junk_bytes);
     let mut junk = img.clone();
     junk.manifest_digest = junk_digest;
-    junk.size = 83;
+    // The real length: the layout must be wrong only in what this case tests (a non-manifest).
+    junk.size = junk_bytes.len() as u64;
     malformed.tag(&junk, "junk");
     let e = publish_err(
         &ferry,

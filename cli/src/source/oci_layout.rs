@@ -24,6 +24,8 @@ struct Descriptor {
     #[serde(rename = "mediaType", default)]
     media_type: String,
     digest: String,
+    /// Required by the image-spec; checked against the manifest's bytes.
+    size: u64,
     #[serde(default)]
     annotations: std::collections::BTreeMap<String, String>,
 }
@@ -121,10 +123,70 @@ pub async fn read(dir: &Path, tag: Option<&str>) -> anyhow::Result<(FetchedImage
         dir: dir.to_path_buf(),
     };
     let data = layout.read_blob(&chosen.digest)?;
+    // The digest already matched, so a wrong size means a broken layout writer: refuse it rather
+    // than publish a descriptor that registries and skopeo would reject later.
+    if data.len() as u64 != chosen.size {
+        bail!(
+            "{}: the descriptor of {} says size {} but the manifest is {} bytes; \
+             fix the size in index.json or rebuild the layout",
+            index_path.display(),
+            chosen.digest,
+            chosen.size,
+            data.len()
+        );
+    }
     let top = pb::Content {
         digest: chosen.digest.clone(),
         media_type: chosen.media_type.clone(),
         data,
     };
     Ok((collect(&mut layout, top).await?, found_tag))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes a layout holding one blob, `manifest`, named in index.json with `size`.
+    fn layout_with(dir: &Path, manifest: &[u8], size: u64) -> String {
+        let digest = ferry_proto::digest::sha256_digest(manifest);
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+        std::fs::write(dir.join("blobs/sha256").join(hex), manifest).unwrap();
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "manifests": [{
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": digest,
+                "size": size,
+            }],
+        });
+        std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+        digest
+    }
+
+    #[tokio::test]
+    async fn a_top_level_descriptor_whose_size_is_not_the_manifests_length_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = br#"{"schemaVersion":2}"#;
+        let digest = layout_with(dir.path(), manifest, manifest.len() as u64 + 1);
+        let e = format!("{:#}", read(dir.path(), None).await.err().unwrap());
+        let want = format!(
+            "the descriptor of {digest} says size {} but the manifest is {} bytes",
+            manifest.len() + 1,
+            manifest.len()
+        );
+        assert!(e.contains(&want) && e.contains("index.json"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_top_level_descriptor_with_the_right_size_gets_past_the_size_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = br#"{"schemaVersion":2}"#;
+        layout_with(dir.path(), manifest, manifest.len() as u64);
+        // Not a full image, so reading may fail later, but not on the size.
+        if let Err(e) = read(dir.path(), None).await {
+            assert!(!format!("{e:#}").contains("says size"), "{e:#}");
+        }
+    }
 }

@@ -137,6 +137,7 @@ impl Subscriber {
                     }
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         tracing::info!(missed, cursor = self.cursor, "subscriber lagged; replaying from the log");
+                        self.service.note_lag_replay();
                         self.replay().await?;
                     }
                     Err(broadcast::error::RecvError::Closed) => {

@@ -1,6 +1,7 @@
 //! The event side of the service: live fan-out, log replay and tag snapshots.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tokio::sync::broadcast;
@@ -108,6 +109,17 @@ impl Service {
     /// in between is missed; drop anything at or below the last seq sent.
     pub fn subscribe_live(&self) -> broadcast::Receiver<EventBatch> {
         self.live.subscribe()
+    }
+
+    /// Counts a subscriber that lagged behind the live buffer and switched to replaying the log;
+    /// observable so tests (and later metrics) can tell the replay path was really taken.
+    pub fn note_lag_replay(&self) {
+        self.lag_replays.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many times a subscriber lagged and was replayed from the log since the server started.
+    pub fn lag_replays(&self) -> u64 {
+        self.lag_replays.load(Ordering::Relaxed)
     }
 
     /// Up to `limit` logged events after `after_seq`. Blocking (SQLite).

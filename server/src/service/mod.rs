@@ -71,6 +71,8 @@ pub struct Service {
     publish_lock: Mutex<()>,
     live: broadcast::Sender<EventBatch>,
     head_seq: AtomicU64,
+    /// How many times a subscriber fell behind the live buffer and was replayed from the log.
+    lag_replays: AtomicU64,
     limits: Limits,
 }
 
@@ -141,6 +143,7 @@ impl Service {
             publish_lock: Mutex::new(()),
             live,
             head_seq: AtomicU64::new(state.head_seq),
+            lag_replays: AtomicU64::new(0),
             limits,
         })
     }
