@@ -239,9 +239,11 @@ impl Store {
     /// readiness probe (`event_log_extent` counts the whole log).
     pub fn newest_seq(&self) -> Result<u64, StoreError> {
         self.with_reader(|c| {
-            Ok(c.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| {
-                r.get::<_, i64>(0)
-            })? as u64)
+            Ok(
+                c.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| {
+                    r.get::<_, i64>(0)
+                })? as u64,
+            )
         })
     }
 
