@@ -146,13 +146,7 @@ impl Store {
             source,
         })?;
         let path = data_dir.join(DB_FILE);
-        let mut conn = open_connection(&path)?;
-        schema::migrate(&mut conn, &path)?;
-        Ok(Store {
-            path,
-            writer: Mutex::new(conn),
-            readers: Mutex::new(Vec::new()),
-        })
+        Self::migrated(path)
     }
 
     /// Opens `data_dir/ferry.db` only if it already holds a ferry database, and brings its schema
@@ -174,6 +168,11 @@ impl Store {
             return Err(no_database());
         }
         drop(conn);
+        Self::migrated(path)
+    }
+
+    /// The store on the database file `path`, its schema brought up to date.
+    fn migrated(path: PathBuf) -> Result<Self, StoreError> {
         let mut conn = open_connection(&path)?;
         schema::migrate(&mut conn, &path)?;
         Ok(Store {
