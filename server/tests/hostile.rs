@@ -1,10 +1,11 @@
 //! Hostile publishes sent straight to the gRPC service, as a stolen token would: the `ferry` CLI
 //! validates before it calls, so these reach the server's own checks.
 
+mod common;
+
 use std::time::Duration;
 
 use ferry_proto::pb;
-use ferry_server::config::ServerConfig;
 use ferry_server::service::Limits;
 use ferry_tests::releases::{multi_arch_release, release};
 use tonic::Code;
@@ -12,17 +13,7 @@ use tonic::Code;
 /// A server on loopback: (gRPC URL, registry address, bootstrap token, its data directory).
 async fn start() -> (String, String, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = ServerConfig {
-        data_dir: dir.path().to_path_buf(),
-        limits: Limits::default(),
-        heartbeat: Duration::from_secs(5),
-        http_workers: 1,
-        registry_auth: ferry_server::registry::auth::RegistryAuthMode::Anonymous,
-        registry_token_ttl: Duration::from_secs(300),
-        tls: None,
-        max_streams_per_token: 1000,
-        bootstrap_token_file: None,
-    };
+    let cfg = common::config(dir.path(), Limits::default(), Duration::from_secs(5));
     let service = ferry_server::run::open_service(&cfg).unwrap();
     let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let registry = http.local_addr().unwrap().to_string();

@@ -2,10 +2,11 @@
 //! duplicate, a lagging subscriber moved back to replay, heartbeats with the head seq, and a
 //! snapshot for a cursor the log cannot serve.
 
+mod common;
+
 use std::time::Duration;
 
 use ferry_proto::pb::{self, subscribe_response::Item};
-use ferry_server::config::ServerConfig;
 use ferry_server::service::Limits;
 use ferry_tests::ferry::SubscribeFrom;
 use ferry_tests::releases::release;
@@ -26,20 +27,11 @@ struct Server {
 impl Server {
     async fn start(live_buffer: usize) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = ServerConfig {
-            data_dir: dir.path().to_path_buf(),
-            limits: Limits {
-                live_buffer,
-                ..Limits::default()
-            },
-            heartbeat: Duration::from_millis(200),
-            http_workers: 1,
-            registry_auth: ferry_server::registry::auth::RegistryAuthMode::Anonymous,
-            registry_token_ttl: Duration::from_secs(300),
-            tls: None,
-            max_streams_per_token: 1000,
-            bootstrap_token_file: None,
+        let limits = Limits {
+            live_buffer,
+            ..Limits::default()
         };
+        let cfg = common::config(dir.path(), limits, Duration::from_millis(200));
         let service = ferry_server::run::open_service(&cfg).unwrap();
         let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
