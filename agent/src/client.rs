@@ -54,6 +54,7 @@ pub async fn subscribe(
         .subscribe(pb::SubscribeRequest {
             after_seq,
             images: images.to_vec(),
+            ..Default::default()
         })
         .await
         .map_err(|s| rpc_error("Subscribe", &s, token_file))?;

@@ -81,6 +81,7 @@ async fn replay(
         .subscribe(pb::SubscribeRequest {
             after_seq: cursor,
             images: images.iter().map(|i| i.to_string()).collect(),
+            ..Default::default()
         })
         .await?
         .into_inner();

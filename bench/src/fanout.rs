@@ -69,6 +69,7 @@ async fn open_streams(
             .subscribe(pb::SubscribeRequest {
                 after_seq,
                 images: vec![IMAGE.into()],
+                ..Default::default()
             })
             .await
             .with_context(|| format!("subscribing stream {id}"))?

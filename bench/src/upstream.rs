@@ -110,6 +110,7 @@ fn ferry_window(
                 .subscribe(pb::SubscribeRequest {
                     after_seq: head,
                     images: images.clone(),
+                    ..Default::default()
                 })
                 .await?
                 .into_inner();

@@ -63,6 +63,8 @@ pub async fn publish(
         tags,
         labels: labels.into_iter().collect(),
         origin,
+        to_ring: String::new(),
+        pipeline: String::new(),
     };
     let token = args.token()?;
     let mut client =

@@ -433,6 +433,7 @@ impl SubscribeFrom for ferry_proto::client::Client {
         self.subscribe(ferry_proto::pb::SubscribeRequest {
             after_seq,
             images: images.iter().map(|i| i.to_string()).collect(),
+            ..Default::default()
         })
         .await
     }

@@ -54,6 +54,7 @@ pub fn event(e: &Event) -> pb::Event {
             ring: String::new(),
             artifact_type: m.artifact_type.clone().unwrap_or_default(),
             subject: m.subject.clone().unwrap_or_default(),
+            ..Default::default()
         },
     }
 }

@@ -1,9 +1,12 @@
-//! The `Ferry` gRPC service (tonic): Publish, Subscribe, ListTags.
+//! The `Ferry` gRPC service (tonic): Publish, Subscribe, ListTags, and the ring verbs
+//! ([`rings`]) and cluster reports ([`reports`]).
 //!
 //! Direction: `grpc` → `service`. This layer validates proto fields, maps domain errors to
 //! `tonic::Status` (internal causes are logged, never sent) and runs blocking work off the executor.
 
 mod convert;
+mod reports;
+mod rings;
 mod streams;
 mod subscribe;
 
@@ -219,6 +222,7 @@ impl Ferry for FerryGrpc {
             repository: out.repository,
             moved: out.events.iter().filter_map(convert::tag_move).collect(),
             head_seq: out.head_seq,
+            ring_moves: Vec::new(),
         }))
     }
 
@@ -271,5 +275,75 @@ impl Ferry for FerryGrpc {
             head_seq,
             tags: tags.into_iter().map(convert::tag_state).collect(),
         }))
+    }
+
+    async fn apply_pipeline(
+        &self,
+        req: Request<pb::ApplyPipelineRequest>,
+    ) -> Result<Response<pb::ApplyPipelineResponse>, Status> {
+        rings::apply_pipeline(self, req).await
+    }
+
+    async fn list_pipelines(
+        &self,
+        req: Request<pb::ListPipelinesRequest>,
+    ) -> Result<Response<pb::ListPipelinesResponse>, Status> {
+        rings::list_pipelines(self, req).await
+    }
+
+    async fn get_pipeline(
+        &self,
+        req: Request<pb::GetPipelineRequest>,
+    ) -> Result<Response<pb::PipelineStatus>, Status> {
+        reports::get_pipeline(self, req).await
+    }
+
+    async fn promote(
+        &self,
+        req: Request<pb::PromoteRequest>,
+    ) -> Result<Response<pb::MoveResponse>, Status> {
+        rings::promote(self, req).await
+    }
+
+    async fn shift(
+        &self,
+        req: Request<pb::ShiftRequest>,
+    ) -> Result<Response<pb::MoveResponse>, Status> {
+        rings::shift(self, req).await
+    }
+
+    async fn unshift(
+        &self,
+        req: Request<pb::ShiftRequest>,
+    ) -> Result<Response<pb::MoveResponse>, Status> {
+        rings::unshift(self, req).await
+    }
+
+    async fn rollback(
+        &self,
+        req: Request<pb::RollbackRequest>,
+    ) -> Result<Response<pb::MoveResponse>, Status> {
+        rings::rollback(self, req).await
+    }
+
+    async fn reject(
+        &self,
+        req: Request<pb::RejectRequest>,
+    ) -> Result<Response<pb::RejectResponse>, Status> {
+        rings::reject(self, req).await
+    }
+
+    async fn list_rings(
+        &self,
+        req: Request<pb::ListRingsRequest>,
+    ) -> Result<Response<pb::ListRingsResponse>, Status> {
+        rings::list_rings(self, req).await
+    }
+
+    async fn report(
+        &self,
+        req: Request<pb::ReportRequest>,
+    ) -> Result<Response<pb::ReportResponse>, Status> {
+        reports::report(self, req).await
     }
 }

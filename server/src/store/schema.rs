@@ -99,6 +99,111 @@ const MIGRATIONS: &[&str] = &[
         subject = (SELECT m.subject FROM manifests m JOIN repositories r ON r.id = m.repository_id
                    WHERE r.name = events.repository AND m.digest = events.digest);
     "#,
+    // 4: rings (issue 10). A pipeline orders rings of users; each (pipeline, ring, image) points
+    // at a digest. Every move appends a RING_MOVED event in the same transaction, and a history
+    // row that names the event, so `unshift` and `rollback` can restore exact earlier states.
+    // Reports are what each cluster's targets run, latest per (cluster, target), with a history
+    // row only when the digest, commit or error changed (a re-sent report adds nothing).
+    r#"
+    ALTER TABLE events ADD COLUMN pipeline TEXT NOT NULL DEFAULT '';
+    ALTER TABLE events ADD COLUMN actor TEXT NOT NULL DEFAULT '';
+    ALTER TABLE events ADD COLUMN reason TEXT NOT NULL DEFAULT '';
+    ALTER TABLE events ADD COLUMN forced INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE pipelines (
+        name        TEXT PRIMARY KEY,
+        generation  INTEGER NOT NULL,
+        spec        TEXT NOT NULL,              -- JSON of the normalised spec
+        updated_at  INTEGER NOT NULL
+    );
+    CREATE TABLE pipeline_generations (
+        name        TEXT NOT NULL,
+        generation  INTEGER NOT NULL,
+        spec        TEXT NOT NULL,
+        source      TEXT NOT NULL DEFAULT '',   -- the YAML as applied
+        actor       TEXT NOT NULL,
+        seq         INTEGER NOT NULL,           -- its PIPELINE_APPLIED event
+        applied_at  INTEGER NOT NULL,
+        PRIMARY KEY (name, generation)
+    ) WITHOUT ROWID;
+    CREATE TABLE ring_pointers (
+        pipeline    TEXT NOT NULL,
+        ring        TEXT NOT NULL,
+        image       TEXT NOT NULL,              -- normalised image name
+        digest      TEXT NOT NULL,
+        tag         TEXT NOT NULL DEFAULT '',
+        seq         INTEGER NOT NULL,           -- the RING_MOVED event that set it
+        since       INTEGER NOT NULL,
+        PRIMARY KEY (pipeline, ring, image)
+    ) WITHOUT ROWID;
+    CREATE TABLE ring_history (
+        seq             INTEGER PRIMARY KEY,    -- = the RING_MOVED event's seq
+        pipeline        TEXT NOT NULL,
+        ring            TEXT NOT NULL,
+        image           TEXT NOT NULL,
+        digest          TEXT NOT NULL,          -- '' when the move emptied the ring (unshift)
+        previous_digest TEXT NOT NULL DEFAULT '',
+        tag             TEXT NOT NULL DEFAULT '',
+        actor           TEXT NOT NULL,
+        reason          TEXT NOT NULL,          -- promote | shift | unshift | rollback | publish | auto
+        forced          INTEGER NOT NULL DEFAULT 0,
+        batch           INTEGER NOT NULL,       -- seq of the first move of the same call (a shift)
+        at              INTEGER NOT NULL
+    );
+    CREATE INDEX ring_history_by_pointer ON ring_history(pipeline, ring, image, seq);
+    CREATE INDEX ring_history_by_digest ON ring_history(pipeline, image, digest);
+    CREATE TABLE ring_holds (
+        pipeline    TEXT NOT NULL,
+        ring        TEXT NOT NULL,
+        reason      TEXT NOT NULL,
+        actor       TEXT NOT NULL,
+        at          INTEGER NOT NULL,
+        PRIMARY KEY (pipeline, ring)
+    ) WITHOUT ROWID;
+    CREATE TABLE rejections (
+        image       TEXT NOT NULL,
+        digest      TEXT NOT NULL,
+        reason      TEXT NOT NULL,
+        actor       TEXT NOT NULL,
+        at          INTEGER NOT NULL,
+        PRIMARY KEY (image, digest)
+    ) WITHOUT ROWID;
+    CREATE TABLE clusters (
+        name        TEXT PRIMARY KEY,
+        token       TEXT NOT NULL,              -- the token name that reported last
+        cursor      INTEGER NOT NULL,
+        reported_at INTEGER NOT NULL
+    );
+    CREATE TABLE cluster_targets (
+        cluster     TEXT NOT NULL,
+        target      TEXT NOT NULL,
+        image       TEXT NOT NULL,
+        digest      TEXT NOT NULL,
+        ring        TEXT NOT NULL DEFAULT '',
+        pipeline    TEXT NOT NULL DEFAULT '',
+        file        TEXT NOT NULL DEFAULT '',
+        commit_id   TEXT NOT NULL DEFAULT '',
+        pushed_at   INTEGER NOT NULL DEFAULT 0,
+        error       TEXT NOT NULL DEFAULT '',
+        since       INTEGER NOT NULL,           -- when it first reported this digest
+        reported_at INTEGER NOT NULL,
+        PRIMARY KEY (cluster, target)
+    ) WITHOUT ROWID;
+    CREATE INDEX cluster_targets_by_image ON cluster_targets(image, digest);
+    CREATE TABLE cluster_target_history (
+        id          INTEGER PRIMARY KEY,
+        cluster     TEXT NOT NULL,
+        target      TEXT NOT NULL,
+        image       TEXT NOT NULL,
+        digest      TEXT NOT NULL,
+        ring        TEXT NOT NULL DEFAULT '',
+        pipeline    TEXT NOT NULL DEFAULT '',
+        commit_id   TEXT NOT NULL DEFAULT '',
+        pushed_at   INTEGER NOT NULL DEFAULT 0,
+        error       TEXT NOT NULL DEFAULT '',
+        reported_at INTEGER NOT NULL
+    );
+    CREATE INDEX cluster_target_history_by_target ON cluster_target_history(cluster, target, id);
+    "#,
 ];
 
 /// The newest schema version this binary knows.
