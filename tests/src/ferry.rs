@@ -181,17 +181,36 @@ impl FerryServer {
 
     /// Runs `ferry publish ARGS… --server <this server>` with `token` (none: no token at all).
     pub fn publish_as(&self, args: &[&str], token: Option<&str>) -> Output {
+        let args: Vec<&str> = std::iter::once("publish")
+            .chain(args.iter().copied())
+            .collect();
+        self.cli_as(&args, token)
+    }
+
+    /// Runs `ferry ARGS… --server <this server>` (any subcommand that talks to the server) with
+    /// `token` in `FERRY_TOKEN` (none: no token at all).
+    pub fn cli_as(&self, args: &[&str], token: Option<&str>) -> Output {
         let mut cmd = Command::new(binary("ferry"));
-        cmd.arg("publish")
-            .args(args)
-            .args(["--server", &self.grpc_url()]);
+        cmd.args(args).args(["--server", &self.grpc_url()]);
         cmd.env_remove("FERRY_TOKEN")
             .env_remove("FERRY_TOKEN_FILE")
             .env("NO_COLOR", "1");
         if let Some(t) = token {
             cmd.env("FERRY_TOKEN", t);
         }
-        cmd.output().expect("running ferry publish")
+        cmd.output().expect("running ferry")
+    }
+
+    /// Like [`FerryServer::cli_as`] but panics unless it succeeds; returns stdout.
+    pub fn cli_ok(&self, args: &[&str], token: &str) -> String {
+        let out = self.cli_as(args, Some(token));
+        assert!(
+            out.status.success(),
+            "ferry {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        String::from_utf8(out.stdout).expect("utf-8 stdout")
     }
 
     /// Runs `ferry-server token ARGS…` on this server's data directory; returns stdout, or
