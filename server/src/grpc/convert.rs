@@ -34,6 +34,9 @@ pub fn publish_input(req: pb::PublishRequest) -> Result<PublishInput, Status> {
             .origin
             .filter(|o| !o.registry_url.is_empty())
             .map(|o| (o.registry_url, o.repository)),
+        to_ring: req.to_ring,
+        pipeline: req.pipeline,
+        actor: String::new(),
     })
 }
 
@@ -56,6 +59,50 @@ pub fn event(e: &Event) -> pb::Event {
             subject: m.subject.clone().unwrap_or_default(),
             ..Default::default()
         },
+        EventKind::RingMoved(m) => pb::Event {
+            seq: e.seq,
+            kind: pb::EventKind::RingMoved as i32,
+            image: e.image.clone(),
+            repository: e.repository.clone(),
+            tag: m.tag.clone(),
+            digest: m.digest.clone(),
+            previous_digest: m.previous_digest.clone(),
+            media_type: m.media_type.clone(),
+            labels: m.labels.clone().into_iter().collect(),
+            published_at_ms: e.published_at_ms,
+            ring: m.ring.clone(),
+            artifact_type: m.artifact_type.clone().unwrap_or_default(),
+            subject: m.subject.clone().unwrap_or_default(),
+            pipeline: m.pipeline.clone(),
+            actor: m.actor.clone(),
+            reason: m.reason.clone(),
+            forced: m.forced,
+        },
+        EventKind::PipelineApplied { pipeline, actor } => pb::Event {
+            seq: e.seq,
+            kind: pb::EventKind::PipelineApplied as i32,
+            published_at_ms: e.published_at_ms,
+            pipeline: pipeline.clone(),
+            actor: actor.clone(),
+            ..Default::default()
+        },
+    }
+}
+
+/// A ring move as Publish and the move verbs list it; None for other events.
+pub fn ring_move(e: &Event) -> Option<pb::RingMove> {
+    match &e.kind {
+        EventKind::RingMoved(m) => Some(pb::RingMove {
+            pipeline: m.pipeline.clone(),
+            ring: m.ring.clone(),
+            image: e.image.clone(),
+            digest: m.digest.clone(),
+            previous_digest: m.previous_digest.clone(),
+            seq: e.seq,
+            tag: m.tag.clone(),
+            version: m.version().to_string(),
+        }),
+        _ => None,
     }
 }
 
@@ -68,6 +115,7 @@ pub fn tag_move(e: &Event) -> Option<pb::TagMove> {
             previous_digest: m.previous_digest.clone(),
             seq: e.seq,
         }),
+        EventKind::RingMoved(_) | EventKind::PipelineApplied { .. } => None,
     }
 }
 

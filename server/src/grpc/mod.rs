@@ -69,7 +69,9 @@ pub(crate) fn status(e: ServiceError) -> Status {
         ServiceError::TooLarge { .. } => Status::resource_exhausted(capped(e.to_string())),
         ServiceError::NameUnknown(_)
         | ServiceError::ManifestUnknown { .. }
-        | ServiceError::BlobUnknown { .. } => Status::not_found(capped(e.to_string())),
+        | ServiceError::BlobUnknown { .. }
+        | ServiceError::RingUnknown(_) => Status::not_found(capped(e.to_string())),
+        ServiceError::RingRefused(_) => Status::failed_precondition(capped(e.to_string())),
         _ => Status::invalid_argument(capped(e.to_string())),
     }
 }

@@ -512,6 +512,7 @@ fn a_re_publish_without_an_origin_moves_no_layer() {
 
 fn entry(digest: &str, labels: &[(&str, &str)], origin: Option<Origin>) -> ManifestEntry {
     ManifestEntry {
+        created_at_ms: 0,
         digest: digest.into(),
         media_type: OCI_MANIFEST.into(),
         artifact_type: None,
