@@ -216,6 +216,15 @@ impl Ferry for FerryGrpc {
                 tracing::info!(token = %principal.name, %image, "publish refused: out of scope");
                 auth_status(e)
             })?;
+            // Past ante, a publish promotes: that needs the promoter role too.
+            if !matches!(input.to_ring.trim(), "" | "ante" | "none") {
+                principal.may_promote(&image).map_err(|e| {
+                    tracing::info!(token = %principal.name, %image, ring = %input.to_ring, "publish refused: not a promoter");
+                    auth_status(e)
+                })?;
+            }
+            let mut input = input;
+            input.actor.clone_from(&principal.name);
             service.publish(input).map_err(status)
         })
         .await?;
@@ -224,7 +233,7 @@ impl Ferry for FerryGrpc {
             repository: out.repository,
             moved: out.events.iter().filter_map(convert::tag_move).collect(),
             head_seq: out.head_seq,
-            ring_moves: Vec::new(),
+            ring_moves: out.events.iter().filter_map(convert::ring_move).collect(),
         }))
     }
 

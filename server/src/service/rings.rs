@@ -289,9 +289,7 @@ impl Service {
         &self,
         pl: &mut Planner,
         spec: &PipelineSpec,
-        image: &str,
-        digest: &str,
-        tag: &str,
+        (image, digest, tag): (&str, &str, &str),
         ring: &str,
         force: bool,
     ) -> Result<(), ServiceError> {
@@ -437,9 +435,7 @@ impl Service {
             self.plan_promote(
                 &mut pl,
                 spec,
-                &image,
-                &digest,
-                &tag,
+                (&image, &digest, &tag),
                 &req.to_ring,
                 req.force,
             )?;
@@ -752,7 +748,7 @@ impl Service {
         }
         if explicit {
             for p in &targets {
-                self.plan_promote(&mut pl, &p.spec, &rec.image, digest, &tag, to_ring, false)?;
+                self.plan_promote(&mut pl, &p.spec, (&rec.image, digest, &tag), to_ring, false)?;
             }
         }
         if pl.moves.is_empty() {
@@ -820,9 +816,7 @@ impl Service {
                 if let Err(e) = self.plan_promote(
                     &mut pl,
                     &p.spec,
-                    &image,
-                    &src.digest,
-                    &src.tag,
+                    (&image, &src.digest, &src.tag),
                     &ring,
                     false,
                 ) {

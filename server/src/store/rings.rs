@@ -213,10 +213,9 @@ pub(super) fn write_ring_batch(
     batch: &RingBatch,
 ) -> Result<Vec<StoredEvent>, StoreError> {
     let now = now_ms();
-    let mut seq = next_seq(tx)?;
-    let first = seq;
+    let first = next_seq(tx)?;
     let mut events = Vec::with_capacity(batch.moves.len());
-    for m in &batch.moves {
+    for (seq, m) in (first..).zip(&batch.moves) {
         let ev = StoredEvent {
             seq,
             kind: StoredEventKind::RingMoved,
@@ -259,7 +258,6 @@ pub(super) fn write_ring_batch(
             )?;
         }
         events.push(ev);
-        seq += 1;
     }
     for h in &batch.set_holds {
         tx.execute(
