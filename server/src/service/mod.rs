@@ -10,6 +10,7 @@ mod error;
 mod events;
 mod publish;
 mod reads;
+pub mod reports;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -29,6 +30,9 @@ pub use error::ServiceError;
 pub use events::{CurrentTag, Event, EventBatch, EventKind, TagMove};
 pub use publish::{Content, PublishInput, PublishOutcome};
 pub use reads::{BlobAnswer, Referrer};
+pub use reports::{
+    ClusterConnection, ClusterInfo, ReportInput, ReportOutcome, ReportedTarget, TargetInput,
+};
 
 /// Size caps on published content.
 #[derive(Debug, Clone)]
@@ -74,6 +78,8 @@ pub struct Service {
     /// How many times a subscriber fell behind the live buffer and was replayed from the log.
     lag_replays: AtomicU64,
     limits: Limits,
+    /// Cluster reports, indexed by (pipeline, ring), and open streams by cluster.
+    reports: reports::Reports,
 }
 
 impl Service {
@@ -137,6 +143,7 @@ impl Service {
             "catalog loaded"
         );
         let (live, _) = broadcast::channel(limits.live_buffer.max(1));
+        let reports = reports::Reports::load(&store)?;
         Ok(Service {
             store,
             catalog: RwLock::new(catalog),
@@ -145,6 +152,7 @@ impl Service {
             head_seq: AtomicU64::new(state.head_seq),
             lag_replays: AtomicU64::new(0),
             limits,
+            reports,
         })
     }
 
