@@ -134,7 +134,7 @@ struct Rig {
 }
 
 async fn rig() -> Rig {
-    let server = Server::start(Limits::default()).await;
+    let server = Server::start(Limits::default(), Duration::from_millis(200)).await;
     let token = server.token("release-bot", &[Role::Promoter], &[]);
     let publisher = server.client().await;
     let promoter = server.client_with(&token).await;

@@ -13,14 +13,13 @@ use ferry_tests::releases::release;
 
 const IMAGE: &str = "registry.example.com/team/app";
 
-use common::Server;
-
-async fn server(live_buffer: usize) -> Server {
-    Server::start(Limits {
+/// A server whose live fan-out holds `live_buffer` batches, heartbeating every 200 ms.
+async fn start(live_buffer: usize) -> common::Server {
+    let limits = Limits {
         live_buffer,
         ..Limits::default()
-    })
-    .await
+    };
+    common::Server::start(limits, Duration::from_millis(200)).await
 }
 
 async fn publish(client: &mut ferry_proto::client::Client, n: u64) -> u64 {
@@ -50,7 +49,7 @@ async fn events_until(stream: &mut tonic::Streaming<pb::SubscribeResponse>, last
 
 #[tokio::test]
 async fn replay_then_live_has_no_gap_and_no_duplicate() {
-    let server = server(4096).await;
+    let server = start(4096).await;
     let mut client = server.client().await;
     for n in 1..=30 {
         publish(&mut client, n).await;
@@ -78,7 +77,7 @@ async fn replay_then_live_has_no_gap_and_no_duplicate() {
 #[tokio::test]
 async fn a_subscriber_that_lags_behind_the_live_buffer_is_replayed_not_dropped() {
     // A live buffer of 2 publishes: a client that stops reading falls behind almost at once.
-    let server = server(2).await;
+    let server = start(2).await;
     let mut client = server.client().await;
     let mut stream = client.subscribe_from(0, &[]).await.unwrap().into_inner();
     // Not reading while 300 publishes of ~32 KB events happen (~10 MB): more than the per-stream
@@ -105,7 +104,7 @@ async fn a_subscriber_that_lags_behind_the_live_buffer_is_replayed_not_dropped()
 
 #[tokio::test]
 async fn heartbeats_carry_the_head_and_filters_hide_other_images() {
-    let server = server(4096).await;
+    let server = start(4096).await;
     let mut client = server.client().await;
     for n in 1..=3 {
         publish(&mut client, n).await;
@@ -129,7 +128,7 @@ async fn heartbeats_carry_the_head_and_filters_hide_other_images() {
 
 #[tokio::test]
 async fn a_cursor_the_log_cannot_serve_gets_a_snapshot_of_current_tags() {
-    let server = server(4096).await;
+    let server = start(4096).await;
     let mut client = server.client().await;
     for n in 1..=2 {
         publish(&mut client, n).await;
@@ -152,7 +151,7 @@ async fn a_cursor_the_log_cannot_serve_gets_a_snapshot_of_current_tags() {
 
 #[tokio::test]
 async fn republishing_the_same_digest_under_the_same_tag_emits_no_event() {
-    let server = server(4096).await;
+    let server = start(4096).await;
     let mut client = server.client().await;
     let first = client
         .publish(release(IMAGE, 1, vec!["v1".into()]))

@@ -245,9 +245,18 @@ impl Ferry for FerryGrpc {
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let token = bearer(&req);
         let principal = self.watcher(token.clone(), "subscribe").await?;
-        let slot = self.streams.open(principal.id, &principal.name)?;
         let req = req.into_inner();
         let filter = ImageFilter::parse(&req.images)?;
+        // The cluster shows connected while this stream is open. An empty name is the token's
+        // (held to the token-name rule, not the cluster-name rule: see validate_cluster_name).
+        let cluster = if req.cluster.is_empty() {
+            principal.name.clone()
+        } else {
+            crate::service::reports::validate_cluster_name(&req.cluster).map_err(status)?;
+            req.cluster.clone()
+        };
+        let slot = self.streams.open(principal.id, &principal.name)?;
+        let connection = self.service.cluster_connected(&cluster, &principal.name);
         let service = self.service.clone();
         let still_allowed: subscribe::StillAllowed = Arc::new(move || {
             authorize(
@@ -263,6 +272,7 @@ impl Ferry for FerryGrpc {
             name: principal.name,
             still_allowed,
             slot,
+            connection,
         };
         let stream = subscribe::start(
             self.service.clone(),

@@ -3,7 +3,9 @@
 use ferry_proto::pb;
 use tonic::{Request, Response, Status};
 
-use super::{bearer, convert, run_blocking, status, FerryGrpc};
+use super::{authorize, bearer, convert, run_blocking, status, FerryGrpc};
+use crate::service::auth::{Principal, Role};
+use crate::service::{ReportInput, TargetInput};
 
 /// Any valid token: a pipeline's status by name, or of every pipeline listing an image (the
 /// first, the others in `also`).
@@ -32,9 +34,52 @@ pub(super) async fn get_pipeline(
     Ok(Response::new(first))
 }
 
+/// Report: role agent; the cluster is the request's or the token's name.
 pub(super) async fn report(
-    _grpc: &FerryGrpc,
-    _req: Request<pb::ReportRequest>,
+    grpc: &FerryGrpc,
+    req: Request<pb::ReportRequest>,
 ) -> Result<Response<pb::ReportResponse>, Status> {
-    Err(Status::unimplemented("report: not built yet"))
+    let token = bearer(&req);
+    let raw = req.into_inner();
+    let service = grpc.service.clone();
+    // One trip to the blocking pool: the token check reads the store, the report writes it.
+    let out = run_blocking(move || {
+        let principal = authorize(
+            &service,
+            token.as_deref(),
+            "report",
+            Role::Agent,
+            Principal::may_report,
+        )?;
+        service
+            .record_report(&principal.name, report_input(raw))
+            .map_err(status)
+    })
+    .await?;
+    Ok(Response::new(pb::ReportResponse {
+        cluster: out.cluster,
+        changed: out.changed,
+    }))
+}
+
+fn report_input(r: pb::ReportRequest) -> ReportInput {
+    ReportInput {
+        cluster: r.cluster,
+        cursor: r.cursor,
+        targets: r
+            .targets
+            .into_iter()
+            .map(|t| TargetInput {
+                target: t.target,
+                image: t.image,
+                digest: t.digest,
+                ring: t.ring,
+                pipeline: t.pipeline,
+                file: t.file,
+                commit: t.commit,
+                pushed_at_ms: t.pushed_at_ms,
+                error: t.error,
+            })
+            .collect(),
+    }
 }

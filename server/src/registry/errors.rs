@@ -118,7 +118,8 @@ impl From<ServiceError> for OciError {
             ServiceError::Digest(_) => Self::new(S::BAD_REQUEST, "DIGEST_INVALID", msg),
             ServiceError::Manifest(_)
             | ServiceError::InvalidPublish(_)
-            | ServiceError::InvalidToken(_) => Self::new(S::BAD_REQUEST, "MANIFEST_INVALID", msg),
+            | ServiceError::InvalidToken(_)
+            | ServiceError::InvalidReport(_) => Self::new(S::BAD_REQUEST, "MANIFEST_INVALID", msg),
             // The registry never moves rings; mapped for completeness.
             ServiceError::RingInvalid(_) | ServiceError::RingRefused(_) => {
                 Self::new(S::BAD_REQUEST, "DENIED", msg)

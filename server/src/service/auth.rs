@@ -184,6 +184,11 @@ impl Principal {
         Err(self.out_of_scope("move rings of", image))
     }
 
+    /// Report what a cluster's targets run: role agent.
+    pub fn may_report(&self) -> Result<(), AuthError> {
+        self.require(Role::Agent, "report cluster state")
+    }
+
     /// Subscribe and ListTags: role agent.
     pub fn may_watch(&self) -> Result<(), AuthError> {
         self.require(Role::Agent, "subscribe to events or list tags")

@@ -55,6 +55,9 @@ pub enum ServiceError {
     /// A publish that is inconsistent (missing child or config, sizes that disagree, …).
     #[error("invalid publish: {0}")]
     InvalidPublish(String),
+    /// A cluster report that cannot be stored (a name, digest or field breaking its rule).
+    #[error("invalid report: {0}")]
+    InvalidReport(String),
     /// A token could not be created as asked.
     #[error("{0}")]
     InvalidToken(String),

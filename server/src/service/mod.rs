@@ -38,6 +38,9 @@ pub use error::ServiceError;
 pub use events::{CurrentTag, Event, EventBatch, EventKind, RingMove, TagMove};
 pub use publish::{Content, PublishInput, PublishOutcome};
 pub use reads::{BlobAnswer, Referrer};
+pub use reports::{
+    ClusterConnection, ClusterInfo, ReportInput, ReportOutcome, ReportedTarget, TargetInput,
+};
 pub use ring_status::{PipelineView, PointerView, RingView};
 pub use rings::PromoteInput;
 
@@ -84,11 +87,11 @@ pub struct Service {
     head_seq: AtomicU64,
     /// Pipelines, ring pointers, holds and rejections (updated under the publish lock).
     rings: RwLock<ring_state::RingState>,
-    /// Bumped on each stored report (autoPromote wakes on it).
-    reports_tx: tokio::sync::watch::Sender<u64>,
     /// How many times a subscriber fell behind the live buffer and was replayed from the log.
     lag_replays: AtomicU64,
     limits: Limits,
+    /// Cluster reports, indexed by (pipeline, ring), and open streams by cluster.
+    reports: reports::Reports,
 }
 
 impl Service {
@@ -154,6 +157,7 @@ impl Service {
         );
         let rings = ring_state::RingState::load(store.load_rings()?)?;
         let (live, _) = broadcast::channel(limits.live_buffer.max(1));
+        let reports = reports::Reports::load(&store)?;
         Ok(Service {
             store,
             catalog: RwLock::new(catalog),
@@ -161,9 +165,9 @@ impl Service {
             live,
             head_seq: AtomicU64::new(state.head_seq),
             rings: RwLock::new(rings),
-            reports_tx: tokio::sync::watch::channel(0).0,
             lag_replays: AtomicU64::new(0),
             limits,
+            reports,
         })
     }
 

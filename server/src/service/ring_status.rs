@@ -213,7 +213,10 @@ impl Service {
             rings.push(view);
         }
         for view in &mut rings {
-            view.clusters = reports.remove(view.name.as_str()).unwrap_or_default();
+            let mut targets = reports.remove(view.name.as_str()).unwrap_or_default();
+            // Targets that name no pipeline are reported for every pipeline with that ring.
+            targets.retain(|t| spec.lists(&t.image));
+            view.clusters = targets;
         }
         let rejected = st
             .rejections

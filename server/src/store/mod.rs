@@ -1,4 +1,5 @@
-//! The SQLite store: the durable record of repositories, manifests, blobs, tags and the event log.
+//! The SQLite store: the durable record of repositories, manifests, blobs, tags, the event log
+//! and cluster reports.
 //!
 //! Direction: `service` → `store`. The store knows SQL and nothing of HTTP or gRPC. One writer
 //! connection (SQLite has one writer anyway) and a small pool of readers: WAL lets readers run
@@ -6,6 +7,7 @@
 
 mod publish;
 mod read;
+mod reports;
 mod rings;
 mod schema;
 mod tokens;
@@ -18,6 +20,7 @@ use thiserror::Error;
 
 pub use publish::{BlobRecord, ManifestRecord, PublishRecord};
 pub use read::{LoadedBlob, LoadedManifest, LoadedRepository, LoadedState, LoadedTag};
+pub use reports::{ClusterRecord, ReportRecord, ReportStored, ReportedTarget, TargetHistoryRow};
 pub use rings::{
     LoadedRings, RingBatch, RingMoveRecord, StoredHistory, StoredHold, StoredPipeline,
     StoredPointer, StoredRejection,

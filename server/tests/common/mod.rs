@@ -1,5 +1,5 @@
 //! Shared by the in-process server tests: the configuration of a server on loopback with one
-//! registry worker, anonymous registry reads and no TLS, and such a server running in-process.
+//! registry worker, anonymous registry reads and no TLS, and such a server started in-process.
 
 use std::path::Path;
 use std::time::Duration;
@@ -22,10 +22,11 @@ pub fn config(data_dir: &Path, limits: Limits, heartbeat: Duration) -> ServerCon
     }
 }
 
-/// A ferry-server on loopback in a temp dir, stopped by [`Server::stop`].
+/// A server running in this process on loopback, stopped by [`Server::stop`].
+// Not every test crate that includes `common` starts one this way.
 #[allow(dead_code)]
 pub struct Server {
-    /// The gRPC address (`http://127.0.0.1:port`).
+    /// The gRPC URL.
     pub grpc: String,
     /// The running service, kept so tests can read what it observed (e.g. lag replays).
     pub service: std::sync::Arc<ferry_server::service::Service>,
@@ -38,10 +39,10 @@ pub struct Server {
 
 #[allow(dead_code)]
 impl Server {
-    /// Starts a server with these limits and a 200 ms heartbeat.
-    pub async fn start(limits: Limits) -> Server {
+    /// Starts a server on a fresh data directory with these limits and heartbeat period.
+    pub async fn start(limits: Limits, heartbeat: Duration) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = config(dir.path(), limits, Duration::from_millis(200));
+        let cfg = config(dir.path(), limits, heartbeat);
         let service = ferry_server::run::open_service(&cfg).unwrap();
         let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -68,6 +69,11 @@ impl Server {
         }
     }
 
+    /// A client with the bootstrap token.
+    pub async fn client(&self) -> ferry_proto::client::Client {
+        self.client_with(&self.token).await
+    }
+
     /// A new token named `name` with `roles` (and `scopes`): its secret.
     pub fn token(
         &self,
@@ -79,21 +85,14 @@ impl Server {
         self.service.create_token(name, roles, &scopes).unwrap().1
     }
 
-    /// A client sending `token`.
+    /// A client with `token`.
     pub async fn client_with(&self, token: &str) -> ferry_proto::client::Client {
         ferry_proto::client::connect(&self.grpc, Some(token))
             .await
             .unwrap()
     }
 
-    /// A client with the bootstrap token.
-    pub async fn client(&self) -> ferry_proto::client::Client {
-        ferry_proto::client::connect(&self.grpc, Some(&self.token))
-            .await
-            .unwrap()
-    }
-
-    /// Stops the server and waits for it (10 s at most).
+    /// Shuts the server down, failing the test if it takes more than 10 s.
     pub async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
         let task = self.task.take().unwrap();
