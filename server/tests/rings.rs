@@ -669,3 +669,101 @@ async fn auto_promote_stops_at_a_held_ring_and_a_rejected_digest() {
     );
     server.stop().await;
 }
+
+async fn report(c: &mut Client, cluster: &str, ring: &str, digest: &str, error: &str) {
+    c.report(pb::ReportRequest {
+        cluster: cluster.into(),
+        cursor: 1,
+        targets: vec![pb::TargetReport {
+            target: "repo#watcher.yaml#targets[0]".into(),
+            image: WEB.into(),
+            digest: digest.into(),
+            ring: ring.into(),
+            pipeline: "shop".into(),
+            file: format!("environments/{cluster}/kustomization.yaml"),
+            commit: "abc1234".into(),
+            error: error.into(),
+            ..Default::default()
+        }],
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_gate_names_the_cluster_that_has_not_applied_it() {
+    let Rig {
+        server,
+        mut publisher,
+        mut promoter,
+    } = rig().await;
+    let gate = pb::Gate {
+        require_applied: true,
+        soak_seconds: 0,
+        auto_promote: false,
+    };
+    promoter
+        .apply_pipeline(spec("shop", &[WEB], "", &[("prod", gate)]))
+        .await
+        .unwrap();
+    let (v1, _) = publish(&mut publisher, WEB, 1, "1", &[]).await;
+    promote(&mut promoter, WEB, "", "dev").await.unwrap();
+    promote(&mut promoter, WEB, "", "test").await.unwrap();
+    // Nobody follows test yet: closed, and it says so.
+    let err = promote(&mut promoter, WEB, "", "prod").await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(
+        err.message().contains("no cluster follows ring test"),
+        "{}",
+        err.message()
+    );
+    // staging still runs something else; qa applied it but failed.
+    let old = format!("sha256:{}", "0".repeat(64));
+    report(&mut publisher, "staging-cluster", "test", &old, "").await;
+    report(
+        &mut publisher,
+        "qa-cluster",
+        "test",
+        &v1,
+        "ImagePullBackOff",
+    )
+    .await;
+    let head = server.service.head_seq();
+    let err = promote(&mut promoter, WEB, "", "prod").await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(
+        err.message().contains("qa-cluster, staging-cluster"),
+        "the refusal names the clusters: {}",
+        err.message()
+    );
+    assert_eq!(server.service.head_seq(), head, "nothing moved");
+    let st = status(&mut promoter, "shop", false).await;
+    let prod = st.rings.iter().find(|r| r.name == "prod").unwrap();
+    let gs = prod.gate_status.as_ref().unwrap();
+    assert!(!gs.open);
+    assert_eq!(gs.waiting_for, ["qa-cluster", "staging-cluster"]);
+    assert_eq!(gs.candidate, v1);
+    let test = st.rings.iter().find(|r| r.name == "test").unwrap();
+    assert_eq!(test.clusters.len(), 2, "{:?}", test.clusters);
+    // --force skips the gate and is recorded as forced.
+    let mut forced = promote_req(WEB, "", "prod");
+    forced.force = true;
+    forced.reason = "incident 42".into();
+    let moved = promoter.promote(forced).await.unwrap().into_inner();
+    assert_eq!(moved.moved.len(), 1);
+    promoter
+        .rollback(pb::RollbackRequest {
+            image: WEB.into(),
+            ring: "prod".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err(); // prod was empty before: no previous digest
+                       // Both apply it cleanly: the gate opens.
+    report(&mut publisher, "staging-cluster", "test", &v1, "").await;
+    report(&mut publisher, "qa-cluster", "test", &v1, "").await;
+    let st = status(&mut promoter, "shop", false).await;
+    let prod = st.rings.iter().find(|r| r.name == "prod").unwrap();
+    assert!(prod.gate_status.as_ref().unwrap().open, "{prod:?}");
+    server.stop().await;
+}
