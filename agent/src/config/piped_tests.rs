@@ -592,9 +592,9 @@ fn push_rules() {
         &["\"main\" is the base branch", "never pushes the base"],
     );
     assert_err(
-        &with_push(&["branchTemplate: 'ferry/{{version}}'"]),
+        &with_push(&["branchTemplate: 'ferry/{{release}}'"]),
         "spec.repositories[0].push.branchTemplate",
-        &["unknown placeholder {{version}}", "tag"],
+        &["unknown placeholder {{release}}", "tag"],
     );
     // Nothing of it survives sanitising: refused with what it rendered to.
     assert_err(
