@@ -1,5 +1,6 @@
-//! Applying releases to one repository: pick each target's tag with its policy, edit the files,
-//! and make one signed commit for everything that changed.
+//! Applying releases to one repository: pick each tag target's tag with its policy and each
+//! ring target's ring pointer, edit the files, and make one signed commit for everything that
+//! changed. Planning also says, per target, which digest its file holds (for reports).
 //!
 //! The plan is computed from the work tree as it is, so the push loop can recompute it on a new
 //! tip after losing a race: concurrent human commits are kept, and our edits land on top.
@@ -10,10 +11,12 @@ use std::path::Path;
 
 use ferry_proto::release::{self, NotARelease};
 
-use crate::config::{branch_name, combined_message, digest_short, CommitVars};
+use crate::config::{branch_name, combined_message, digest_short, CommitVars, Format, RingFollow};
 use crate::edit::{self, EditOutcome, Release};
 use crate::git::{self, Change, GitIdentity, Outcome, SigningKey, Workspace};
 use crate::policy::Candidate;
+use crate::rings::{RingTable, VERSION_LABEL};
+
 use crate::targets::Target;
 
 /// One published tag as the agent knows it.
@@ -42,6 +45,30 @@ impl TagInfo {
 /// Normalised image name → tag → state.
 pub type TagTable = HashMap<String, BTreeMap<String, TagInfo>>;
 
+/// What the agent knows of the server: tags for tag targets, ring pointers for ring targets.
+#[derive(Debug, Clone, Default)]
+pub struct Known {
+    /// Current tags of the watched images.
+    pub tags: TagTable,
+    /// Current ring pointers of the images ring targets watch.
+    pub rings: RingTable,
+}
+
+/// What planning found a target's file to hold. A target planning says nothing about (no
+/// release yet, an empty ring, kept by its policy) has no verdict: its last one stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The file holds this digest, or will once the plan is committed (`edited`).
+    Holds {
+        /// The manifest digest written or found.
+        digest: String,
+        /// Whether this plan edits the file to hold it.
+        edited: bool,
+    },
+    /// The target could not be applied: why.
+    Failed(String),
+}
+
 /// What planning found: the new content of each edited file, the updates that produced it, and
 /// why other targets did not move.
 #[derive(Debug, Default)]
@@ -55,6 +82,22 @@ pub struct Plan {
     /// Why tags were passed over and targets stayed where they are. The same notes come back on
     /// every plan until a new release arrives, so the caller logs each one once.
     pub notes: Vec<Note>,
+    /// Target key ([`Target::key`]) → what its file holds or why it failed.
+    pub verdicts: BTreeMap<String, Verdict>,
+}
+
+impl Plan {
+    /// Records that `target` failed, for the log and for its report.
+    fn fail(&mut self, target: &Target, why: String) {
+        self.errors.push(format!("{}: {why}", target.describe()));
+        self.verdicts.insert(target.key(), Verdict::Failed(why));
+    }
+
+    fn holds(&mut self, target: &Target, digest: &str, edited: bool) {
+        let digest = digest.to_string();
+        self.verdicts
+            .insert(target.key(), Verdict::Holds { digest, edited });
+    }
 }
 
 /// Something the user may wonder about ("why did my target not move?"), logged once at info.
@@ -82,6 +125,13 @@ pub enum Note {
         /// Why it stays.
         reason: String,
     },
+    /// A ring target's ring holds nothing for its image (yet, or any more): its file stays.
+    RingEmpty {
+        /// The target, as [`Target::describe`] names it.
+        target: String,
+        /// The ring it follows.
+        ring: String,
+    },
 }
 
 impl fmt::Display for Note {
@@ -96,6 +146,10 @@ impl fmt::Display for Note {
                 reason,
                 ..
             } => write!(f, "{target} stays: {reason} (newest release: {newest})"),
+            Note::RingEmpty { target, ring } => write!(
+                f,
+                "{target} stays: ring {ring} points at nothing for its image"
+            ),
         }
     }
 }
@@ -162,16 +216,101 @@ fn stays(target: &Target, candidates: &[Candidate<'_>], reason: String) -> Optio
 }
 
 /// Plans the edits for `targets` against the files under `root`.
-pub fn plan(root: &Path, targets: &[&Target], table: &TagTable) -> Plan {
+pub fn plan(root: &Path, targets: &[&Target], known: &Known) -> Plan {
     let mut plan = Plan::default();
     for target in targets {
-        plan_target(root, target, table, &mut plan);
+        match &target.spec.ring {
+            Some(follow) => plan_ring_target(root, target, follow, &known.rings, &mut plan),
+            None => plan_tag_target(root, target, &known.tags, &mut plan),
+        }
     }
     plan
 }
 
-/// Adds what `target` needs to `plan`: an edit, an error, or a note saying why it stays.
-fn plan_target(root: &Path, target: &Target, table: &TagTable, plan: &mut Plan) {
+/// Adds what a ring target needs to `plan`: what its ring points at, moved back or forward
+/// alike (the ring is the authority), or nothing when the ring is empty.
+fn plan_ring_target(
+    root: &Path,
+    target: &Target,
+    follow: &RingFollow,
+    rings: &RingTable,
+    plan: &mut Plan,
+) {
+    let image = target.spec.image.to_string();
+    let pointer = match rings.resolve(&image, follow) {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            plan.notes.push(Note::RingEmpty {
+                target: target.describe(),
+                ring: follow.ring.clone(),
+            });
+            return;
+        }
+        Err(why) => return plan.fail(target, why),
+    };
+    let info = pointer.info;
+    let format = target.spec.format;
+    if format != Format::Digest && info.tag.is_empty() {
+        let why = format!(
+            "ring {} of pipeline {} points at {}, which has no tag, and format {format} writes one: publish the digest with a tag, or set format: digest",
+            pointer.ring, pointer.pipeline, info.digest
+        );
+        return plan.fail(target, why);
+    }
+    let release = Release {
+        image: &image,
+        tag: &info.tag,
+        digest: &info.digest,
+    };
+    match edit_target(root, target, plan, &release) {
+        Ok(EditOutcome::Unchanged) => plan.holds(target, &info.digest, false),
+        Ok(EditOutcome::Changed { content, previous }) => {
+            plan.files.insert(target.spec.file_path.clone(), content);
+            plan.updates.push(CommitVars {
+                image: target.spec.image_raw.clone(),
+                tag: info.tag.clone(),
+                digest: info.digest.clone(),
+                previous_tag: previous_for_message(previous.as_deref()),
+                revision: None,
+                file_path: target.spec.file_path.clone(),
+                ring: Some(pointer.ring.to_string()),
+                version: Some(info.version.clone()).filter(|v| !v.is_empty()),
+            });
+            plan.holds(target, &info.digest, true);
+        }
+        Err(why) => plan.fail(target, why),
+    }
+}
+
+/// `{{previous_tag}}`: the tag the file had, or for a file that pinned only a digest its short
+/// digest, so the message still says what was replaced.
+fn previous_for_message(previous: Option<&str>) -> Option<String> {
+    previous
+        .and_then(tag_of)
+        .or_else(|| previous.and_then(short_digest_of))
+        .map(str::to_string)
+}
+
+/// Writes `release` into the file `target` edits, as this plan has it so far.
+fn edit_target(
+    root: &Path,
+    target: &Target,
+    plan: &Plan,
+    release: &Release<'_>,
+) -> Result<EditOutcome, String> {
+    let current = current_content(root, target, plan)?;
+    edit::apply(
+        &current,
+        &target.spec.kind,
+        target.spec.format,
+        &target.spec.image_raw,
+        release,
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// Adds what a tag target needs to `plan`: an edit, an error, or a note saying why it stays.
+fn plan_tag_target(root: &Path, target: &Target, table: &TagTable, plan: &mut Plan) {
     let image = target.spec.image.to_string();
     let Some(tags) = table.get(&image) else {
         tracing::debug!(target = %target.describe(), "no published tags yet");
@@ -186,27 +325,15 @@ fn plan_target(root: &Path, target: &Target, table: &TagTable, plan: &mut Plan) 
         ));
         return;
     };
-    let current = match current_content(root, target, plan) {
-        Ok(c) => c,
-        Err(e) => {
-            plan.errors.push(format!("{}: {e}", target.describe()));
-            return;
-        }
-    };
     let release = Release {
         image: &image,
         tag: chosen.tag,
         digest: chosen.digest,
     };
-    match edit::apply(
-        &current,
-        &target.spec.kind,
-        target.spec.format,
-        &target.spec.image_raw,
-        &release,
-    ) {
+    match edit_target(root, target, plan, &release) {
         Ok(EditOutcome::Unchanged) => {
             tracing::debug!(target = %target.describe(), tag = chosen.tag, "already current");
+            plan.holds(target, chosen.digest, false);
         }
         Ok(EditOutcome::Changed { content, previous }) => {
             let previous_tag = previous.as_deref().and_then(tag_of);
@@ -219,23 +346,21 @@ fn plan_target(root: &Path, target: &Target, table: &TagTable, plan: &mut Plan) 
                 plan.notes.extend(stays(target, &candidates, reason));
                 return;
             }
-            // `{{previous_tag}}` for a file that pinned only a digest: its short digest, so the
-            // message still says what was replaced.
-            let previous_for_message = previous_tag
-                .or_else(|| previous.as_deref().and_then(short_digest_of))
-                .map(str::to_string);
             let labels = &tags[chosen.tag].labels;
             plan.files.insert(target.spec.file_path.clone(), content);
             plan.updates.push(CommitVars {
                 image: target.spec.image_raw.clone(),
                 tag: chosen.tag.to_string(),
                 digest: chosen.digest.to_string(),
-                previous_tag: previous_for_message,
+                previous_tag: previous_for_message(previous.as_deref()),
                 revision: labels.get("org.opencontainers.image.revision").cloned(),
                 file_path: target.spec.file_path.clone(),
+                ring: None,
+                version: labels.get(VERSION_LABEL).cloned(),
             });
+            plan.holds(target, chosen.digest, true);
         }
-        Err(e) => plan.errors.push(format!("{}: {e}", target.describe())),
+        Err(why) => plan.fail(target, why),
     }
 }
 
@@ -258,6 +383,76 @@ pub struct Applied {
     pub errors: Vec<String>,
     /// Why tags were passed over and targets stayed (see [`Plan::notes`]).
     pub notes: Vec<Note>,
+    /// Target key → what its file now holds on the base branch, or why it failed. Targets
+    /// with nothing new to say are absent.
+    pub facts: BTreeMap<String, Fact>,
+}
+
+/// What a target's file holds after an apply, or why it failed: what reports say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fact {
+    /// This apply pushed `commit`, after which the file holds `digest`.
+    Applied {
+        /// The digest written.
+        digest: String,
+        /// The commit pushed.
+        commit: String,
+        /// When it was pushed, in ms since the epoch.
+        at_ms: i64,
+    },
+    /// The file was found holding `digest` at `commit`, the tip checked.
+    Verified {
+        /// The digest found.
+        digest: String,
+        /// The base tip the file was read at.
+        commit: String,
+        /// The commit's time, in ms since the epoch.
+        at_ms: i64,
+    },
+    /// The target could not be applied: why.
+    Failed(String),
+}
+
+/// Turns the last plan's verdicts into facts about the base branch. In branch mode an edit only
+/// reaches a push branch, so the base (what runs) still holds what it held: no fact.
+fn facts(
+    ws: &Workspace,
+    verdicts: BTreeMap<String, Verdict>,
+    outcome: Outcome,
+) -> Result<BTreeMap<String, Fact>, git::GitError> {
+    let branch_mode = ws.push_settings().to.is_branch_mode();
+    let tip = ws.head()?;
+    let tip_ms = ws.commit_time_ms(tip)?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let mut out = BTreeMap::new();
+    for (key, verdict) in verdicts {
+        let fact = match (verdict, outcome) {
+            (Verdict::Failed(why), _) => Fact::Failed(why),
+            (Verdict::Holds { edited: true, .. }, _) if branch_mode => continue,
+            (
+                Verdict::Holds {
+                    digest,
+                    edited: true,
+                },
+                Outcome::Pushed { commit, .. },
+            ) => Fact::Applied {
+                digest,
+                commit: commit.to_string(),
+                at_ms: now_ms,
+            },
+            // Not edited, or the edit rewrote identical bytes (nothing to commit): the tip
+            // holds it already.
+            (Verdict::Holds { digest, .. }, _) => Fact::Verified {
+                digest,
+                commit: tip.to_string(),
+                at_ms: tip_ms,
+            },
+        };
+        out.insert(key, fact);
+    }
+    Ok(out)
 }
 
 /// Commits and pushes whatever `targets` need in `ws`, planned on the fresh tip the push loop
@@ -269,7 +464,7 @@ pub struct Applied {
 pub fn apply_repo(
     ws: &mut Workspace,
     targets: &[&Target],
-    table: &TagTable,
+    known: &Known,
     identity: &GitIdentity,
     signing: Option<&SigningKey>,
     branch_template: Option<&str>,
@@ -277,11 +472,13 @@ pub fn apply_repo(
     let template = targets.iter().find_map(|t| t.commit_message.clone());
     let mut errors = Vec::new();
     let mut notes = Vec::new();
+    let mut verdicts = BTreeMap::new();
     let outcome = ws.commit_and_push_with(identity, signing, |root: &Path| {
-        let p = plan(root, targets, table);
+        let p = plan(root, targets, known);
         // Only the last plan counts: the push loop replans on a new tip after losing a race.
         errors = p.errors;
         notes = p.notes;
+        verdicts = p.verdicts;
         if p.files.is_empty() {
             return Ok(None);
         }
@@ -305,6 +502,7 @@ pub fn apply_repo(
         }))
     })?;
     Ok(Applied {
+        facts: facts(ws, verdicts, outcome)?,
         outcome,
         errors,
         notes,
@@ -312,166 +510,5 @@ pub fn apply_repo(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::ImageWatcherFile;
-
-    const HEX: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-
-    #[test]
-    fn tag_of_reads_the_tag_part() {
-        assert_eq!(tag_of("gcr.io/acme/app:1.2.3"), Some("1.2.3"));
-        assert_eq!(tag_of("127.0.0.1:5001/app:v1@sha256:abc"), Some("v1"));
-        assert_eq!(tag_of("127.0.0.1:5001/app@sha256:abc"), None);
-        assert_eq!(tag_of("1.2.3"), Some("1.2.3"));
-        assert_eq!(tag_of("sha256:abc"), None);
-    }
-
-    #[test]
-    fn short_digest_of_reads_the_digest_part() {
-        let pinned = format!("127.0.0.1:5001/app@sha256:{HEX}");
-        assert_eq!(short_digest_of(&pinned), Some("0123456789ab"));
-        assert_eq!(
-            short_digest_of(&format!("sha256:{HEX}")),
-            Some("0123456789ab")
-        );
-        assert_eq!(short_digest_of("app:1.2.3"), None);
-    }
-
-    /// A repository with `deployment.yaml` running `image`, and one target on it with `policy`
-    /// (a YAML flow mapping, or empty for none).
-    fn repo_with_target(image: &str, policy: &str) -> (tempfile::TempDir, Target) {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("deployment.yaml"),
-            format!("spec:\n  containers:\n    - name: app\n      image: {image}\n"),
-        )
-        .unwrap();
-        let policy = if policy.is_empty() {
-            String::new()
-        } else {
-            format!("      policy: {policy}\n")
-        };
-        let text = format!("apiVersion: pipecd.dev/v1beta1\nkind: ImageWatcher\nspec:\n  targets:\n    - image: registry.example.com/app\n      provider: ferry\n      filePath: deployment.yaml\n      field: spec.containers[0].image\n{policy}");
-        let file = ImageWatcherFile::parse(&text, ".pipe/w.yaml").unwrap();
-        let spec = file.valid_targets().next().expect("a valid target").clone();
-        let target = Target {
-            repo_id: "config".into(),
-            watcher_file: ".pipe/w.yaml".into(),
-            policy: spec.policy.clone().unwrap_or_default(),
-            spec,
-            commit_message: None,
-        };
-        (dir, target)
-    }
-
-    fn table(tags: &[(&str, u64, &str, &str)]) -> TagTable {
-        let mut image = BTreeMap::new();
-        for (tag, seq, artifact_type, subject) in tags {
-            image.insert(
-                tag.to_string(),
-                TagInfo {
-                    digest: format!("sha256:{:064x}", seq),
-                    seq: *seq,
-                    artifact_type: artifact_type.to_string(),
-                    subject: subject.to_string(),
-                    ..TagInfo::default()
-                },
-            );
-        }
-        HashMap::from([("registry.example.com/app".to_string(), image)])
-    }
-
-    // Regression (issue 9): an SBOM or signature published with a tag after a release moved
-    // targets without a policy ("latest published wins") onto the artifact.
-    #[test]
-    fn plan_picks_the_release_over_newer_artifact_tags() {
-        let (dir, target) = repo_with_target("registry.example.com/app:1.2.3", "");
-        let subject = format!("sha256:{HEX}");
-        let cosign = format!("sha256-{HEX}.sig");
-        let table = table(&[
-            ("1.2.4", 1, "", ""),
-            ("1.2.4-sbom", 2, "application/spdx+json", ""),
-            ("1.2.4-sig", 3, "", &subject),
-            (&cosign, 4, "", ""),
-        ]);
-        let plan = plan(dir.path(), &[&target], &table);
-        assert!(plan.errors.is_empty(), "{:?}", plan.errors);
-        assert_eq!(plan.updates.len(), 1, "{plan:?}");
-        assert_eq!(plan.updates[0].tag, "1.2.4");
-        let content = String::from_utf8(plan.files["deployment.yaml"].clone()).unwrap();
-        assert!(
-            content.contains("image: registry.example.com/app:1.2.4\n"),
-            "{content}"
-        );
-
-        let passed: Vec<String> = plan.notes.iter().map(Note::to_string).collect();
-        assert_eq!(passed.len(), 3, "{passed:?}");
-        assert!(passed[0].contains("1.2.4-sbom") && passed[0].contains("application/spdx+json"));
-        assert!(passed[1].contains("1.2.4-sig") && passed[1].contains(&subject));
-        assert!(passed[2].contains(&cosign) && passed[2].contains("cosign"));
-    }
-
-    #[test]
-    fn only_artifacts_move_nothing() {
-        let (dir, target) = repo_with_target("registry.example.com/app:1.2.3", "");
-        let table = table(&[("sbom", 5, "application/spdx+json", "")]);
-        let plan = plan(dir.path(), &[&target], &table);
-        assert!(plan.files.is_empty() && plan.updates.is_empty());
-        assert!(matches!(&plan.notes[..], [Note::PassedOver { tag, .. }] if tag == "sbom"));
-    }
-
-    // Regression (issue 9): a target moving from a digest-only reference had an empty
-    // {{previous_tag}}; it now names the short digest it left.
-    #[test]
-    fn previous_tag_falls_back_to_the_short_digest() {
-        let (dir, target) = repo_with_target(&format!("registry.example.com/app@sha256:{HEX}"), "");
-        let plan = plan(dir.path(), &[&target], &table(&[("1.2.4", 1, "", "")]));
-        assert_eq!(plan.updates.len(), 1, "{plan:?}");
-        assert_eq!(
-            plan.updates[0].previous_tag.as_deref(),
-            Some("0123456789ab")
-        );
-        let message = combined_message(&plan.updates, Some("from {{previous_tag}} to {{tag}}"));
-        assert_eq!(message, "from 0123456789ab to 1.2.4");
-    }
-
-    #[test]
-    fn a_target_kept_by_its_policy_says_why_once_per_release() {
-        let (dir, target) = repo_with_target("registry.example.com/app:1.2.3", "{semver: '>=2'}");
-        let first = plan(dir.path(), &[&target], &table(&[("1.2.4", 1, "", "")]));
-        assert!(first.files.is_empty());
-        let [note @ Note::Stays { .. }] = &first.notes[..] else {
-            panic!("{:?}", first.notes)
-        };
-        let shown = note.to_string();
-        assert!(
-            shown.contains("deployment.yaml")
-                && shown.contains("policy")
-                && shown.contains("1.2.4"),
-            "{shown}"
-        );
-        // Planned again (a resync) with nothing new: the same note, which the caller logs once.
-        let again = plan(dir.path(), &[&target], &table(&[("1.2.4", 1, "", "")]));
-        assert_eq!(again.notes, first.notes);
-        // A new release is a new note.
-        let newer = plan(
-            dir.path(),
-            &[&target],
-            &table(&[("1.2.4", 1, "", ""), ("1.3.0", 2, "", "")]),
-        );
-        assert_ne!(newer.notes, first.notes);
-    }
-
-    #[test]
-    fn a_target_never_moved_down_says_why() {
-        let (dir, target) = repo_with_target("registry.example.com/app:1.5.0", "{semver: '<2'}");
-        let plan = plan(dir.path(), &[&target], &table(&[("1.2.4", 1, "", "")]));
-        assert!(plan.files.is_empty());
-        let shown: Vec<String> = plan.notes.iter().map(Note::to_string).collect();
-        assert!(
-            matches!(&shown[..], [s] if s.contains("on 1.5.0") && s.contains("lower version")),
-            "{shown:?}"
-        );
-    }
-}
+#[path = "apply_tests.rs"]
+mod tests;

@@ -1,4 +1,5 @@
-//! The connection to a `FERRY` image provider: ListTags for reconciliation, Subscribe for events.
+//! The connection to a `FERRY` image provider: ListTags and ListRings for reconciliation,
+//! Subscribe for events, Report for what the targets run.
 //!
 //! Connecting opens a channel but sends nothing, so a token is only known good once the first
 //! call (ListTags) is answered; a refusal then names the token file and the server's reason.
@@ -43,21 +44,51 @@ pub async fn list_tags(
     Ok(resp.into_inner())
 }
 
-/// Opens the event stream after `after_seq` for `images`.
+/// Current ring pointers of `images` and the head seq they are consistent with.
+pub async fn list_rings(
+    client: &mut Client,
+    images: &[String],
+    token_file: Option<&Path>,
+) -> anyhow::Result<pb::ListRingsResponse> {
+    let resp = client
+        .list_rings(pb::ListRingsRequest {
+            images: images.to_vec(),
+        })
+        .await
+        .map_err(|s| rpc_error("ListRings", &s, token_file))?;
+    Ok(resp.into_inner())
+}
+
+/// Opens the event stream after `after_seq` for `images`, as `cluster` (empty: the token's
+/// name), so status shows the cluster connected while it is open.
 pub async fn subscribe(
     client: &mut Client,
     after_seq: u64,
     images: &[String],
+    cluster: &str,
     token_file: Option<&Path>,
 ) -> anyhow::Result<tonic::Streaming<pb::SubscribeResponse>> {
     let resp = client
         .subscribe(pb::SubscribeRequest {
             after_seq,
             images: images.to_vec(),
-            ..Default::default()
+            cluster: cluster.to_string(),
         })
         .await
         .map_err(|s| rpc_error("Subscribe", &s, token_file))?;
+    Ok(resp.into_inner())
+}
+
+/// Sends one report; answers the name the server stored it under.
+pub async fn report(
+    client: &mut Client,
+    report: pb::ReportRequest,
+    token_file: Option<&Path>,
+) -> anyhow::Result<pb::ReportResponse> {
+    let resp = client
+        .report(report)
+        .await
+        .map_err(|s| rpc_error("Report", &s, token_file))?;
     Ok(resp.into_inner())
 }
 

@@ -1,5 +1,6 @@
 //! ferry-agent: applies image releases to a GitOps config repository.
 //! - `apply`: planning and committing one repository's edits from the known tags.
+//! - `batch`: folding stream items into the known tags and rings, and which targets they concern.
 //! - `client`: the gRPC connection to a FERRY image provider.
 //! - `config`: the Piped agent config and ImageWatcher files (raw YAML → validated), commit message templates.
 //! - `cursor`: the durable last-applied event seq.
@@ -9,10 +10,13 @@
 //! - `health`: `--metrics-addr`'s `/healthz` and `/readyz`, and the readiness the loop keeps.
 //! - `notices`: saying a fact (a passed-over tag, a target kept by its policy) once.
 //! - `policy`: tag selection (semver ranges, tag patterns, newest tag) for a target.
-//! - `run`: the main loop: list-then-watch, batching, reconnect with backoff.
+//! - `report`: cluster reports: what each target runs, sent when it changed.
+//! - `rings`: ring pointers as the agent knows them, and which one a ring target follows.
+//! - `run`: the main loop: list-then-watch, batching, reports, reconnect with backoff.
 //! - `targets`: loading ImageWatcher targets with their policies.
 
 pub mod apply;
+pub mod batch;
 pub mod client;
 pub mod config;
 pub mod cursor;
@@ -22,5 +26,7 @@ pub mod git;
 pub mod health;
 pub mod notices;
 pub mod policy;
+pub mod report;
+pub mod rings;
 pub mod run;
 pub mod targets;

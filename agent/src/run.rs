@@ -1,19 +1,22 @@
 //! The agent's main loop, per image provider: connect, reconcile every target against the
-//! server's current tags, then follow the event stream, applying each batch of events as one
-//! commit per repository. Any failure ends the session; the next one reconnects with backoff and
-//! reconciles again, so nothing is lost and nothing is applied twice (edits are idempotent and
-//! the cursor only moves after a push).
+//! server's current tags (and ring pointers, for ring targets), then follow the event stream,
+//! applying each batch of events as one commit per repository, and report what the targets run.
+//! Any failure ends the session; the next one reconnects with backoff and reconciles again, so
+//! nothing is lost and nothing is applied twice (edits are idempotent and the cursor only moves
+//! after a push). Reports never hold up applying nor the cursor: a failed one is logged and
+//! sent again with the next.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use ferry_proto::pb::{self, subscribe_response::Item};
+use ferry_proto::pb;
 use tracing::Instrument;
 
-use crate::apply::{apply_repo, Applied, Note, TagInfo, TagTable};
+use crate::apply::{apply_repo, Applied, Fact, Known, Note};
+use crate::batch::{fold_batch, record_state, Touched};
 use crate::client::{self, Client};
 use crate::config::{AgentConfig, GitIdentity, ProviderConfig, PushTarget, SkippedFile};
 use crate::cursor::Cursor;
@@ -21,7 +24,12 @@ use crate::errors::one_line;
 use crate::git::{Outcome, PushSettings, PushTo, RemoteAuth, SigningKey, Workspace};
 use crate::health::Readiness;
 use crate::notices::Notices;
+use crate::report::Reporter;
+use crate::rings::RingTable;
 use crate::targets::{self, LoadedTargets, Target};
+
+/// How long a report may take before it is given up (and sent again with the next one).
+const REPORT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Tunables of the loop.
 #[derive(Debug, Clone)]
@@ -62,6 +70,8 @@ struct ProviderTargets {
     targets: Arc<Vec<Target>>,
     /// Their images, sorted and distinct: what to list and subscribe to.
     images: Vec<String>,
+    /// The images of ring targets, sorted and distinct: what to list rings of.
+    ring_images: Vec<String>,
     /// Changes when any ImageWatcher file changes (see [`LoadedTargets::fingerprint`]).
     fingerprint: u64,
 }
@@ -94,26 +104,32 @@ impl Agent {
             fingerprint = fingerprint.rotate_left(7) ^ fp;
             all.extend(targets.into_iter().filter(|t| t.spec.provider == provider));
         }
-        let images = all
-            .iter()
-            .map(|t| t.spec.image.to_string())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let images_of = |rings_only: bool| -> Vec<String> {
+            all.iter()
+                .filter(|t| !rings_only || t.spec.ring.is_some())
+                .map(|t| t.spec.image.to_string())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect()
+        };
+        let (images, ring_images) = (images_of(false), images_of(true));
         Ok(ProviderTargets {
             targets: Arc::new(all),
             images,
+            ring_images,
             fingerprint,
         })
     }
 
-    /// Applies `table` to the targets among `targets` that watch one of `images` (all when None).
+    /// Applies `known` to the targets among `targets` that `only` covers (all when None), and
+    /// says what each applied target's file now holds.
     fn apply(
         &self,
         targets: &[Target],
-        table: &TagTable,
-        images: Option<&BTreeSet<String>>,
-    ) -> anyhow::Result<()> {
+        known: &Known,
+        only: Option<&Touched>,
+    ) -> anyhow::Result<BTreeMap<String, Fact>> {
+        let mut facts = BTreeMap::new();
         for repo in &self.repos {
             let mut guard = repo.lock().expect("repo lock poisoned");
             // One reborrow, so the workspace and the template can be borrowed apart.
@@ -121,7 +137,7 @@ impl Agent {
             let mine: Vec<&Target> = targets
                 .iter()
                 .filter(|t| t.repo_id == repo.watcher.repo_id)
-                .filter(|t| images.is_none_or(|i| i.contains(&t.spec.image.to_string())))
+                .filter(|t| only.is_none_or(|o| o.covers(t)))
                 .collect();
             if mine.is_empty() {
                 continue;
@@ -133,7 +149,7 @@ impl Agent {
             let applied = apply_repo(
                 &mut repo.ws,
                 &mine,
-                table,
+                known,
                 &self.identity,
                 self.signing.as_ref(),
                 repo.branch_template.as_deref(),
@@ -145,7 +161,9 @@ impl Agent {
                 outcome,
                 errors,
                 notes,
+                facts: found,
             } = applied?;
+            facts.extend(found);
             for e in errors {
                 tracing::warn!(repo = %repo.watcher.repo_id, "target not applied: {e}");
             }
@@ -161,49 +179,13 @@ impl Agent {
                 }
             }
         }
-        Ok(())
+        Ok(facts)
     }
 
     fn record_fetch<T>(&self, repo_id: &str, result: &anyhow::Result<T>) {
         let outcome = result.as_ref().map(|_| ()).map_err(one_line);
         self.readiness.fetched(repo_id, outcome);
     }
-}
-
-/// The table entry for a tag as the server describes it.
-fn tag_info(
-    digest: &str,
-    seq: u64,
-    labels: &HashMap<String, String>,
-    artifact_type: &str,
-    subject: &str,
-) -> TagInfo {
-    TagInfo {
-        digest: digest.to_string(),
-        seq,
-        labels: labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-        artifact_type: artifact_type.to_string(),
-        subject: subject.to_string(),
-    }
-}
-
-/// Records a listed or snapshotted tag. Artifacts are recorded too: planning passes them over
-/// and says why, once.
-fn record_state(table: &mut TagTable, t: &pb::TagState) {
-    let info = tag_info(&t.digest, t.seq, &t.labels, &t.artifact_type, &t.subject);
-    table
-        .entry(t.image.clone())
-        .or_default()
-        .insert(t.tag.clone(), info);
-}
-
-/// Records a tag moved by an event.
-fn record_event(table: &mut TagTable, e: &pb::Event) {
-    let info = tag_info(&e.digest, e.seq, &e.labels, &e.artifact_type, &e.subject);
-    table
-        .entry(e.image.clone())
-        .or_default()
-        .insert(e.tag.clone(), info);
 }
 
 /// Runs blocking work (git, files) off the async threads, in the caller's span.
@@ -283,10 +265,11 @@ async fn follow(
     opts: RunOptions,
 ) -> anyhow::Result<()> {
     let mut cursor = Cursor::load(&opts.state_dir, &provider.name)?;
+    let mut reporter = Reporter::new(&agent.config.cluster);
     let mut backoff = Duration::from_millis(100);
     loop {
         let span = tracing::info_span!("session", provider = %provider.name);
-        match session(&agent, &provider, &opts, &mut cursor)
+        match session(&agent, &provider, &opts, &mut cursor, &mut reporter)
             .instrument(span)
             .await
         {
@@ -313,6 +296,7 @@ async fn session(
     provider: &ProviderConfig,
     opts: &RunOptions,
     cursor: &mut Cursor,
+    reporter: &mut Reporter,
 ) -> anyhow::Result<()> {
     let mut client = client::connect(
         &provider.address,
@@ -324,7 +308,9 @@ async fn session(
         let (a, p) = (agent.clone(), provider.name.clone());
         blocking(move || a.load_targets(&p)).await?
     };
-    let table = reconcile(agent, provider, &mut client, &loaded, cursor).await?;
+    reporter.session_started();
+    reporter.set_targets(&loaded.targets);
+    let known = reconcile(agent, provider, &mut client, &loaded, cursor, reporter).await?;
     if opts.once || loaded.images.is_empty() {
         if loaded.images.is_empty() && !opts.once {
             tracing::warn!("no targets watch this provider; waiting for ImageWatcher files");
@@ -332,82 +318,166 @@ async fn session(
         }
         return Ok(());
     }
-    stream(agent, provider, opts, &mut client, &loaded, table, cursor).await
+    let mut session = Session {
+        agent,
+        provider,
+        client: &mut client,
+        loaded: &loaded,
+        cursor,
+        reporter,
+    };
+    session.stream(opts, known).await
 }
 
-/// List-then-watch, first half: applies the server's current tags to every target and moves the
-/// cursor to the head they are consistent with. The first authenticated call, so "connected" is
-/// said only once it is answered.
+/// List-then-watch, first half: applies the server's current tags and ring pointers to every
+/// target, moves the cursor to the head the tags are consistent with, and reports. The first
+/// authenticated call, so "connected" is said only once it is answered.
+///
+/// Rings are listed after tags, so their head is at least the cursor: ring moves the stream
+/// replays up to that head are already in the table, and [`RingTable::record_event`] skips them.
 async fn reconcile(
     agent: &Arc<Agent>,
     provider: &ProviderConfig,
     client: &mut Client,
     loaded: &ProviderTargets,
     cursor: &mut Cursor,
-) -> anyhow::Result<TagTable> {
-    let listed = client::list_tags(client, &loaded.images, provider.token_file.as_deref()).await?;
+    reporter: &mut Reporter,
+) -> anyhow::Result<Known> {
+    let token_file = provider.token_file.as_deref();
+    let listed = client::list_tags(client, &loaded.images, token_file).await?;
     agent.readiness.connected(&provider.name);
-    tracing::info!(provider = %provider.name, targets = loaded.targets.len(), images = loaded.images.len(), tags = listed.tags.len(), cursor = cursor.seq(), "connected");
-    let mut table = TagTable::new();
+    let mut known = Known::default();
     for t in &listed.tags {
-        record_state(&mut table, t);
+        record_state(&mut known.tags, t);
     }
-    apply_in_background(agent, &loaded.targets, &table, None).await?;
+    known.rings = list_rings(client, &loaded.ring_images, token_file).await?;
+    tracing::info!(provider = %provider.name, targets = loaded.targets.len(), images = loaded.images.len(), tags = listed.tags.len(), ring_images = loaded.ring_images.len(), cursor = cursor.seq(), "connected");
+    let facts = apply_in_background(agent, &loaded.targets, &known, None).await?;
     cursor.advance(listed.head_seq)?;
-    Ok(table)
+    reporter.record(&facts);
+    send_report(client, reporter, cursor.seq(), token_file).await;
+    Ok(known)
 }
 
-/// Applies `table` on a blocking thread (see [`Agent::apply`]).
+/// The ring pointers of `images`; an empty table, without asking, when no target follows a ring
+/// (so an agent without ring targets works with a server that has no rings).
+async fn list_rings(
+    client: &mut Client,
+    images: &[String],
+    token_file: Option<&std::path::Path>,
+) -> anyhow::Result<RingTable> {
+    if images.is_empty() {
+        return Ok(RingTable::default());
+    }
+    let listed = client::list_rings(client, images, token_file).await?;
+    Ok(RingTable::from_list(&listed))
+}
+
+/// Sends the report `reporter` has pending, if any. A failure is logged and changes nothing: the
+/// report goes out again with the next one.
+async fn send_report(
+    client: &mut Client,
+    reporter: &mut Reporter,
+    cursor: u64,
+    token_file: Option<&std::path::Path>,
+) {
+    let Some(report) = reporter.pending(cursor) else {
+        return;
+    };
+    let targets = report.targets.len();
+    let sent = tokio::time::timeout(
+        REPORT_TIMEOUT,
+        client::report(client, report.clone(), token_file),
+    )
+    .await
+    .unwrap_or_else(|_| Err(anyhow::anyhow!("Report: no answer in {REPORT_TIMEOUT:?}")));
+    match sent {
+        Ok(resp) => {
+            tracing::debug!(cluster = %resp.cluster, targets, changed = resp.changed, cursor, "reported");
+            reporter.sent(report);
+        }
+        Err(e) => {
+            tracing::warn!(error = %one_line(&e), "report not sent; it is sent again with the next one")
+        }
+    }
+}
+
+/// Applies `known` on a blocking thread (see [`Agent::apply`]).
 async fn apply_in_background(
     agent: &Arc<Agent>,
     targets: &Arc<Vec<Target>>,
-    table: &TagTable,
-    only: Option<BTreeSet<String>>,
-) -> anyhow::Result<()> {
-    let (a, t, tb) = (agent.clone(), targets.clone(), Arc::new(table.clone()));
-    blocking(move || a.apply(&t, &tb, only.as_ref())).await
+    known: &Known,
+    only: Option<Touched>,
+) -> anyhow::Result<BTreeMap<String, Fact>> {
+    let (a, t, k) = (agent.clone(), targets.clone(), Arc::new(known.clone()));
+    blocking(move || a.apply(&t, &k, only.as_ref())).await
 }
 
-/// List-then-watch, second half: follows events after the cursor, one commit per batch, until
-/// the stream fails or the ImageWatcher files change (the caller then reconnects and reconciles).
-async fn stream(
-    agent: &Arc<Agent>,
-    provider: &ProviderConfig,
-    opts: &RunOptions,
-    client: &mut Client,
-    loaded: &ProviderTargets,
-    mut table: TagTable,
-    cursor: &mut Cursor,
-) -> anyhow::Result<()> {
-    let token_file = provider.token_file.as_deref();
-    let mut stream = client::subscribe(client, cursor.seq(), &loaded.images, token_file).await?;
-    let mut resync = tokio::time::interval(opts.resync);
-    resync.tick().await;
-    loop {
-        tokio::select! {
-            msg = stream.message() => {
-                let Some(first) = msg.map_err(|s| client::rpc_error("stream", &s, token_file))? else {
-                    anyhow::bail!("the server closed the stream");
-                };
-                let items = take_buffered(&mut stream, first).await;
-                let batch = fold_batch(items, &mut table, cursor)?;
-                if batch.full || !batch.touched.is_empty() {
-                    let only = (!batch.full).then_some(batch.touched);
-                    apply_in_background(agent, &loaded.targets, &table, only).await?;
+/// A session's connection, targets and cursor, while it follows the stream.
+struct Session<'a> {
+    agent: &'a Arc<Agent>,
+    provider: &'a ProviderConfig,
+    client: &'a mut Client,
+    loaded: &'a ProviderTargets,
+    cursor: &'a mut Cursor,
+    reporter: &'a mut Reporter,
+}
+
+impl Session<'_> {
+    /// List-then-watch, second half: follows events after the cursor, one commit per batch,
+    /// until the stream fails or the ImageWatcher files change (the caller then reconnects and
+    /// reconciles).
+    async fn stream(&mut self, opts: &RunOptions, mut known: Known) -> anyhow::Result<()> {
+        let token_file = self.provider.token_file.as_deref();
+        let cluster = &self.agent.config.cluster;
+        let images = &self.loaded.images;
+        let mut stream =
+            client::subscribe(self.client, self.cursor.seq(), images, cluster, token_file).await?;
+        let mut resync = tokio::time::interval(opts.resync);
+        resync.tick().await;
+        loop {
+            tokio::select! {
+                msg = stream.message() => {
+                    let Some(first) = msg.map_err(|s| client::rpc_error("stream", &s, token_file))? else {
+                        anyhow::bail!("the server closed the stream");
+                    };
+                    let items = take_buffered(&mut stream, first).await;
+                    self.batch(items, &mut known).await?;
                 }
-                if let Some(seq) = batch.last_seq {
-                    cursor.advance(seq)?;
-                }
-            }
-            _ = resync.tick() => {
-                let (a, p) = (agent.clone(), provider.name.clone());
-                let now = blocking(move || a.load_targets(&p)).await?;
-                if now.fingerprint != loaded.fingerprint {
-                    tracing::info!("ImageWatcher files changed; reconciling");
-                    return Ok(());
+                _ = resync.tick() => {
+                    let (a, p) = (self.agent.clone(), self.provider.name.clone());
+                    let now = blocking(move || a.load_targets(&p)).await?;
+                    if now.fingerprint != self.loaded.fingerprint {
+                        tracing::info!("ImageWatcher files changed; reconciling");
+                        return Ok(());
+                    }
                 }
             }
         }
+    }
+
+    /// Applies one batch of stream items, moves the cursor once it is applied, and reports.
+    async fn batch(
+        &mut self,
+        items: Vec<pb::SubscribeResponse>,
+        known: &mut Known,
+    ) -> anyhow::Result<()> {
+        let token_file = self.provider.token_file.as_deref();
+        let batch = fold_batch(items, known, self.cursor)?;
+        if batch.full {
+            // A snapshot carries tags only: the rings are listed again, as at reconcile.
+            known.rings = list_rings(self.client, &self.loaded.ring_images, token_file).await?;
+        }
+        if batch.full || !batch.touched.is_empty() {
+            let only = (!batch.full).then_some(batch.touched);
+            let facts = apply_in_background(self.agent, &self.loaded.targets, known, only).await?;
+            self.reporter.record(&facts);
+        }
+        if let Some(seq) = batch.last_seq {
+            self.cursor.advance(seq)?;
+        }
+        send_report(self.client, self.reporter, self.cursor.seq(), token_file).await;
+        Ok(())
     }
 }
 
@@ -427,53 +497,4 @@ async fn take_buffered(
         }
     }
     items
-}
-
-/// What a batch of stream items changed.
-struct Batch {
-    /// Images with moved tags.
-    touched: BTreeSet<String>,
-    /// A snapshot replaced the table: every target needs applying.
-    full: bool,
-    /// The seq to move the cursor to once applied.
-    last_seq: Option<u64>,
-}
-
-/// Folds `items` into `table`. A heartbeat in a batch without events moves the cursor at once
-/// (nothing to apply first).
-fn fold_batch(
-    items: Vec<pb::SubscribeResponse>,
-    table: &mut TagTable,
-    cursor: &mut Cursor,
-) -> anyhow::Result<Batch> {
-    let mut batch = Batch {
-        touched: BTreeSet::new(),
-        full: false,
-        last_seq: None,
-    };
-    for item in items.into_iter().filter_map(|r| r.item) {
-        match item {
-            Item::Event(e) => {
-                if e.kind == pb::EventKind::TagMoved as i32 {
-                    record_event(table, &e);
-                    batch.touched.insert(e.image.clone());
-                }
-                batch.last_seq = Some(e.seq);
-            }
-            Item::Heartbeat(h) => {
-                if batch.last_seq.is_none() && batch.touched.is_empty() {
-                    cursor.advance(h.head_seq)?;
-                }
-            }
-            Item::Snapshot(s) => {
-                table.clear();
-                for t in &s.tags {
-                    record_state(table, t);
-                }
-                batch.full = true;
-                batch.last_seq = Some(s.as_of_seq);
-            }
-        }
-    }
-    Ok(batch)
 }

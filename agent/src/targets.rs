@@ -18,13 +18,21 @@ pub struct Target {
     /// The validated spec.
     pub spec: TargetSpec,
     /// The tag policy (compiled once, when the file was validated; the default when it has
-    /// none).
+    /// none, and unused by a ring target).
     pub policy: Policy,
     /// `spec.commitMessage` of its file.
     pub commit_message: Option<String>,
 }
 
 impl Target {
+    /// The stable key reports name it by: `repo_id#watcher_file#targets[i]`.
+    pub fn key(&self) -> String {
+        format!(
+            "{}#{}#targets[{}]",
+            self.repo_id, self.watcher_file, self.spec.index
+        )
+    }
+
     /// A short name for logs: `file.yaml#targets[2] (gcr.io/x/y)`.
     pub fn describe(&self) -> String {
         format!(

@@ -29,9 +29,13 @@ pub struct Options {
     /// Clusters reporting.
     #[arg(long, default_value_t = 1000)]
     clusters: usize,
-    /// Images in the pipeline; every cluster has one target per image.
-    #[arg(long, default_value_t = 100)]
+    /// Images in the pipeline (a pipeline lists at most 64: docs/rings.md).
+    #[arg(long, default_value_t = 64)]
     images: usize,
+    /// Targets per cluster; target `i` follows image `i mod images` (a cluster runs some images
+    /// in more than one file).
+    #[arg(long, default_value_t = 100)]
+    targets: usize,
     /// Timed `GetPipeline` calls (and as many `ListTags` calls).
     #[arg(long, default_value_t = 200)]
     calls: usize,
@@ -50,20 +54,19 @@ fn image(i: usize) -> String {
     format!("bench.example.com/shop/app-{i:03}")
 }
 
-/// The report of cluster `c`: one target per image, following ring `c % 3` at `digests[i]`;
-/// `commit` stands for the commit the agent last pushed.
-fn cluster_report(c: usize, digests: &[String], commit: u64) -> pb::ReportRequest {
+/// The report of cluster `c`: `targets` targets following ring `c % 3`, target `i` running
+/// image `i mod images` at its digest in `digests`; `commit` stands for the commit the agent
+/// last pushed.
+fn cluster_report(c: usize, digests: &[String], targets: usize, commit: u64) -> pb::ReportRequest {
     let ring = RINGS[c % RINGS.len()];
     pb::ReportRequest {
         cluster: format!("cluster-{c:04}"),
         cursor: 1,
-        targets: digests
-            .iter()
-            .enumerate()
-            .map(|(i, digest)| pb::TargetReport {
+        targets: (0..targets)
+            .map(|i| pb::TargetReport {
                 target: format!("config#.pipe/watcher.yaml#targets[{i}]"),
-                image: image(i),
-                digest: digest.clone(),
+                image: image(i % digests.len()),
+                digest: digests[i % digests.len()].clone(),
                 ring: ring.into(),
                 pipeline: PIPELINE.into(),
                 file: format!("envs/{ring}/app-{i:03}.yaml"),
@@ -182,6 +185,7 @@ impl RawClient {
 struct Measured {
     clusters: usize,
     images: usize,
+    targets: usize,
     /// Reports of 100 new targets (populating), ms each.
     first_reports: Dist,
     /// Re-reports with one target's commit changed, ms each.
@@ -218,9 +222,18 @@ async fn publish_images(
     Ok(digests)
 }
 
-/// Applies the pipeline over `images` and promotes each image through every ring, so every
-/// ring points at a digest as in a pipeline in use.
-pub(crate) async fn apply_and_fill(
+/// A client holding a new token with role promoter (the bootstrap token has publisher and
+/// agent only): what applies pipelines and moves rings.
+pub(crate) async fn promoter(server: &FerryServer) -> anyhow::Result<ferry_proto::client::Client> {
+    let secret = server.token_command(&["create", "--role", "promoter", "--name", "bench-promoter"]);
+    ferry_proto::client::connect(&server.grpc_url(), Some(secret.trim()))
+        .await
+        .context("connecting with the promoter token")
+}
+
+/// Applies the pipeline of [`RINGS`] over `images`: publishes after it put each release into
+/// `ante`.
+pub(crate) async fn apply(
     client: &mut ferry_proto::client::Client,
     images: &[String],
 ) -> anyhow::Result<()> {
@@ -235,8 +248,17 @@ pub(crate) async fn apply_and_fill(
             source: String::new(),
         })
         .await
-        .context("applying the pipeline (ApplyPipeline)")?;
-    for ring in RINGS {
+        .map_err(|s| anyhow::anyhow!("applying the pipeline (ApplyPipeline): {s:?}"))?;
+    Ok(())
+}
+
+/// Promotes each of `images` through `rings` in order (each takes what the ring before runs).
+pub(crate) async fn fill(
+    client: &mut ferry_proto::client::Client,
+    images: &[String],
+    rings: &[&str],
+) -> anyhow::Result<()> {
+    for &ring in rings {
         for image in images {
             client
                 .promote(pb::PromoteRequest {
@@ -246,7 +268,7 @@ pub(crate) async fn apply_and_fill(
                     ..Default::default()
                 })
                 .await
-                .with_context(|| format!("promoting {image} to {ring}"))?;
+                .map_err(|s| anyhow::anyhow!("promoting {image} to {ring}: {s:?}"))?;
         }
     }
     Ok(())
@@ -254,18 +276,20 @@ pub(crate) async fn apply_and_fill(
 
 async fn measure(server: &FerryServer, o: &Options) -> anyhow::Result<Measured> {
     let mut client = server.client().await;
+    let mut promoter = promoter(server).await?;
+    let images: Vec<String> = (0..o.images).map(image).collect();
+    apply(&mut promoter, &images).await?;
     eprintln!("status: publishing {} images", o.images);
     let digests = publish_images(&mut client, o.images).await?;
-    let images: Vec<String> = (0..o.images).map(image).collect();
-    apply_and_fill(&mut client, &images).await?;
+    fill(&mut promoter, &images, &RINGS).await?;
 
     eprintln!(
         "status: {} clusters report {} targets each",
-        o.clusters, o.images
+        o.clusters, o.targets
     );
     let mut first = Vec::with_capacity(o.clusters);
     for c in 0..o.clusters {
-        let report = cluster_report(c, &digests, 1);
+        let report = cluster_report(c, &digests, o.targets, 1);
         let started = Instant::now();
         let out = client
             .report(report)
@@ -273,11 +297,11 @@ async fn measure(server: &FerryServer, o: &Options) -> anyhow::Result<Measured> 
             .with_context(|| format!("reporting cluster {c}"))?
             .into_inner();
         first.push(started.elapsed().as_secs_f64() * 1000.0);
-        if out.changed as usize != o.images {
+        if out.changed as usize != o.targets {
             bail!(
                 "cluster {c}'s first report changed {} targets, not {}",
                 out.changed,
-                o.images
+                o.targets
             );
         }
     }
@@ -285,7 +309,7 @@ async fn measure(server: &FerryServer, o: &Options) -> anyhow::Result<Measured> 
     let mut again = Vec::with_capacity(o.reports);
     for n in 0..o.reports {
         let c = n % o.clusters;
-        let mut report = cluster_report(c, &digests, 1);
+        let mut report = cluster_report(c, &digests, o.targets, 1);
         // One target applied a new commit since: one history row, 99 unchanged.
         report.targets[0].commit = format!("{:040x}", 2 + n as u64);
         let started = Instant::now();
@@ -306,10 +330,10 @@ async fn measure(server: &FerryServer, o: &Options) -> anyhow::Result<Measured> 
         .context("GetPipeline")?
         .into_inner();
     let targets_in_status: usize = status.rings.iter().map(|r| r.clusters.len()).sum();
-    if targets_in_status != o.clusters * o.images {
+    if targets_in_status != o.clusters * o.targets {
         bail!(
             "GetPipeline lists {targets_in_status} cluster targets, {} were reported",
-            o.clusters * o.images
+            o.clusters * o.targets
         );
     }
     drop(status);
@@ -338,6 +362,7 @@ async fn measure(server: &FerryServer, o: &Options) -> anyhow::Result<Measured> 
     Ok(Measured {
         clusters: o.clusters,
         images: o.images,
+        targets: o.targets,
         first_reports: Dist::new(first),
         re_reports: Dist::new(again),
         get_pipeline,
@@ -360,9 +385,10 @@ fn render(m: &Measured) -> String {
     let mut s = String::from("## 7. Pipeline status at scale\n\n");
     s.push_str(&machine());
     s.push_str(&format!(
-        "Command: `bench/run.sh status`. One ferry-server; one pipeline of {} rings and {} images, every \
-         image promoted through every ring; {} clusters each report {} targets (one per image, following \
-         ring *cluster mod 3*) over the `Report` RPC, one report at a time. Then `GetPipeline` of the \
+        "Command: `bench/run.sh status`. One ferry-server; one pipeline of {} rings and {} images (a \
+         pipeline lists at most 64), every image promoted through every ring; {} clusters each report {} \
+         targets (target *i* runs image *i mod {}*, all following ring *cluster mod 3*) over the `Report` \
+         RPC, one report at a time. Then `GetPipeline` of the \
          pipeline (what `ferry status` reads: {} cluster targets) and, as the baseline, `ListTags` of \
          the same {} images, each called {} times in a row on one connection; the timing client counts \
          the answer's bytes rather than decoding it (one `GetPipeline` is decoded, untimed, to check it \
@@ -370,6 +396,7 @@ fn render(m: &Measured) -> String {
         RINGS.len(),
         m.images,
         grouped(m.clusters as f64),
+        m.targets,
         m.images,
         grouped(m.targets_in_status as f64),
         m.images,
@@ -388,7 +415,7 @@ fn render(m: &Measured) -> String {
             format!(
                 "`GetPipeline` ({} clusters × {} targets)",
                 grouped(m.clusters as f64),
-                m.images
+                m.targets
             ),
             &m.get_pipeline,
             Some(m.get_pipeline_bytes),
@@ -399,12 +426,12 @@ fn render(m: &Measured) -> String {
             Some(m.list_tags_bytes),
         ),
         (
-            format!("`Report` of {} new targets", m.images),
+            format!("`Report` of {} new targets", m.targets),
             &m.first_reports,
             None,
         ),
         (
-            format!("`Report` of {} targets, one new commit", m.images),
+            format!("`Report` of {} targets, one new commit", m.targets),
             &m.re_reports,
             None,
         ),
@@ -428,7 +455,7 @@ fn render(m: &Measured) -> String {
     s.push_str(&format!(
         "Target: `GetPipeline` with {} clusters × {} targets p99 < 50 ms: **{}, {}**.\n",
         grouped(m.clusters as f64),
-        m.images,
+        m.targets,
         ms(m.get_pipeline.p99()),
         if m.get_pipeline.p99() < 50.0 {
             "met"

@@ -19,6 +19,10 @@ pub struct CommitVars {
     pub revision: Option<String>,
     /// The edited file, repo-relative.
     pub file_path: String,
+    /// For a ring target: the ring it follows (`testers`).
+    pub ring: Option<String>,
+    /// The `org.opencontainers.image.version` label of the image, when set.
+    pub version: Option<String>,
 }
 
 /// The placeholders a template may use, each written `{{name}}` (spaces inside the braces are
@@ -31,6 +35,8 @@ pub const PLACEHOLDERS: &[&str] = &[
     "previous_tag",
     "revision",
     "file_path",
+    "ring",
+    "version",
 ];
 
 /// A template that would not render as meant.
@@ -65,6 +71,8 @@ fn value<'a>(name: &str, v: &'a CommitVars) -> Option<&'a str> {
         "previous_tag" => v.previous_tag.as_deref().unwrap_or(""),
         "revision" => v.revision.as_deref().unwrap_or(""),
         "file_path" => &v.file_path,
+        "ring" => v.ring.as_deref().unwrap_or(""),
+        "version" => v.version.as_deref().unwrap_or(""),
         _ => return None,
     })
 }
@@ -133,7 +141,7 @@ fn render_template(template: &str, vars: &CommitVars) -> String {
 }
 
 /// The tag, or the digest when there is no tag.
-fn version(v: &CommitVars) -> &str {
+fn tag_or_digest(v: &CommitVars) -> &str {
     if v.tag.is_empty() {
         &v.digest
     } else {
@@ -153,6 +161,9 @@ fn trailers(v: &CommitVars) -> Vec<String> {
     if let Some(p) = v.previous_tag.as_deref().filter(|p| !p.is_empty()) {
         lines.push(format!("Previous-Tag: {p}"));
     }
+    if let Some(r) = v.ring.as_deref().filter(|r| !r.is_empty()) {
+        lines.push(format!("Ring: {r}"));
+    }
     if !v.file_path.is_empty() {
         lines.push(format!("File: {}", v.file_path));
     }
@@ -160,12 +171,13 @@ fn trailers(v: &CommitVars) -> Vec<String> {
 }
 
 /// The commit message for one update: the template rendered, or by default
-/// `ferry: update IMAGE to TAG` with `Digest:`, `Revision:`, `Previous-Tag:` and `File:` trailers.
+/// `ferry: update IMAGE to TAG` with `Digest:`, `Revision:`, `Previous-Tag:`, `Ring:` (ring
+/// targets) and `File:` trailers.
 pub fn render_commit_message(template: Option<&str>, vars: &CommitVars) -> String {
     if let Some(t) = template {
         return render_template(t, vars);
     }
-    let mut msg = format!("ferry: update {} to {}", vars.image, version(vars));
+    let mut msg = format!("ferry: update {} to {}", vars.image, tag_or_digest(vars));
     let trailers = trailers(vars);
     if !trailers.is_empty() {
         msg.push_str("\n\n");
@@ -197,7 +209,7 @@ pub fn combined_message(updates: &[CommitVars], template: Option<&str>) -> Strin
         None => updates
             .iter()
             .map(|u| {
-                let mut line = format!("{} to {} in {}", u.image, version(u), u.file_path);
+                let mut line = format!("{} to {} in {}", u.image, tag_or_digest(u), u.file_path);
                 if !u.digest.is_empty() {
                     line.push_str(&format!(" ({})", u.digest));
                 }
@@ -233,6 +245,8 @@ mod tests {
             previous_tag: Some("1.2.3".into()),
             revision: Some("1a2b3c4".into()),
             file_path: "foo/deployment.yaml".into(),
+            ring: None,
+            version: None,
         }
     }
 
@@ -251,6 +265,27 @@ mod tests {
             "Deploy gcr.io/pipecd/foo:1.2.4 (0123456789ab)"
         );
         assert!(validate_template(design).is_ok());
+    }
+
+    #[test]
+    fn ring_targets_render_ring_and_version() {
+        let v = CommitVars {
+            ring: Some("testers".into()),
+            version: Some("1.4.0".into()),
+            ..vars()
+        };
+        let t = "Deploy {{version}} to {{ ring }}";
+        assert!(validate_template(t).is_ok());
+        assert_eq!(
+            render_commit_message(Some(t), &v),
+            "Deploy 1.4.0 to testers"
+        );
+        assert_eq!(render_commit_message(Some(t), &vars()), "Deploy  to ");
+        let default = render_commit_message(None, &v);
+        assert!(
+            default.contains("\nPrevious-Tag: 1.2.3\nRing: testers\nFile: "),
+            "{default}"
+        );
     }
 
     #[test]

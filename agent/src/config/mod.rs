@@ -34,4 +34,4 @@ pub use piped::{
 };
 pub use push::{branch_name, check_branch_name, sanitize_branch, PushConfig, PushTarget};
 pub use rules::{API_VERSIONS, PIPECD_KINDS, PIPED_KIND, WATCHER_KIND};
-pub use watcher::{Format, ImageWatcherFile, TargetKind, TargetSpec};
+pub use watcher::{Format, ImageWatcherFile, RingFollow, TargetKind, TargetSpec};

@@ -14,7 +14,7 @@ use serde_saphyr::Spanned;
 use super::error::{ConfigError, Pos};
 use super::message::validate_template;
 use super::push::{branch_name, check_branch_name, sample_vars, PushConfig, PushTarget};
-use super::rules::{check_api_version, check_pattern, PIPED_KIND};
+use super::rules::{check_api_version, check_cluster_name, check_pattern, PIPED_KIND};
 use super::yaml::from_yaml;
 use crate::git::HttpsCredentials;
 // One identity type for the whole agent: the config fills the one the git layer commits with.
@@ -33,6 +33,7 @@ struct RawPiped<C> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawSpec<C> {
+    name: Option<Spanned<String>>,
     git: RawGit,
     repositories: Vec<Spanned<RawRepository>>,
     image_providers: Vec<Spanned<RawProvider<C>>>,
@@ -143,6 +144,9 @@ pub struct WatcherConfig {
 /// The validated agent config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentConfig {
+    /// The cluster name the agent reports under (`spec.name`); empty: the server uses the
+    /// agent token's name.
+    pub cluster: String,
     /// Commit author and committer: `spec.git.username` as the name, `spec.git.email` (contains
     /// '@').
     pub identity: GitIdentity,
@@ -229,6 +233,14 @@ impl<'a> Validator<'a> {
         }
         let raw: RawPiped<RawFerryConfig> = from_yaml(text, self.file)?;
         let spec = raw.spec;
+        let cluster = match &spec.name {
+            None => String::new(),
+            Some(n) => {
+                check_cluster_name(&n.value)
+                    .map_err(|m| invalid(self.file, "spec.name".into(), Pos::of(n), m))?;
+                n.value.clone()
+            }
+        };
         let git = &spec.git;
         let identity = GitIdentity {
             name: self.non_empty("spec.git.username".into(), &git.username)?,
@@ -245,6 +257,7 @@ impl<'a> Validator<'a> {
         let providers = self.providers(&spec.image_providers)?;
         let watchers = self.watchers(&spec.image_watcher, &repositories)?;
         Ok(AgentConfig {
+            cluster,
             identity,
             ssh_key_file,
             signing_key_file,

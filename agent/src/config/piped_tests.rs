@@ -68,6 +68,7 @@ fn full_example_round_trip() {
     assert_eq!(
         c,
         AgentConfig {
+            cluster: String::new(),
             identity: GitIdentity {
                 name: "ferry-bot".into(),
                 email: "ferry-bot@example.com".into(),
@@ -591,9 +592,9 @@ fn push_rules() {
         &["\"main\" is the base branch", "never pushes the base"],
     );
     assert_err(
-        &with_push(&["branchTemplate: 'ferry/{{version}}'"]),
+        &with_push(&["branchTemplate: 'ferry/{{release}}'"]),
         "spec.repositories[0].push.branchTemplate",
-        &["unknown placeholder {{version}}", "tag"],
+        &["unknown placeholder {{release}}", "tag"],
     );
     // Nothing of it survives sanitising: refused with what it rendered to.
     assert_err(
@@ -615,5 +616,28 @@ fn push_rules() {
         &with_push(&["pushBranch: x"]),
         "spec.repositories[0].push.pushBranch",
         &["unknown field `pushBranch`", "branchTemplate"],
+    );
+}
+
+#[test]
+fn cluster_name_is_checked_and_optional() {
+    assert_eq!(parse(FULL).unwrap().cluster, "");
+    let named = with("spec:\n", "spec:\n  name: prod-eu-1\n");
+    assert_eq!(parse(&named).unwrap().cluster, "prod-eu-1");
+    let bad = with("spec:\n", "spec:\n  name: Prod EU\n");
+    assert_err(
+        &bad,
+        "spec.name",
+        &[
+            "agent.yaml:4:9",
+            "\"Prod EU\"",
+            "lower-case",
+            "remove spec.name",
+        ],
+    );
+    assert_err(
+        &with("spec:\n", "spec:\n  name: \"\"\n"),
+        "spec.name",
+        &["invalid cluster name \"\""],
     );
 }

@@ -107,6 +107,8 @@ pub(crate) fn sample_vars() -> CommitVars {
         previous_tag: Some("1.2.2".into()),
         revision: Some("0123456789abcdef".into()),
         file_path: "apps/app/deployment.yaml".into(),
+        ring: Some("testers".into()),
+        version: Some("1.2.3".into()),
     }
 }
 

@@ -48,6 +48,47 @@ pub(crate) fn check_api_version(file: &str, v: &Spanned<String>) -> Result<(), C
     ))
 }
 
+/// The longest pipeline, ring or cluster name (a DNS label's limit).
+pub(crate) const NAME_MAX: usize = 63;
+
+/// Checks a pipeline or ring name as docs/rings.md writes the rule: `[a-z0-9][a-z0-9-]*`, at
+/// most 63 characters. `what` names the value in the message ("ring", "pipeline").
+pub(crate) fn check_ring_name(what: &str, name: &str) -> Result<(), String> {
+    let ok = name.len() <= NAME_MAX
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        return Ok(());
+    }
+    Err(format!(
+        "invalid {what} name {name:?}: {what} names match [a-z0-9][a-z0-9-]*, at most {NAME_MAX} characters"
+    ))
+}
+
+/// Checks a cluster name (`spec.name` of the agent config): 1-63 lower-case letters, digits, '-'
+/// and '.', starting and ending with a letter or digit, like a DNS name, so it reads the same in
+/// `ferry status`, in logs and in URLs.
+pub(crate) fn check_cluster_name(name: &str) -> Result<(), String> {
+    let edge = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let ok = name.len() <= NAME_MAX
+        && edge(name.bytes().next())
+        && edge(name.bytes().last())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.".contains(&b));
+    if ok {
+        return Ok(());
+    }
+    Err(format!(
+        "invalid cluster name {name:?}: cluster names are 1-{NAME_MAX} lower-case letters, digits, '-' or '.', starting and ending with a letter or digit (prod-eu-1); remove spec.name to use the agent token's name"
+    ))
+}
+
 /// Checks a repo-relative include/exclude path and returns it normalised (`./` parts dropped).
 /// The error text states the rule and the offending value.
 pub(crate) fn check_pattern(pattern: &str) -> Result<String, String> {
@@ -96,6 +137,31 @@ fn is_drive_path(p: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ring_and_cluster_names() {
+        assert!(check_ring_name("ring", "testers").is_ok());
+        assert!(check_ring_name("ring", "ring-2").is_ok());
+        assert!(check_ring_name("ring", &"a".repeat(63)).is_ok());
+        for bad in ["", "Testers", "-a", "a_b", "a.b", &"a".repeat(64)] {
+            let e = check_ring_name("ring", bad).unwrap_err();
+            assert!(e.contains("[a-z0-9][a-z0-9-]*"), "{bad:?}: {e}");
+        }
+        assert!(check_cluster_name("prod-eu-1").is_ok());
+        assert!(check_cluster_name("prod.eu").is_ok());
+        for bad in [
+            "",
+            "Prod",
+            "prod-",
+            ".prod",
+            "prod eu",
+            "a,b",
+            &"a".repeat(64),
+        ] {
+            let e = check_cluster_name(bad).unwrap_err();
+            assert!(e.contains("spec.name"), "{bad:?}: {e}");
+        }
+    }
 
     #[test]
     fn patterns_must_stay_in_the_repository() {

@@ -11,7 +11,7 @@ use serde_saphyr::Spanned;
 use super::error::{ConfigError, Pos};
 use super::message::validate_template;
 use super::piped::AgentConfig;
-use super::rules::{check_api_version, WATCHER_KIND};
+use super::rules::{check_api_version, check_ring_name, WATCHER_KIND};
 use super::yaml::{element_from_yaml, from_yaml};
 // A target's kind and format are the editor's own types, and its policy the policy module's:
 // config validates (compiling each policy once), the editor and the planner apply.
@@ -48,6 +48,8 @@ struct RawTarget {
     helm: Option<Option<RawHelm>>,
     format: Option<Spanned<String>>,
     policy: Option<RawPolicy>,
+    ring: Option<Spanned<String>>,
+    pipeline: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -95,8 +97,28 @@ pub struct TargetSpec {
     /// How the reference is written.
     pub format: Format,
     /// Which tags may be deployed (`policy:`, compiled); `None`: the most recently published
-    /// tag wins.
+    /// tag wins. Always `None` for a ring target.
     pub policy: Option<Policy>,
+    /// `ring:` (and `pipeline:`): the target deploys what the ring points at instead of
+    /// following tags (docs/rings.md, "Agents following rings").
+    pub ring: Option<RingFollow>,
+}
+
+/// The ring a target follows.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RingFollow {
+    /// A user ring's name (never the pseudo rings `ante` and `post`).
+    pub ring: String,
+    /// The pipeline, when the image is in several; `None`: the one pipeline that has a
+    /// pointer for the image in this ring.
+    pub pipeline: Option<String>,
+}
+
+impl TargetSpec {
+    /// Whether the target follows a ring rather than tags.
+    pub fn follows_ring(&self) -> bool {
+        self.ring.is_some()
+    }
 }
 
 /// A parsed ImageWatcher file: file-level settings, and each target's own outcome.
@@ -208,6 +230,7 @@ fn validate_target(
     let file_path = check.non_empty("filePath", &t.file_path)?;
     let format = check.format(t.format.as_ref())?;
     let kind = check.kind(&t, format)?;
+    let ring = check.ring(&t)?;
     let policy = t
         .policy
         .as_ref()
@@ -224,6 +247,7 @@ fn validate_target(
         kind,
         format,
         policy,
+        ring,
     })
 }
 
@@ -338,6 +362,50 @@ impl TargetCheck<'_> {
             tag,
             digest,
         })
+    }
+
+    /// `ring:` and `pipeline:`. A ring decides the version, so a tag policy beside it would be
+    /// silently ignored: refused instead. `pipeline:` alone would do nothing: refused too.
+    fn ring(&self, t: &RawTarget) -> Result<Option<RingFollow>, ConfigError> {
+        let Some(ring) = &t.ring else {
+            if let Some(p) = &t.pipeline {
+                return Err(self.fail(
+                    "pipeline",
+                    Pos::of(p),
+                    "pipeline is only for ring targets: add ring: RING, or remove pipeline".into(),
+                ));
+            }
+            return Ok(None);
+        };
+        if t.policy.is_some() {
+            return Err(self.fail(
+                "ring",
+                Pos::of(ring),
+                "give ring or policy, not both: a ring target deploys whatever the ring points at, a policy picks among tags; remove one".into(),
+            ));
+        }
+        let name = &ring.value;
+        check_ring_name("ring", name).map_err(|m| self.fail("ring", Pos::of(ring), m))?;
+        if name == "ante" || name == "post" {
+            return Err(self.fail(
+                "ring",
+                Pos::of(ring),
+                format!("{name:?} is a pseudo ring no cluster runs (ante: builds waiting, post: what shift moved off the last ring); follow one of the pipeline's rings"),
+            ));
+        }
+        let pipeline = t
+            .pipeline
+            .as_ref()
+            .map(|p| {
+                check_ring_name("pipeline", &p.value)
+                    .map(|()| p.value.clone())
+                    .map_err(|m| self.fail("pipeline", Pos::of(p), m))
+            })
+            .transpose()?;
+        Ok(Some(RingFollow {
+            ring: name.clone(),
+            pipeline,
+        }))
     }
 
     /// `policy:` compiled once, here: the compiled policy is what the agent applies, so a range

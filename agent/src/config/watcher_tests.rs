@@ -96,6 +96,7 @@ fn full_example_round_trip() {
             },
             format: Format::Tag,
             policy: Some(Policy::new(Some(">=1.2, <2"), Some("^main-[0-9a-f]{7}$")).unwrap()),
+            ring: None,
         }
     );
     assert_eq!(t[1].image.to_string(), "docker.io/pipecd/bar");
@@ -440,4 +441,93 @@ fn a_bad_semver_range_is_refused_at_its_field() {
         Some(12)
     );
     assert_eq!(f.valid_targets().count(), 2);
+}
+
+const RING: &str = "\
+apiVersion: pipecd.dev/v1beta1
+kind: ImageWatcher
+spec:
+  targets:
+    - image: registry.example.com/shop/api
+      provider: ferry
+      filePath: environments/prod/kustomization.yaml
+      kustomize: {}
+      ring: users
+      pipeline: shop
+      format: tag+digest
+";
+
+fn ring_with(old: &str, new: &str) -> String {
+    assert!(RING.contains(old), "{old:?} not in the ring example");
+    RING.replacen(old, new, 1)
+}
+
+#[test]
+fn ring_targets_name_the_ring_and_maybe_the_pipeline() {
+    let f = parse(RING);
+    let t = f.targets[0].as_ref().unwrap();
+    assert_eq!(
+        t.ring,
+        Some(RingFollow {
+            ring: "users".into(),
+            pipeline: Some("shop".into()),
+        })
+    );
+    assert!(t.follows_ring());
+    assert_eq!(t.policy, None);
+    assert_eq!(t.format, Format::TagDigest);
+    let f = parse(&ring_with("      pipeline: shop\n", ""));
+    let t = f.targets[0].as_ref().unwrap();
+    assert_eq!(t.ring.as_ref().unwrap().pipeline, None);
+    // A tag target follows no ring.
+    assert!(!parse(FULL).targets[1].as_ref().unwrap().follows_ring());
+}
+
+#[test]
+fn ring_and_policy_are_refused_together() {
+    let f = parse(&ring_with(
+        "      ring: users\n",
+        "      ring: users\n      policy: {semver: '>=1'}\n",
+    ));
+    assert_target_err(
+        &f,
+        0,
+        "spec.targets[0].ring",
+        &["9:13", "ring or policy, not both"],
+    );
+    // Even an empty policy: it says the author meant tags.
+    let f = parse(&ring_with(
+        "      ring: users\n",
+        "      ring: users\n      policy: {}\n",
+    ));
+    assert_target_err(&f, 0, "spec.targets[0].ring", &["not both"]);
+}
+
+#[test]
+fn ring_and_pipeline_names_are_checked() {
+    let f = parse(&ring_with("ring: users", "ring: Users"));
+    assert_target_err(
+        &f,
+        0,
+        "spec.targets[0].ring",
+        &["9:13", "\"Users\"", "[a-z0-9][a-z0-9-]*"],
+    );
+    let f = parse(&ring_with("ring: users", "ring: ante"));
+    assert_target_err(&f, 0, "spec.targets[0].ring", &["\"ante\"", "pseudo ring"]);
+    let f = parse(&ring_with("ring: users", "ring: post"));
+    assert_target_err(&f, 0, "spec.targets[0].ring", &["pseudo ring"]);
+    let f = parse(&ring_with("pipeline: shop", "pipeline: shop_1"));
+    assert_target_err(
+        &f,
+        0,
+        "spec.targets[0].pipeline",
+        &["10:17", "invalid pipeline name \"shop_1\""],
+    );
+    let f = parse(&ring_with("      ring: users\n", ""));
+    assert_target_err(
+        &f,
+        0,
+        "spec.targets[0].pipeline",
+        &["only for ring targets"],
+    );
 }

@@ -199,6 +199,15 @@ impl Workspace {
             .map_err(self.local_error("reading HEAD"))
     }
 
+    /// When commit `id` was made (its committer time), in ms since the epoch.
+    pub fn commit_time_ms(&self, id: Oid) -> Result<i64, GitError> {
+        let commit = self
+            .repo
+            .find_commit(id)
+            .map_err(self.local_error("reading a commit"))?;
+        Ok(commit.time().seconds() * 1000)
+    }
+
     /// The full message of the commit HEAD points at.
     pub fn head_message(&self) -> Result<String, GitError> {
         let local = |action| self.local_error(action);
