@@ -7,6 +7,7 @@
 //! - [`end_to_end`]: scenario 4, publish → commit on a `git daemon`, and a 200-release burst.
 //! - [`upstream`]: scenario 5, requests reaching the origin registry: ferry vs polling.
 //! - [`catchup`]: scenario 6, an agent offline for 100,000 events comes back.
+//! - [`status`]: scenario 7, `GetPipeline` with 1,000 clusters × 100 targets reported.
 //! - [`wrk`], [`ceiling`], [`stats`], [`origin_push`], [`report`]: the tools they share.
 
 mod catchup;
@@ -18,6 +19,7 @@ mod publish;
 mod registry;
 mod report;
 mod stats;
+mod status;
 mod upstream;
 mod wrk;
 
@@ -53,6 +55,9 @@ enum Command {
     Upstream(upstream::Options),
     /// Scenario 6: an agent offline for 100,000 events resumes.
     Catchup(catchup::Options),
+    /// Scenario 7: 1,000 clusters × 100 targets reported; GetPipeline and Report latency
+    /// against ListTags of the same images.
+    Status(status::Options),
     /// Every scenario with its default options.
     All,
     /// (internal) Serve a constant manifest: the ceiling for this machine.
@@ -89,6 +94,7 @@ fn main() -> anyhow::Result<()> {
         Command::EndToEnd(o) => scenario("end-to-end", || end_to_end::run(&o)),
         Command::Upstream(o) => scenario("upstream", || upstream::run(&o)),
         Command::Catchup(o) => scenario("catchup", || catchup::run(&o)),
+        Command::Status(o) => scenario("status", || status::run(&o)),
         Command::All => {
             let started = Instant::now();
             scenario("registry", || registry::run(&defaults()))?;
@@ -97,6 +103,7 @@ fn main() -> anyhow::Result<()> {
             scenario("end-to-end", || end_to_end::run(&defaults()))?;
             scenario("upstream", || upstream::run(&defaults()))?;
             scenario("catchup", || catchup::run(&defaults()))?;
+            scenario("status", || status::run(&defaults()))?;
             eprintln!(
                 "all scenarios: {:.1} min",
                 started.elapsed().as_secs_f64() / 60.0

@@ -51,13 +51,15 @@ fn benchmarks_md() -> PathBuf {
 }
 
 /// The scenarios in the order their sections appear in BENCHMARKS.md.
-const ORDER: [&str; 6] = [
+const ORDER: [&str; 8] = [
     "registry",
     "publish",
     "fanout",
     "end-to-end",
     "upstream",
     "catchup",
+    "status",
+    "promote",
 ];
 
 fn markers(name: &str) -> (String, String) {

@@ -13,66 +13,13 @@ use ferry_tests::releases::release;
 
 const IMAGE: &str = "registry.example.com/team/app";
 
-struct Server {
-    grpc: String,
-    /// The running service, kept so tests can read what it observed (e.g. lag replays).
-    service: std::sync::Arc<ferry_server::service::Service>,
-    /// The bootstrap token (roles publisher and agent) the server wrote on first start.
-    token: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    async fn start(live_buffer: usize) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let limits = Limits {
-            live_buffer,
-            ..Limits::default()
-        };
-        let cfg = common::config(dir.path(), limits, Duration::from_millis(200));
-        let service = ferry_server::run::open_service(&cfg).unwrap();
-        let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = format!("http://{}", grpc.local_addr().unwrap());
-        let (stop, stopped) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(ferry_server::run::run(
-            cfg,
-            service.clone(),
-            http,
-            grpc,
-            async {
-                let _ = stopped.await;
-            },
-        ));
-        let token =
-            std::fs::read_to_string(ferry_server::admin::bootstrap_token_path(dir.path())).unwrap();
-        Server {
-            grpc: addr,
-            service,
-            token,
-            stop: Some(stop),
-            task: Some(task),
-            _dir: dir,
-        }
-    }
-
-    async fn client(&self) -> ferry_proto::client::Client {
-        ferry_proto::client::connect(&self.grpc, Some(&self.token))
-            .await
-            .unwrap()
-    }
-
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        let task = self.task.take().unwrap();
-        tokio::time::timeout(Duration::from_secs(10), task)
-            .await
-            .expect("the server did not shut down within 10 s with streams open")
-            .unwrap()
-            .unwrap();
-    }
+/// A server whose live fan-out holds `live_buffer` batches, heartbeating every 200 ms.
+async fn start(live_buffer: usize) -> common::Server {
+    let limits = Limits {
+        live_buffer,
+        ..Limits::default()
+    };
+    common::Server::start(limits, Duration::from_millis(200)).await
 }
 
 async fn publish(client: &mut ferry_proto::client::Client, n: u64) -> u64 {
@@ -102,7 +49,7 @@ async fn events_until(stream: &mut tonic::Streaming<pb::SubscribeResponse>, last
 
 #[tokio::test]
 async fn replay_then_live_has_no_gap_and_no_duplicate() {
-    let server = Server::start(4096).await;
+    let server = start(4096).await;
     let mut client = server.client().await;
     for n in 1..=30 {
         publish(&mut client, n).await;
@@ -130,7 +77,7 @@ async fn replay_then_live_has_no_gap_and_no_duplicate() {
 #[tokio::test]
 async fn a_subscriber_that_lags_behind_the_live_buffer_is_replayed_not_dropped() {
     // A live buffer of 2 publishes: a client that stops reading falls behind almost at once.
-    let server = Server::start(2).await;
+    let server = start(2).await;
     let mut client = server.client().await;
     let mut stream = client.subscribe_from(0, &[]).await.unwrap().into_inner();
     // Not reading while 300 publishes of ~32 KB events happen (~10 MB): more than the per-stream
@@ -157,7 +104,7 @@ async fn a_subscriber_that_lags_behind_the_live_buffer_is_replayed_not_dropped()
 
 #[tokio::test]
 async fn heartbeats_carry_the_head_and_filters_hide_other_images() {
-    let server = Server::start(4096).await;
+    let server = start(4096).await;
     let mut client = server.client().await;
     for n in 1..=3 {
         publish(&mut client, n).await;
@@ -181,7 +128,7 @@ async fn heartbeats_carry_the_head_and_filters_hide_other_images() {
 
 #[tokio::test]
 async fn a_cursor_the_log_cannot_serve_gets_a_snapshot_of_current_tags() {
-    let server = Server::start(4096).await;
+    let server = start(4096).await;
     let mut client = server.client().await;
     for n in 1..=2 {
         publish(&mut client, n).await;
@@ -204,7 +151,7 @@ async fn a_cursor_the_log_cannot_serve_gets_a_snapshot_of_current_tags() {
 
 #[tokio::test]
 async fn republishing_the_same_digest_under_the_same_tag_emits_no_event() {
-    let server = Server::start(4096).await;
+    let server = start(4096).await;
     let mut client = server.client().await;
     let first = client
         .publish(release(IMAGE, 1, vec!["v1".into()]))

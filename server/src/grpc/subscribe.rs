@@ -15,7 +15,7 @@ use tonic::Status;
 use tracing::Instrument;
 
 use super::{convert, ImageFilter};
-use crate::service::{Event, Service};
+use crate::service::{ClusterConnection, Event, Service};
 
 /// Events replayed per store query: bounds memory per catching-up stream.
 const REPLAY_PAGE: usize = 1000;
@@ -34,6 +34,8 @@ pub struct StreamToken {
     pub still_allowed: StillAllowed,
     /// Freed when the stream ends.
     pub slot: StreamSlot,
+    /// Marks the stream's cluster connected until the stream ends.
+    pub connection: ClusterConnection,
 }
 
 /// Starts the stream task and returns the client's end. The task runs in a `subscribe` span
@@ -58,6 +60,7 @@ pub fn start(
                 cursor: after_seq,
                 still_allowed: token.still_allowed,
                 _slot: token.slot,
+                _connection: token.connection,
             };
             if let Err(Gone) = s.run(heartbeat, shutdown).await {
                 tracing::debug!(cursor = s.cursor, "subscriber left");
@@ -80,6 +83,8 @@ struct Subscriber {
     still_allowed: StillAllowed,
     /// This stream's place in its token's count, freed when the stream ends.
     _slot: StreamSlot,
+    /// Its cluster's connected mark, dropped when the stream ends.
+    _connection: ClusterConnection,
 }
 
 /// Checked at every heartbeat (blocking: it reads the store): an error ends the stream with that

@@ -55,9 +55,22 @@ pub enum ServiceError {
     /// A publish that is inconsistent (missing child or config, sizes that disagree, …).
     #[error("invalid publish: {0}")]
     InvalidPublish(String),
+    /// A cluster report that cannot be stored (a name, digest or field breaking its rule).
+    #[error("invalid report: {0}")]
+    InvalidReport(String),
     /// A token could not be created as asked.
     #[error("{0}")]
     InvalidToken(String),
+    /// A ring verb or pipeline spec with bad input (an unknown ring, a spec breaking a rule).
+    #[error("{0}")]
+    RingInvalid(String),
+    /// A ring move the rules refuse now: a closed gate, the order rule, a rejected digest,
+    /// nothing to unshift or roll back.
+    #[error("{0}")]
+    RingRefused(String),
+    /// An unknown pipeline, image or digest named by a ring verb.
+    #[error("{0}")]
+    RingUnknown(String),
     /// The store failed; details are logged, not sent to clients.
     #[error(transparent)]
     Store(#[from] StoreError),
