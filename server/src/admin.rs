@@ -20,10 +20,10 @@ use crate::store::{Store, TokenRecord};
 pub enum TokenCommand {
     /// Create a token and print it once (only its hash is stored).
     Create {
-        /// Role(s): publisher, agent, reader. Repeat or separate with commas.
+        /// Role(s): publisher, agent, reader, promoter. Repeat or separate with commas.
         #[arg(long = "role", required = true, value_delimiter = ',')]
         roles: Vec<Role>,
-        /// Limit a publisher to repositories under this prefix of normalised image names
+        /// Limit a publisher or promoter to repositories under this prefix of normalised image names
         /// (e.g. ghcr.io/acme). Repeatable; none means any repository.
         #[arg(long = "scope")]
         scopes: Vec<String>,
@@ -130,7 +130,10 @@ fn scope_note(rec: &TokenRecord) -> String {
     if rec.scopes.is_empty() {
         String::new()
     } else {
-        format!(", publishing only under {}", rec.scopes.join(", "))
+        format!(
+            ", publishing and promoting only under {}",
+            rec.scopes.join(", ")
+        )
     }
 }
 

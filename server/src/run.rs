@@ -88,6 +88,8 @@ pub async fn run(
     tracing::info!(%http_addr, %grpc_addr, %scheme, data_dir = %cfg.data_dir.display(), "ferry-server listening");
     let http_task = tokio::spawn(http_server);
     let grpc_task = tokio::spawn(grpc_server);
+    let auto_promote =
+        crate::service::auto_promote::spawn(service.clone(), close_streams.subscribe());
     shutdown.await;
     tracing::info!("shutting down");
     draining.start();
@@ -97,6 +99,7 @@ pub async fn run(
     http_handle.stop(true).await;
     http_task.await?.context("registry server")?;
     grpc_task.await?.context("gRPC server")?;
+    auto_promote.await.context("autoPromote task")?;
     Ok(())
 }
 

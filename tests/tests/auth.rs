@@ -245,7 +245,7 @@ fn bootstrap_token_is_owner_only_and_token_create_checks_its_input() {
         ),
         (
             vec!["create", "--role", "agent", "--scope", "team"],
-            "--scope limits publishing, so it needs --role publisher",
+            "--scope limits publishing and promoting, so it needs --role publisher or --role promoter",
         ),
         (
             vec!["create", "--role", "publisher", "--scope", "Team/*"],

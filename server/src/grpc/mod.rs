@@ -69,7 +69,9 @@ pub(crate) fn status(e: ServiceError) -> Status {
         ServiceError::TooLarge { .. } => Status::resource_exhausted(capped(e.to_string())),
         ServiceError::NameUnknown(_)
         | ServiceError::ManifestUnknown { .. }
-        | ServiceError::BlobUnknown { .. } => Status::not_found(capped(e.to_string())),
+        | ServiceError::BlobUnknown { .. }
+        | ServiceError::RingUnknown(_) => Status::not_found(capped(e.to_string())),
+        ServiceError::RingRefused(_) => Status::failed_precondition(capped(e.to_string())),
         _ => Status::invalid_argument(capped(e.to_string())),
     }
 }
@@ -214,6 +216,15 @@ impl Ferry for FerryGrpc {
                 tracing::info!(token = %principal.name, %image, "publish refused: out of scope");
                 auth_status(e)
             })?;
+            // Past ante, a publish promotes: that needs the promoter role too.
+            if !matches!(input.to_ring.trim(), "" | "ante" | "none") {
+                principal.may_promote(&image).map_err(|e| {
+                    tracing::info!(token = %principal.name, %image, ring = %input.to_ring, "publish refused: not a promoter");
+                    auth_status(e)
+                })?;
+            }
+            let mut input = input;
+            input.actor.clone_from(&principal.name);
             service.publish(input).map_err(status)
         })
         .await?;
@@ -222,7 +233,7 @@ impl Ferry for FerryGrpc {
             repository: out.repository,
             moved: out.events.iter().filter_map(convert::tag_move).collect(),
             head_seq: out.head_seq,
-            ring_moves: Vec::new(),
+            ring_moves: out.events.iter().filter_map(convert::ring_move).collect(),
         }))
     }
 

@@ -1,63 +1,232 @@
 //! Pipelines and ring moves over gRPC: ApplyPipeline, ListPipelines, Promote, Shift, Unshift,
 //! Rollback, Reject, ListRings.
+//!
+//! Roles: applying a pipeline needs promoter with every image in scope; a move needs promoter
+//! with the image in scope (shift and unshift: every image of the pipeline); ListRings needs
+//! agent; ListPipelines any valid token.
 
 use ferry_proto::pb;
 use tonic::{Request, Response, Status};
 
-use super::FerryGrpc;
+use super::{authorize, bearer, convert, run_blocking, status, FerryGrpc, ImageFilter};
+use crate::service::auth::{Principal, Role};
+use crate::service::pipelines;
+use crate::service::rings::normalise_image;
+use crate::service::{Event, PromoteInput, Service};
+
+/// The token's caller if it may move rings of every image in `images`.
+pub(super) fn promoter(
+    service: &Service,
+    token: Option<&str>,
+    action: &'static str,
+    images: &[String],
+) -> Result<Principal, Status> {
+    authorize(service, token, action, Role::Promoter, |p| {
+        images.iter().try_for_each(|i| p.may_promote(i))
+    })
+}
+
+/// Any caller with a valid token.
+pub(super) fn anyone(
+    service: &Service,
+    token: Option<&str>,
+    action: &'static str,
+) -> Result<Principal, Status> {
+    authorize(service, token, action, Role::Reader, |_| Ok(()))
+}
+
+/// The images of pipeline `name` (empty when unknown: the verb then answers NOT_FOUND).
+fn images_of(service: &Service, name: &str) -> Vec<String> {
+    service
+        .pipelines()
+        .into_iter()
+        .find(|p| p.spec.name == name)
+        .map(|p| p.spec.images)
+        .unwrap_or_default()
+}
+
+/// The image as the service will see it, for the scope check (as written when it does not
+/// parse: the verb refuses it).
+fn scoped_image(image: &str) -> String {
+    normalise_image(image).unwrap_or_else(|_| image.to_string())
+}
+
+fn moved(events: Vec<Event>, service: &Service) -> pb::MoveResponse {
+    pb::MoveResponse {
+        moved: events.iter().filter_map(convert::ring_move).collect(),
+        head_seq: service.head_seq(),
+    }
+}
 
 pub(super) async fn apply_pipeline(
-    _grpc: &FerryGrpc,
-    _req: Request<pb::ApplyPipelineRequest>,
+    grpc: &FerryGrpc,
+    req: Request<pb::ApplyPipelineRequest>,
 ) -> Result<Response<pb::ApplyPipelineResponse>, Status> {
-    Err(Status::unimplemented("apply_pipeline: not built yet"))
+    let token = bearer(&req);
+    let req = req.into_inner();
+    let spec = req
+        .spec
+        .ok_or_else(|| Status::invalid_argument("apply pipeline: the spec field is required"))?;
+    let service = grpc.service.clone();
+    let out = run_blocking(move || {
+        // Authenticated before the spec is judged, so a caller without a token learns nothing.
+        anyone(&service, token.as_deref(), "apply a pipeline")?;
+        let spec = pipelines::normalise(convert::pipeline_spec(spec)).map_err(status)?;
+        let p = promoter(&service, token.as_deref(), "apply a pipeline", &spec.images)?;
+        service
+            .apply_pipeline(spec, &req.source, &p.name)
+            .map_err(status)
+    })
+    .await?;
+    Ok(Response::new(pb::ApplyPipelineResponse {
+        spec: Some(convert::pb_pipeline_spec(&out.spec)),
+        generation: out.generation,
+        changed: out.changed,
+        seq: out.seq,
+    }))
 }
 
 pub(super) async fn list_pipelines(
-    _grpc: &FerryGrpc,
-    _req: Request<pb::ListPipelinesRequest>,
+    grpc: &FerryGrpc,
+    req: Request<pb::ListPipelinesRequest>,
 ) -> Result<Response<pb::ListPipelinesResponse>, Status> {
-    Err(Status::unimplemented("list_pipelines: not built yet"))
+    let token = bearer(&req);
+    let service = grpc.service.clone();
+    run_blocking(move || anyone(&service, token.as_deref(), "list pipelines")).await?;
+    let pipelines = grpc
+        .service
+        .pipelines()
+        .into_iter()
+        .map(|p| pb::PipelineSummary {
+            name: p.spec.name,
+            generation: p.generation,
+            rings: p.spec.rings,
+            images: p.spec.images,
+            updated_at_ms: p.updated_at_ms,
+        })
+        .collect();
+    Ok(Response::new(pb::ListPipelinesResponse { pipelines }))
 }
 
 pub(super) async fn promote(
-    _grpc: &FerryGrpc,
-    _req: Request<pb::PromoteRequest>,
+    grpc: &FerryGrpc,
+    req: Request<pb::PromoteRequest>,
 ) -> Result<Response<pb::MoveResponse>, Status> {
-    Err(Status::unimplemented("promote: not built yet"))
+    let token = bearer(&req);
+    let req = req.into_inner();
+    let service = grpc.service.clone();
+    let out = run_blocking(move || {
+        let image = scoped_image(&req.image);
+        let p = promoter(&service, token.as_deref(), "promote", &[image])?;
+        let events = service
+            .promote(PromoteInput {
+                image: req.image,
+                reference: req.reference,
+                to_ring: req.to_ring,
+                pipeline: req.pipeline,
+                force: req.force,
+                reason: req.reason,
+                actor: p.name,
+            })
+            .map_err(status)?;
+        Ok(moved(events, &service))
+    })
+    .await?;
+    Ok(Response::new(out))
+}
+
+async fn shift_or_unshift(
+    grpc: &FerryGrpc,
+    req: Request<pb::ShiftRequest>,
+    undo: bool,
+) -> Result<Response<pb::MoveResponse>, Status> {
+    let token = bearer(&req);
+    let pipeline = req.into_inner().pipeline;
+    if pipeline.is_empty() {
+        return Err(Status::invalid_argument(
+            "shift: the pipeline field is required",
+        ));
+    }
+    let service = grpc.service.clone();
+    let out = run_blocking(move || {
+        let images = images_of(&service, &pipeline);
+        let action = if undo { "unshift" } else { "shift" };
+        let p = promoter(&service, token.as_deref(), action, &images)?;
+        let events = if undo {
+            service.unshift(&pipeline, &p.name)
+        } else {
+            service.shift(&pipeline, &p.name)
+        }
+        .map_err(status)?;
+        Ok(moved(events, &service))
+    })
+    .await?;
+    Ok(Response::new(out))
 }
 
 pub(super) async fn shift(
-    _grpc: &FerryGrpc,
-    _req: Request<pb::ShiftRequest>,
+    grpc: &FerryGrpc,
+    req: Request<pb::ShiftRequest>,
 ) -> Result<Response<pb::MoveResponse>, Status> {
-    Err(Status::unimplemented("shift: not built yet"))
+    shift_or_unshift(grpc, req, false).await
 }
 
 pub(super) async fn unshift(
-    _grpc: &FerryGrpc,
-    _req: Request<pb::ShiftRequest>,
+    grpc: &FerryGrpc,
+    req: Request<pb::ShiftRequest>,
 ) -> Result<Response<pb::MoveResponse>, Status> {
-    Err(Status::unimplemented("unshift: not built yet"))
+    shift_or_unshift(grpc, req, true).await
 }
 
 pub(super) async fn rollback(
-    _grpc: &FerryGrpc,
-    _req: Request<pb::RollbackRequest>,
+    grpc: &FerryGrpc,
+    req: Request<pb::RollbackRequest>,
 ) -> Result<Response<pb::MoveResponse>, Status> {
-    Err(Status::unimplemented("rollback: not built yet"))
+    let token = bearer(&req);
+    let req = req.into_inner();
+    let service = grpc.service.clone();
+    let out = run_blocking(move || {
+        let image = scoped_image(&req.image);
+        let p = promoter(&service, token.as_deref(), "roll back", &[image])?;
+        let events = service
+            .rollback(&req.image, &req.ring, &req.pipeline, &req.reason, &p.name)
+            .map_err(status)?;
+        Ok(moved(events, &service))
+    })
+    .await?;
+    Ok(Response::new(out))
 }
 
 pub(super) async fn reject(
-    _grpc: &FerryGrpc,
-    _req: Request<pb::RejectRequest>,
+    grpc: &FerryGrpc,
+    req: Request<pb::RejectRequest>,
 ) -> Result<Response<pb::RejectResponse>, Status> {
-    Err(Status::unimplemented("reject: not built yet"))
+    let token = bearer(&req);
+    let req = req.into_inner();
+    let service = grpc.service.clone();
+    let (rejection, running) = run_blocking(move || {
+        let image = scoped_image(&req.image);
+        let p = promoter(&service, token.as_deref(), "reject", &[image])?;
+        service
+            .reject(&req.image, &req.digest, &req.reason, &p.name)
+            .map_err(status)
+    })
+    .await?;
+    Ok(Response::new(pb::RejectResponse {
+        rejection: Some(convert::rejection(rejection)),
+        running: running.into_iter().map(convert::ring_pointer).collect(),
+    }))
 }
 
 pub(super) async fn list_rings(
-    _grpc: &FerryGrpc,
-    _req: Request<pb::ListRingsRequest>,
+    grpc: &FerryGrpc,
+    req: Request<pb::ListRingsRequest>,
 ) -> Result<Response<pb::ListRingsResponse>, Status> {
-    Err(Status::unimplemented("list_rings: not built yet"))
+    grpc.watcher(bearer(&req), "list rings").await?;
+    let filter = ImageFilter::parse(&req.into_inner().images)?;
+    let (head_seq, pointers) = grpc.service.ring_pointers(|image| filter.accepts(image));
+    Ok(Response::new(pb::ListRingsResponse {
+        head_seq,
+        pointers: pointers.into_iter().map(convert::ring_pointer).collect(),
+    }))
 }

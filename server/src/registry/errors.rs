@@ -119,6 +119,11 @@ impl From<ServiceError> for OciError {
             ServiceError::Manifest(_)
             | ServiceError::InvalidPublish(_)
             | ServiceError::InvalidToken(_) => Self::new(S::BAD_REQUEST, "MANIFEST_INVALID", msg),
+            // The registry never moves rings; mapped for completeness.
+            ServiceError::RingInvalid(_) | ServiceError::RingRefused(_) => {
+                Self::new(S::BAD_REQUEST, "DENIED", msg)
+            }
+            ServiceError::RingUnknown(_) => Self::new(S::NOT_FOUND, "NAME_UNKNOWN", msg),
             ServiceError::TooLarge { .. } => Self::new(S::PAYLOAD_TOO_LARGE, "SIZE_INVALID", msg),
             ServiceError::Store(e) => {
                 tracing::error!(error = %e, "store failure on the read path");

@@ -10,6 +10,8 @@
 //! - `publisher`: Publish, limited to repository prefixes when the token has scopes.
 //! - `agent`: Subscribe and ListTags.
 //! - `reader`: registry reads (every valid token may read the registry).
+//! - `promoter`: ApplyPipeline and ring moves (Promote, Shift, Unshift, Rollback, Reject, a
+//!   publish `--to` a ring past ante), limited to image prefixes when the token has scopes.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -34,11 +36,13 @@ pub enum Role {
     Agent,
     /// May read the registry.
     Reader,
+    /// May apply pipelines and move rings (within its scopes).
+    Promoter,
 }
 
 impl Role {
     /// Every role, in the order `token list` shows them.
-    pub const ALL: [Role; 3] = [Role::Publisher, Role::Agent, Role::Reader];
+    pub const ALL: [Role; 4] = [Role::Publisher, Role::Agent, Role::Reader, Role::Promoter];
 
     /// The role's name on the command line and in the store.
     pub fn as_str(self) -> &'static str {
@@ -46,6 +50,7 @@ impl Role {
             Role::Publisher => "publisher",
             Role::Agent => "agent",
             Role::Reader => "reader",
+            Role::Promoter => "promoter",
         }
     }
 }
@@ -63,7 +68,7 @@ impl FromStr for Role {
         Role::ALL
             .into_iter()
             .find(|r| r.as_str() == s)
-            .ok_or_else(|| format!("role {s:?} is not one of publisher, agent, reader"))
+            .ok_or_else(|| format!("role {s:?} is not one of publisher, agent, reader, promoter"))
     }
 }
 
@@ -96,9 +101,11 @@ pub enum AuthError {
         /// The role it needs.
         role: Role,
     },
-    /// A publisher token scoped away from this repository.
-    #[error("token {name:?} may publish only under {scopes}; {image} is outside them")]
+    /// A publisher or promoter token scoped away from this repository.
+    #[error("token {name:?} may {action} only under {scopes}; {image} is outside them")]
     OutOfScope {
+        /// What was attempted (publish, move rings of).
+        action: &'static str,
         /// Token name.
         name: String,
         /// Its scopes.
@@ -155,11 +162,26 @@ impl Principal {
         if self.scopes.is_empty() || self.scopes.iter().any(|s| in_scope(image, s)) {
             return Ok(());
         }
-        Err(AuthError::OutOfScope {
+        Err(self.out_of_scope("publish", image))
+    }
+
+    fn out_of_scope(&self, action: &'static str, image: &str) -> AuthError {
+        AuthError::OutOfScope {
+            action,
             name: self.name.clone(),
             scopes: self.scopes.join(", "),
             image: image.to_string(),
-        })
+        }
+    }
+
+    /// Move rings of `image` (normalised name) or apply a pipeline listing it: role promoter,
+    /// and `image` inside a scope.
+    pub fn may_promote(&self, image: &str) -> Result<(), AuthError> {
+        self.require(Role::Promoter, "move rings or apply pipelines")?;
+        if self.scopes.is_empty() || self.scopes.iter().any(|s| in_scope(image, s)) {
+            return Ok(());
+        }
+        Err(self.out_of_scope("move rings of", image))
     }
 
     /// Subscribe and ListTags: role agent.
@@ -419,9 +441,10 @@ pub fn create_token(
             )));
         }
     }
-    if !scopes.is_empty() && !roles.contains(&Role::Publisher) {
+    if !scopes.is_empty() && !roles.contains(&Role::Publisher) && !roles.contains(&Role::Promoter) {
         return Err(ServiceError::InvalidToken(
-            "--scope limits publishing, so it needs --role publisher".into(),
+            "--scope limits publishing and promoting, so it needs --role publisher or --role promoter"
+                .into(),
         ));
     }
     let mut names: Vec<String> = roles.iter().map(|r| r.as_str().to_string()).collect();
@@ -586,7 +609,7 @@ mod tests {
         assert_eq!("agent".parse::<Role>(), Ok(Role::Agent));
         let err = "admin".parse::<Role>().unwrap_err();
         assert!(
-            err.contains("\"admin\"") && err.contains("publisher, agent, reader"),
+            err.contains("\"admin\"") && err.contains("publisher, agent, reader, promoter"),
             "{err}"
         );
     }

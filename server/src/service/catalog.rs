@@ -57,6 +57,9 @@ pub struct ManifestEntry {
     pub data: Bytes,
     /// Where its layers live, if the publish said.
     pub origin: Option<Origin>,
+    /// When it was first published (ms since the epoch): "the newest manifest of a version"
+    /// for bundles.
+    pub created_at_ms: i64,
 }
 
 /// Metadata of a stored blob; the bytes stay in SQLite.
@@ -124,6 +127,8 @@ impl RepoView {
             if entry.labels.is_empty() {
                 entry.labels.clone_from(&old.labels);
             }
+            // The store keeps the first publish's time too.
+            entry.created_at_ms = old.created_at_ms;
         }
         if let (true, Some(origin)) = (names_origin, &entry.origin) {
             for layer in layers {

@@ -58,6 +58,16 @@ pub enum ServiceError {
     /// A token could not be created as asked.
     #[error("{0}")]
     InvalidToken(String),
+    /// A ring verb or pipeline spec with bad input (an unknown ring, a spec breaking a rule).
+    #[error("{0}")]
+    RingInvalid(String),
+    /// A ring move the rules refuse now: a closed gate, the order rule, a rejected digest,
+    /// nothing to unshift or roll back.
+    #[error("{0}")]
+    RingRefused(String),
+    /// An unknown pipeline, image or digest named by a ring verb.
+    #[error("{0}")]
+    RingUnknown(String),
     /// The store failed; details are logged, not sent to clients.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -24,12 +24,58 @@ pub struct Event {
     pub kind: EventKind,
 }
 
-/// What an event records. Each kind carries only the facts it has (a ring move, to come, will
-/// name a ring and a digest but no tag).
+/// What an event records. Each kind carries only the facts it has.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventKind {
     /// A tag now points at a (new) manifest.
     TagMoved(TagMove),
+    /// A ring pointer of a pipeline now points at a (new) manifest, or at none.
+    RingMoved(RingMove),
+    /// A pipeline was created or changed (the event's image is empty).
+    PipelineApplied {
+        /// The pipeline.
+        pipeline: String,
+        /// The token that applied it.
+        actor: String,
+    },
+}
+
+/// A ring pointer that moved, with what clients need to know of the manifest it points at.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RingMove {
+    /// The pipeline.
+    pub pipeline: String,
+    /// The ring (ante, a user ring, post).
+    pub ring: String,
+    /// Where it points now; empty when the move emptied the ring.
+    pub digest: String,
+    /// Where it pointed before; empty when the ring was empty.
+    pub previous_digest: String,
+    /// A tag that points at `digest`, or empty.
+    pub tag: String,
+    /// Media type of the manifest at `digest`.
+    pub media_type: String,
+    /// OCI 1.1 artifactType of that manifest (always a release: None).
+    pub artifact_type: Option<String>,
+    /// OCI 1.1 subject of that manifest.
+    pub subject: Option<String>,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// Who moved it: a token name, or `ferry-server` (autoPromote).
+    pub actor: String,
+    /// Why: promote, shift, unshift, rollback, publish, auto, or the operator's text.
+    pub reason: String,
+    /// Moved with --force.
+    pub forced: bool,
+}
+
+impl RingMove {
+    /// `org.opencontainers.image.version` of the digest, or empty.
+    pub fn version(&self) -> &str {
+        self.labels
+            .get(super::rings::VERSION_LABEL)
+            .map_or("", String::as_str)
+    }
 }
 
 /// A tag that moved, with what clients need to know of the manifest it points at.
@@ -64,6 +110,24 @@ impl From<StoredEvent> for Event {
                 subject: e.subject,
                 labels: e.labels,
             }),
+            StoredEventKind::RingMoved => EventKind::RingMoved(RingMove {
+                pipeline: e.pipeline,
+                ring: e.ring,
+                digest: e.digest,
+                previous_digest: e.previous_digest,
+                tag: e.tag,
+                media_type: e.media_type,
+                artifact_type: e.artifact_type,
+                subject: e.subject,
+                labels: e.labels,
+                actor: e.actor,
+                reason: e.reason,
+                forced: e.forced,
+            }),
+            StoredEventKind::PipelineApplied => EventKind::PipelineApplied {
+                pipeline: e.pipeline,
+                actor: e.actor,
+            },
         };
         Event {
             seq: e.seq,

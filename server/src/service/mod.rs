@@ -5,11 +5,20 @@
 //! then the event fan-out, in that order, under one lock.
 
 pub mod auth;
+pub mod auto_promote;
 pub mod catalog;
 mod error;
 mod events;
+pub mod gates;
+pub mod pipelines;
 mod publish;
 mod reads;
+pub mod reports;
+mod ring_state;
+mod ring_status;
+pub mod rings;
+#[cfg(test)]
+mod rings_tests;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -26,9 +35,11 @@ use crate::store::{ManifestRecord, Store};
 use catalog::{BlobMeta, Catalog, ManifestEntry, Origin, RepoView, TagEntry};
 
 pub use error::ServiceError;
-pub use events::{CurrentTag, Event, EventBatch, EventKind, TagMove};
+pub use events::{CurrentTag, Event, EventBatch, EventKind, RingMove, TagMove};
 pub use publish::{Content, PublishInput, PublishOutcome};
 pub use reads::{BlobAnswer, Referrer};
+pub use ring_status::{PipelineView, PointerView, RingView};
+pub use rings::PromoteInput;
 
 /// Size caps on published content.
 #[derive(Debug, Clone)]
@@ -71,6 +82,10 @@ pub struct Service {
     publish_lock: Mutex<()>,
     live: broadcast::Sender<EventBatch>,
     head_seq: AtomicU64,
+    /// Pipelines, ring pointers, holds and rejections (updated under the publish lock).
+    rings: RwLock<ring_state::RingState>,
+    /// Bumped on each stored report (autoPromote wakes on it).
+    reports_tx: tokio::sync::watch::Sender<u64>,
     /// How many times a subscriber fell behind the live buffer and was replayed from the log.
     lag_replays: AtomicU64,
     limits: Limits,
@@ -105,6 +120,7 @@ impl Service {
                 m.labels,
                 m.origin.map(Origin::from),
                 None,
+                m.created_at_ms,
             );
             repo.insert_manifest(entry, layers);
         }
@@ -136,6 +152,7 @@ impl Service {
             head_seq = state.head_seq,
             "catalog loaded"
         );
+        let rings = ring_state::RingState::load(store.load_rings()?)?;
         let (live, _) = broadcast::channel(limits.live_buffer.max(1));
         Ok(Service {
             store,
@@ -143,6 +160,8 @@ impl Service {
             publish_lock: Mutex::new(()),
             live,
             head_seq: AtomicU64::new(state.head_seq),
+            rings: RwLock::new(rings),
+            reports_tx: tokio::sync::watch::channel(0).0,
             lag_replays: AtomicU64::new(0),
             limits,
         })
@@ -172,6 +191,7 @@ fn manifest_entry(
     labels: std::collections::BTreeMap<String, String>,
     origin: Option<Origin>,
     parsed: Option<&ManifestInfo>,
+    created_at_ms: i64,
 ) -> (ManifestEntry, Vec<String>) {
     let reparsed;
     let info = match parsed {
@@ -198,6 +218,7 @@ fn manifest_entry(
             labels,
             data: Bytes::from(m.data),
             origin,
+            created_at_ms,
         },
         layers,
     )

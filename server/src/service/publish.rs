@@ -5,8 +5,6 @@
 //! publish leaves the store exactly as it was.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 use ferry_proto::manifest::ManifestInfo;
 
@@ -43,6 +41,12 @@ pub struct PublishInput {
     pub labels: BTreeMap<String, String>,
     /// Origin registry base URL and repository path.
     pub origin: Option<(String, String)>,
+    /// The ring to move too: "" (ante of every pipeline listing the image), "none", or a ring.
+    pub to_ring: String,
+    /// Only this pipeline's rings; "" for every pipeline listing the image.
+    pub pipeline: String,
+    /// Who publishes (the token's name), recorded on ring moves.
+    pub actor: String,
 }
 
 /// What a publish did.
@@ -52,7 +56,7 @@ pub struct PublishOutcome {
     pub digest: String,
     /// ferry repository name.
     pub repository: String,
-    /// Events appended (one per tag that moved).
+    /// Events appended: one per tag that moved, then one per ring pointer that moved.
     pub events: Vec<Event>,
     /// Head of the log after this publish.
     pub head_seq: u64,
@@ -70,26 +74,30 @@ impl Service {
             digest = tracing::field::Empty
         );
         let _entered = span.enter();
+        let (to_ring, pipeline, actor) = (
+            input.to_ring.clone(),
+            input.pipeline.clone(),
+            input.actor.clone(),
+        );
         let (record, infos) = self.validate(input)?;
         span.record("repository", record.repository.as_str());
         span.record("digest", record.top_digest());
         let _guard = self.publish_lock.lock().expect("publish lock poisoned");
+        // Planned against the state before the publish, stored in its transaction: a publish
+        // that may not move its rings stores nothing.
+        let rings = self.plan_publish_rings(&record, &to_ring, &pipeline, &actor)?;
         let events: Vec<Event> = self
             .store
-            .commit_publish(&record)?
+            .commit_publish_with_rings(&record, rings.as_ref())?
             .into_iter()
             .map(Event::from)
             .collect();
         self.apply_to_catalog(&record, &infos, &events);
-        let head_seq = match events.last() {
-            Some(e) => {
-                self.head_seq.store(e.seq, Ordering::Release);
-                // No receiver is fine: nobody is subscribed right now.
-                let _ = self.live.send(Arc::from(events.clone()));
-                e.seq
-            }
-            None => self.head_seq(),
-        };
+        if let Some(batch) = &rings {
+            self.apply_ring_batch(batch, &events);
+        }
+        self.broadcast(&events);
+        let head_seq = self.head_seq();
         tracing::info!(moved = events.len(), head_seq, "published");
         Ok(PublishOutcome {
             digest: record.top_digest().to_string(),
@@ -111,7 +119,13 @@ impl Service {
             } else {
                 BTreeMap::new()
             };
-            let (entry, layers) = manifest_entry(m.clone(), labels, origin.clone(), Some(info));
+            let (entry, layers) = manifest_entry(
+                m.clone(),
+                labels,
+                origin.clone(),
+                Some(info),
+                crate::store::now_ms(),
+            );
             repo.insert_manifest(entry, layers);
         }
         for b in &rec.blobs {
@@ -135,6 +149,7 @@ impl Service {
                         },
                     );
                 }
+                EventKind::RingMoved(_) | EventKind::PipelineApplied { .. } => {}
             }
         }
     }

@@ -301,7 +301,9 @@ fn a_publish_stores_the_index_its_children_and_the_config() {
     let out = f.service.publish(input).unwrap();
     assert_eq!(out.repository, REPO);
     assert_eq!(out.events.len(), 1);
-    let EventKind::TagMoved(m) = &out.events[0].kind;
+    let EventKind::TagMoved(m) = &out.events[0].kind else {
+        panic!("a tag move");
+    };
     assert_eq!(
         (m.tag.as_str(), m.digest.as_str()),
         ("1.0.0", out.digest.as_str())
@@ -344,10 +346,14 @@ fn events_and_tag_states_carry_the_artifact_type_and_subject() {
     let live = &out.events[0];
     let replayed = f.service.replay(0, 10).unwrap();
     assert_eq!(&replayed[1], live, "replay equals what went live");
-    let EventKind::TagMoved(m) = &live.kind;
+    let EventKind::TagMoved(m) = &live.kind else {
+        panic!("a tag move");
+    };
     assert_eq!(m.artifact_type.as_deref(), Some("application/spdx+json"));
     assert_eq!(m.subject.as_deref(), Some(rel.digest.as_str()));
-    let EventKind::TagMoved(first) = &replayed[0].kind;
+    let EventKind::TagMoved(first) = &replayed[0].kind else {
+        panic!("a tag move");
+    };
     assert_eq!(
         (first.artifact_type.as_deref(), first.subject.as_deref()),
         (None, None)
@@ -512,6 +518,7 @@ fn a_re_publish_without_an_origin_moves_no_layer() {
 
 fn entry(digest: &str, labels: &[(&str, &str)], origin: Option<Origin>) -> ManifestEntry {
     ManifestEntry {
+        created_at_ms: 0,
         digest: digest.into(),
         media_type: OCI_MANIFEST.into(),
         artifact_type: None,

@@ -6,6 +6,7 @@
 
 mod publish;
 mod read;
+mod rings;
 mod schema;
 mod tokens;
 
@@ -17,6 +18,10 @@ use thiserror::Error;
 
 pub use publish::{BlobRecord, ManifestRecord, PublishRecord};
 pub use read::{LoadedBlob, LoadedManifest, LoadedRepository, LoadedState, LoadedTag};
+pub use rings::{
+    LoadedRings, RingBatch, RingMoveRecord, StoredHistory, StoredHold, StoredPipeline,
+    StoredPointer, StoredRejection,
+};
 pub use tokens::TokenRecord;
 
 #[cfg(test)]
@@ -66,10 +71,15 @@ pub enum StoreError {
 }
 
 /// What an event records, as the `events.kind` column spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum StoredEventKind {
     /// `TAG_MOVED`: a tag now points at a (new) digest.
+    #[default]
     TagMoved,
+    /// `RING_MOVED`: a ring pointer of a pipeline now points at a (new) digest, or at none.
+    RingMoved,
+    /// `PIPELINE_APPLIED`: a pipeline was created or changed.
+    PipelineApplied,
 }
 
 impl StoredEventKind {
@@ -77,6 +87,8 @@ impl StoredEventKind {
     pub fn as_str(self) -> &'static str {
         match self {
             StoredEventKind::TagMoved => "TAG_MOVED",
+            StoredEventKind::RingMoved => "RING_MOVED",
+            StoredEventKind::PipelineApplied => "PIPELINE_APPLIED",
         }
     }
 
@@ -84,23 +96,25 @@ impl StoredEventKind {
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "TAG_MOVED" => Some(StoredEventKind::TagMoved),
+            "RING_MOVED" => Some(StoredEventKind::RingMoved),
+            "PIPELINE_APPLIED" => Some(StoredEventKind::PipelineApplied),
             _ => None,
         }
     }
 }
 
 /// One appended event, as stored in the `events` table.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct StoredEvent {
     /// Gapless, strictly increasing position in the log.
     pub seq: u64,
-    /// What happened (room for `TAG_DELETED`, `RING_MOVED`).
+    /// What happened.
     pub kind: StoredEventKind,
     /// ferry repository name.
     pub repository: String,
     /// Normalised image name.
     pub image: String,
-    /// The tag that moved.
+    /// The tag that moved (for a ring move: a tag that points at the digest, or empty).
     pub tag: String,
     /// Where it points now.
     pub digest: String,
@@ -116,6 +130,16 @@ pub struct StoredEvent {
     pub labels: std::collections::BTreeMap<String, String>,
     /// When it happened (ms since the Unix epoch).
     pub created_at_ms: i64,
+    /// The ring that moved (`RING_MOVED`), else empty.
+    pub ring: String,
+    /// The pipeline (`RING_MOVED`, `PIPELINE_APPLIED`), else empty.
+    pub pipeline: String,
+    /// Who moved the ring or applied the pipeline: a token name, or `ferry-server`.
+    pub actor: String,
+    /// Why: promote, shift, unshift, rollback, publish, auto, or the operator's text.
+    pub reason: String,
+    /// Moved with `--force` past the order rule or a closed gate.
+    pub forced: bool,
 }
 
 /// The store. Cheap to share behind an `Arc`.

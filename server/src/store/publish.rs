@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use rusqlite::{params, OptionalExtension, Transaction};
 
+use super::rings::{write_ring_batch, RingBatch};
 use super::{now_ms, Store, StoreError, StoredEvent, StoredEventKind};
 
 /// A manifest to store, already verified by the service.
@@ -64,9 +65,22 @@ impl Store {
     /// already pointed at this digest). Seqs continue from the log's maximum inside the
     /// transaction; SQLite's single writer makes them gapless.
     pub fn commit_publish(&self, rec: &PublishRecord) -> Result<Vec<StoredEvent>, StoreError> {
+        self.commit_publish_with_rings(rec, None)
+    }
+
+    /// [`Store::commit_publish`], and in the same transaction the ring moves of `rings` (a
+    /// publish into `ante` or `--to RING`), whose events follow the tag moves'.
+    pub fn commit_publish_with_rings(
+        &self,
+        rec: &PublishRecord,
+        rings: Option<&RingBatch>,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         self.with_writer(|conn| {
             let tx = conn.transaction()?;
-            let events = write_publish(&tx, rec)?;
+            let mut events = write_publish(&tx, rec)?;
+            if let Some(batch) = rings.filter(|b| !b.moves.is_empty()) {
+                events.extend(write_ring_batch(&tx, batch)?);
+            }
             tx.commit()?;
             Ok(events)
         })
@@ -182,6 +196,7 @@ fn write_publish(tx: &Transaction, rec: &PublishRecord) -> Result<Vec<StoredEven
             subject: top.subject.clone(),
             labels: rec.labels.clone(),
             created_at_ms: now,
+            ..Default::default()
         };
         tx.execute(
             "INSERT INTO tags (repository_id, tag, digest, seq, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)

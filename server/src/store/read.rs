@@ -34,6 +34,8 @@ pub struct LoadedManifest {
     pub data: Vec<u8>,
     /// Origin base URL and repository its layers are pulled from, if known.
     pub origin: Option<(String, String)>,
+    /// When it was first stored (ms since the epoch).
+    pub created_at_ms: i64,
 }
 
 /// A blob row without its bytes.
@@ -80,14 +82,17 @@ pub struct LoadedState {
     pub head_seq: u64,
 }
 
-fn parse_labels(table: &'static str, json: &str) -> Result<BTreeMap<String, String>, StoreError> {
+pub(super) fn parse_labels(
+    table: &'static str,
+    json: &str,
+) -> Result<BTreeMap<String, String>, StoreError> {
     serde_json::from_str(json).map_err(|e| StoreError::Corrupt {
         table,
         reason: format!("labels are not a JSON string map: {e}"),
     })
 }
 
-const EVENT_COLUMNS: &str = "seq, kind, repository, image, tag, digest, previous_digest, media_type, labels, created_at, artifact_type, subject";
+const EVENT_COLUMNS: &str = "seq, kind, repository, image, tag, digest, previous_digest, media_type, labels, created_at, artifact_type, subject, ring, pipeline, actor, reason, forced";
 
 /// An event row, with its kind and labels still as stored.
 fn event_from_row(r: &Row) -> rusqlite::Result<(StoredEvent, String, String)> {
@@ -105,6 +110,11 @@ fn event_from_row(r: &Row) -> rusqlite::Result<(StoredEvent, String, String)> {
             subject: r.get(11)?,
             labels: BTreeMap::new(),
             created_at_ms: r.get(9)?,
+            ring: r.get(12)?,
+            pipeline: r.get(13)?,
+            actor: r.get(14)?,
+            reason: r.get(15)?,
+            forced: r.get::<_, i64>(16)? != 0,
         },
         r.get(1)?,
         r.get(8)?,
@@ -142,7 +152,7 @@ impl Store {
             // NULLs sort first in SQLite: manifests without an origin come before any with one.
             let mut q = c.prepare(
                 "SELECT r.name, m.digest, m.media_type, m.artifact_type, m.subject, m.labels, m.data,
-                        m.origin_url, m.origin_repository
+                        m.origin_url, m.origin_repository, m.created_at
                  FROM manifests m JOIN repositories r ON r.id = m.repository_id
                  ORDER BY m.origin_order, m.rowid",
             )?;
@@ -160,6 +170,7 @@ impl Store {
                             labels: BTreeMap::new(),
                             data: r.get(6)?,
                             origin: url.zip(repo),
+                            created_at_ms: r.get(9)?,
                         },
                         r.get(5)?,
                     ))

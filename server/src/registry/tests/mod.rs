@@ -150,6 +150,7 @@ impl Registry {
             tags: req.tags,
             labels: req.labels.into_iter().collect(),
             origin: req.origin.map(|o| (o.registry_url, o.repository)),
+            ..Default::default()
         };
         let outcome = self.service.publish(input).expect("the fixture publishes");
         outcome.repository
