@@ -31,6 +31,20 @@ pub enum PipelineCommand {
 
 /// `ferry pipeline apply`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+A pipeline file:
+
+  apiVersion: ferry.dev/v1
+  kind: Pipeline
+  metadata: {name: shop}
+  spec:
+    rings: [developers, testers, users]        # 1-16 names; ante and post are ferry's own
+    images: [registry.example.com/shop/api, registry.example.com/shop/web]
+    root: registry.example.com/shop/api        # optional: promoting it moves its bundle
+    gates:
+      users: {requireApplied: true, soak: 10m, autoPromote: false}
+
+Unknown fields are refused; soak is a duration such as 90s, 10m or 1h30m.")]
 pub struct ApplyArgs {
     /// The pipeline file (apiVersion: ferry.dev/v1, kind: Pipeline).
     #[arg(short = 'f', long = "file", value_name = "FILE")]
@@ -168,8 +182,17 @@ pub enum VersionCommand {
 
 /// `ferry version next`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples (this ring / the ring after it -> next version):
+  1.2.3 / 1.2.0 -> 1.3.0     same minor: a new minor
+  1.3.0 / 1.2.5 -> 1.3.1     the next ring is on an older minor: a fix
+  1.2.3 / empty -> 1.2.4     nothing to compare: a fix
+  empty / 1.4.2 -> 1.5.0     build on the next ring's version
+  1.3.0-rc.1 / any -> 1.3.0-rc.2
+A leading v is kept; build metadata (+...) is dropped. Only the version goes to stdout:
+  VERSION=$(ferry version next registry.example.com/shop/api --ring testers)")]
 pub struct VersionNextArgs {
-    /// The image.
+    /// The image, as pulled (registry.example.com/shop/api).
     pub image: String,
     /// The ring the build is made against (ante, a ring, post).
     #[arg(long, value_name = "RING")]
@@ -187,10 +210,16 @@ pub struct VersionNextArgs {
 
 /// `ferry needs-build`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Exit status: 0 = build needed (the ring is empty, or runs another revision or another version of
+a --dependency), 1 = no build needed, 2 = error. The reason is printed either way:
+  if ferry needs-build registry.example.com/shop/api --ring testers --revision \"$GIT_SHA\"; then
+    make image
+  fi")]
 pub struct NeedsBuildArgs {
-    /// The image.
+    /// The image, as pulled (registry.example.com/shop/api).
     pub image: String,
-    /// The ring to compare with.
+    /// The ring to compare with (ante, a ring, post).
     #[arg(long, value_name = "RING")]
     pub ring: String,
     /// The source revision the build would be made from (a git hash matches by a prefix of at

@@ -354,7 +354,8 @@ fn status_one(status: &pb::PipelineStatus, image: Option<&str>) -> String {
                 when(p.since_ms)
             );
         }
-        if let Some(gate) = &ring.gate {
+        // A ring without gate rules is always open: saying so on every ring is noise.
+        if let Some(gate) = ring.gate.as_ref().filter(|g| **g != pb::Gate::default()) {
             let _ = writeln!(
                 out,
                 "  gate: {}",

@@ -60,6 +60,12 @@ fn sample() -> pb::PipelineStatus {
         rings: vec![
             pb::RingStatus {
                 name: "ante".into(),
+                // No rules: no gate line.
+                gate: Some(pb::Gate::default()),
+                gate_status: Some(pb::GateStatus {
+                    open: true,
+                    ..Default::default()
+                }),
                 pointers: vec![pointer("ante", API, d('b'), "1.3.0")],
                 ..Default::default()
             },
