@@ -298,6 +298,21 @@ fn move_verbs_print_what_moved() {
         "holds are per ring: {by_image}"
     );
 
+    // The order rule, then --force past it, recorded with its reason.
+    let (v3, _) = s.publish(API, "1.2.0", &[(VERSION, "1.2.0")], &[]);
+    let v3_ref = format!("{API}@{v3}");
+    let out_of_order = s.ferry(&["promote", &v3_ref, "--to", "users"]);
+    assert_eq!(out_of_order.status.code(), Some(1));
+    let forced = s.ok(&[
+        "promote", &v3_ref, "--to", "users", "--force", "--reason", "hotfix",
+    ]);
+    assert_eq!(
+        forced,
+        format!("moved shop/users {API}: (empty) → {} (1.2.0)\n", short(&v3))
+    );
+    let history = s.ok(&["pipeline", "show", "shop", "--history"]);
+    assert!(history.contains("(hotfix) FORCED"), "{history}");
+
     let forced = s.ferry(&["promote", API, "--to", "users", "--force"]);
     assert_eq!(forced.status.code(), Some(2), "clap refuses --force alone");
     assert!(stderr(&forced).contains("--reason"), "{}", stderr(&forced));

@@ -419,7 +419,7 @@ fn gate_line(gate: &pb::Gate, st: Option<&pb::GateStatus>) -> String {
         rules.push("requireApplied".to_string());
     }
     if gate.soak_seconds > 0 {
-        rules.push(format!("soak {}s", gate.soak_seconds));
+        rules.push(format!("soak {}", duration(gate.soak_seconds)));
     }
     if gate.auto_promote {
         rules.push("autoPromote".to_string());
@@ -429,15 +429,33 @@ fn gate_line(gate: &pb::Gate, st: Option<&pb::GateStatus>) -> String {
     } else {
         rules.join(", ")
     };
-    match st {
-        None => rules,
-        Some(s) if s.open => format!("open ({rules}) for {}", digest(&s.candidate)),
-        Some(s) => format!(
-            "closed ({rules}) for {}: {}",
-            digest(&s.candidate),
-            cell(&s.why_closed)
-        ),
+    let Some(s) = st else { return rules };
+    let candidate = if s.candidate.is_empty() {
+        String::new()
+    } else {
+        format!(" for {}", digest(&s.candidate))
+    };
+    if s.open {
+        format!("open ({rules}){candidate}")
+    } else {
+        format!("closed ({rules}){candidate}: {}", cell(&s.why_closed))
     }
+}
+
+/// Seconds as the pipeline file writes durations: `1h30m`, `10m`, `90s` → `1m30s`.
+pub fn duration(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    let mut out = String::new();
+    if h > 0 {
+        let _ = write!(out, "{h}h");
+    }
+    if m > 0 {
+        let _ = write!(out, "{m}m");
+    }
+    if s > 0 || out.is_empty() {
+        let _ = write!(out, "{s}s");
+    }
+    out
 }
 
 /// `ferry reject`.

@@ -171,7 +171,7 @@ ring testers
     FAILING repo#.pipe/w.yaml#targets[0] (envs/prod/kustomization.yaml): \"push refused\\nby hook\"
 ring users
   (empty)
-  gate: closed (requireApplied, soak 600s) for sha256:aaaaaaaaaaaa: qa-2 has not applied it
+  gate: closed (requireApplied, soak 10m) for sha256:aaaaaaaaaaaa: qa-2 has not applied it
   hold: rollback by alice at 2026-12-01
 ring post
   (empty)
@@ -283,4 +283,18 @@ fn times_are_utc() {
     assert_eq!(when(0), "-");
     assert_eq!(when(T), "2026-12-01 11:46:16Z");
     assert_eq!(when(951_782_400_000), "2000-02-29 00:00:00Z");
+}
+
+#[test]
+fn durations_are_written_as_in_the_file() {
+    for (secs, text) in [
+        (0, "0s"),
+        (90, "1m30s"),
+        (600, "10m"),
+        (5400, "1h30m"),
+        (3601, "1h1s"),
+    ] {
+        assert_eq!(duration(secs), text);
+        assert_eq!(ferry_proto::pipeline::parse_duration(text), Ok(secs));
+    }
 }
