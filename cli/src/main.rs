@@ -13,14 +13,23 @@ async fn main() -> std::process::ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    let error_code = args.command.error_code();
     match ferry_cli::run(args).await {
-        Ok(ferry_cli::Outcome::Published { digest }) => {
+        Ok(ferry_cli::Outcome::Published { digest, ring_moves }) => {
             println!("{digest}");
+            for line in ring_moves {
+                eprintln!("{line}");
+            }
             std::process::ExitCode::SUCCESS
+        }
+        Ok(ferry_cli::Outcome::Printed { text, note, code }) => {
+            print!("{text}");
+            eprint!("{note}");
+            std::process::ExitCode::from(code)
         }
         Err(e) => {
             eprintln!("ferry: error: {e:#}");
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(error_code)
         }
     }
 }

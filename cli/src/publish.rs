@@ -10,11 +10,11 @@ use ferry_proto::reference::{ImageName, Reference};
 use crate::source::{self, registry::Credentials, Source};
 use crate::PublishArgs;
 
-/// Publishes per `args`; returns the manifest digest.
+/// Publishes per `args`; returns the manifest digest and the ring pointers `--to` moved.
 pub async fn publish(
     args: &PublishArgs,
     labels: BTreeMap<String, String>,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<(String, Vec<pb::RingMove>)> {
     let creds = args.creds.as_deref().map(Credentials::parse).transpose()?;
     let mut tags: Vec<String> = Vec::new();
     let (image, fetched, origin) = match Source::parse(&args.source)? {
@@ -63,26 +63,30 @@ pub async fn publish(
         tags,
         labels: labels.into_iter().collect(),
         origin,
-        to_ring: String::new(),
-        pipeline: String::new(),
+        to_ring: args.to_ring.clone().unwrap_or_default(),
+        pipeline: args.pipeline.clone().unwrap_or_default(),
     };
-    let token = args.token()?;
-    let mut client =
-        crate::client::connect(&args.server, token.as_deref(), args.ca_file.as_deref()).await?;
+    let mut client = args.conn.connect().await?;
     let resp = match client.publish(request).await {
         Ok(resp) => resp.into_inner(),
-        Err(status) => return Err(publish_failed(&args.server, status)),
+        Err(status) => return Err(publish_failed(&args.conn.server, status)),
     };
     for m in &resp.moved {
         tracing::info!(tag = %m.tag, digest = %m.digest, seq = m.seq, "tag moved");
     }
-    Ok(resp.digest)
+    Ok((resp.digest, resp.ring_moves))
 }
 
-/// A failed Publish call. A status ferry-server sent is its refusal, said as it is; a failure
+/// A failed Publish call (and any other call: [`crate::rings`] words its refusals the same way). A status ferry-server sent is its refusal, said as it is; a failure
 /// on this side is said as such, or, when the channel found that the address does not speak
 /// gRPC (e.g. the registry port), as that explanation alone.
-fn publish_failed(server: &str, status: tonic::Status) -> anyhow::Error {
+pub(crate) fn publish_failed(server: &str, status: tonic::Status) -> anyhow::Error {
+    call_failed(server, "publish", status)
+}
+
+/// A failed call named `what` ("publish", "promote"): the server's refusal as it is, or what
+/// failed on this side.
+pub(crate) fn call_failed(server: &str, what: &str, status: tonic::Status) -> anyhow::Error {
     if let Some(why) = explanation(&status) {
         return anyhow!("{why}");
     }
@@ -90,7 +94,10 @@ fn publish_failed(server: &str, status: tonic::Status) -> anyhow::Error {
         let reason = std::error::Error::source(&status)
             .map(error_chain)
             .unwrap_or_else(|| status.message().to_string());
-        return anyhow!("publishing to ferry-server at {server} failed: {reason}");
+        if what == "publish" {
+            return anyhow!("publishing to ferry-server at {server} failed: {reason}");
+        }
+        return anyhow!("calling ferry-server at {server} ({what}) failed: {reason}");
     }
-    anyhow!("ferry-server refused the publish: {}", status.message())
+    anyhow!("ferry-server refused the {what}: {}", status.message())
 }

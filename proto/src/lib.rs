@@ -8,13 +8,19 @@
 //! - [`digest`]: computing and checking content digests.
 //! - [`manifest`]: reading the fields of image manifests and indexes that ferry needs (never re-serialising them).
 //! - [`release`]: which tags are releases agents may deploy, and why artifacts are passed over.
+//! - [`yaml`]: YAML deserializing whose errors name `file:line:col` and the field path.
+//! - [`pipeline`]: the rules of a pipeline spec (names, rings, images, gates, soak durations).
+//! - [`versioning`]: `ferry version next` and `ferry needs-build`, decided from what rings run.
 
 pub mod client;
 pub mod digest;
 pub mod manifest;
 pub mod names;
+pub mod pipeline;
 pub mod reference;
 pub mod release;
+pub mod versioning;
+pub mod yaml;
 
 /// Generated protobuf types and the `Ferry` service client and server.
 #[allow(clippy::all, missing_docs)]
