@@ -4,7 +4,6 @@
 //! restores the state before, so every round starts from the same place.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use ferry_proto::pb;
 use ferry_tests::ferry::{FerryServer, SubscribeFrom};
@@ -103,6 +102,7 @@ async fn sigkill_during_shift_leaves_every_ring_moved_or_none() {
             promote
                 .shift(pb::ShiftRequest {
                     pipeline: "crash".into(),
+                    ..Default::default()
                 })
                 .await
                 .expect("shift");
@@ -117,19 +117,42 @@ async fn sigkill_during_shift_leaves_every_ring_moved_or_none() {
     let after = shifted(&before);
     assert_ne!(before, after);
 
+    // How long one shift takes here, so the kills below spread from before the request to well
+    // after its commit.
+    let started = std::time::Instant::now();
+    promote
+        .shift(pb::ShiftRequest {
+            pipeline: "crash".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("shift");
+    let took = started.elapsed();
+    assert_eq!(pointers(&mut promote).await, after);
+    promote
+        .unshift(pb::ShiftRequest {
+            pipeline: "crash".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("unshift");
+    assert_eq!(pointers(&mut promote).await, before, "unshift restores exactly");
+
+    const ROUNDS: u32 = 12;
     let (mut moved, mut not_moved) = (0, 0);
-    for round in 0..12u64 {
+    for round in 0..ROUNDS {
         let mut client = connect(promoter.clone()).await;
         let shift = tokio::spawn(async move {
             client
                 .shift(pb::ShiftRequest {
                     pipeline: "crash".into(),
+                    ..Default::default()
                 })
                 .await
         });
         // Kill at a different point of the request each round; some land before, some during,
         // some after the transaction. Which one a round hit is what the check below tells.
-        tokio::time::sleep(Duration::from_millis(round * 4)).await;
+        tokio::time::sleep(took * 2 * round / ROUNDS).await;
         server.kill9();
         let acked = shift.await.unwrap().is_ok();
         server.restart();
@@ -140,6 +163,7 @@ async fn sigkill_during_shift_leaves_every_ring_moved_or_none() {
             client
                 .unshift(pb::ShiftRequest {
                     pipeline: "crash".into(),
+                    ..Default::default()
                 })
                 .await
                 .expect("unshift after a shift that landed");
@@ -160,9 +184,14 @@ async fn sigkill_during_shift_leaves_every_ring_moved_or_none() {
             not_moved += 1;
         }
         // The log stays gapless across the crash.
-        let head = server.head_seq();
-        let mut seen = 0u64;
         let mut watcher = connect(server.token()).await;
+        let head = watcher
+            .list_tags(pb::ListTagsRequest { images: vec![] })
+            .await
+            .expect("ListTags")
+            .into_inner()
+            .head_seq;
+        let mut seen = 0u64;
         let mut sub = watcher
             .subscribe_from(0, &[])
             .await
@@ -179,5 +208,7 @@ async fn sigkill_during_shift_leaves_every_ring_moved_or_none() {
             }
         }
     }
-    eprintln!("{moved} rounds landed, {not_moved} did not");
+    eprintln!("one shift took {took:?}; {moved} rounds landed, {not_moved} did not");
+    // Both outcomes must have been seen, or the kills missed the window they are meant to hit.
+    assert!(moved > 0 && not_moved > 0, "{moved} landed, {not_moved} did not");
 }
