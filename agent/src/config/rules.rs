@@ -151,6 +151,7 @@ mod tests {
         }
         assert!(check_cluster_name("prod-eu-1").is_ok());
         assert!(check_cluster_name("prod.eu").is_ok());
+        assert!(check_cluster_name(&"a".repeat(253)).is_ok());
         for bad in [
             "",
             "Prod",
@@ -158,7 +159,7 @@ mod tests {
             ".prod",
             "prod eu",
             "a,b",
-            &"a".repeat(64),
+            &"a".repeat(254),
         ] {
             let e = check_cluster_name(bad).unwrap_err();
             assert!(e.contains("spec.name"), "{bad:?}: {e}");
