@@ -140,6 +140,17 @@ fn a_ring_target_follows_promotions_and_rollbacks_and_reports_them() {
     let landed = wait_until(WAIT, || pins(&main_state(&daemon).0, "1.0.0", &d1));
     assert!(landed, "the rollback never landed:\n{}", agent.log());
     let (_, tip) = main_state(&daemon);
+
+    // A new build moves a tag and ante, not testers: once the agent has taken those events,
+    // the file and the branch are as they were.
+    rt.block_on(publish(&mut ci, 3, "1.2.0"));
+    assert!(
+        agent.wait_caught_up(&server, WAIT),
+        "the agent never took the new build's events:\n{}",
+        agent.log()
+    );
+    let (file, still) = main_state(&daemon);
+    assert!(pins(&file, "1.0.0", &d1) && still == tip, "{file}");
     let commits = git::git(&bare, &["rev-list", "--count", "main"]).unwrap();
     assert_eq!(commits.trim(), "4", "initial, reconcile, promote, rollback");
 
