@@ -8,6 +8,7 @@
 //! - [`upstream`]: scenario 5, requests reaching the origin registry: ferry vs polling.
 //! - [`catchup`]: scenario 6, an agent offline for 100,000 events comes back.
 //! - [`status`]: scenario 7, `GetPipeline` with 1,000 clusters × 100 targets reported.
+//! - [`promote`]: scenario 8, `Promote` → commits of 10 agents following the ring.
 //! - [`wrk`], [`ceiling`], [`stats`], [`origin_push`], [`report`]: the tools they share.
 
 mod catchup;
@@ -15,6 +16,7 @@ mod ceiling;
 mod end_to_end;
 mod fanout;
 mod origin_push;
+mod promote;
 mod publish;
 mod registry;
 mod report;
@@ -58,6 +60,9 @@ enum Command {
     /// Scenario 7: 1,000 clusters × 100 targets reported; GetPipeline and Report latency
     /// against ListTags of the same images.
     Status(status::Options),
+    /// Scenario 8: Promote → every one of 10 agents following the ring committed, against a
+    /// tag publish → the same agents committed.
+    Promote(promote::Options),
     /// Every scenario with its default options.
     All,
     /// (internal) Serve a constant manifest: the ceiling for this machine.
@@ -95,6 +100,7 @@ fn main() -> anyhow::Result<()> {
         Command::Upstream(o) => scenario("upstream", || upstream::run(&o)),
         Command::Catchup(o) => scenario("catchup", || catchup::run(&o)),
         Command::Status(o) => scenario("status", || status::run(&o)),
+        Command::Promote(o) => scenario("promote", || promote::run(&o)),
         Command::All => {
             let started = Instant::now();
             scenario("registry", || registry::run(&defaults()))?;
@@ -104,6 +110,7 @@ fn main() -> anyhow::Result<()> {
             scenario("upstream", || upstream::run(&defaults()))?;
             scenario("catchup", || catchup::run(&defaults()))?;
             scenario("status", || status::run(&defaults()))?;
+            scenario("promote", || promote::run(&defaults()))?;
             eprintln!(
                 "all scenarios: {:.1} min",
                 started.elapsed().as_secs_f64() / 60.0

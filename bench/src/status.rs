@@ -225,7 +225,8 @@ async fn publish_images(
 /// A client holding a new token with role promoter (the bootstrap token has publisher and
 /// agent only): what applies pipelines and moves rings.
 pub(crate) async fn promoter(server: &FerryServer) -> anyhow::Result<ferry_proto::client::Client> {
-    let secret = server.token_command(&["create", "--role", "promoter", "--name", "bench-promoter"]);
+    let secret =
+        server.token_command(&["create", "--role", "promoter", "--name", "bench-promoter"]);
     ferry_proto::client::connect(&server.grpc_url(), Some(secret.trim()))
         .await
         .context("connecting with the promoter token")
