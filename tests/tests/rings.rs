@@ -45,7 +45,7 @@ fn watcher(env: &str, ring: &str, pipeline: &str, images: &[&str]) -> String {
     );
     for i in images {
         s.push_str(&format!(
-            "    - image: {i}\n      provider: ferry\n      filePath: environments/{env}/kustomization.yaml\n      kustomize: {{name: {i}}}\n      ring: {ring}\n      pipeline: {pipeline}\n"
+            "    - image: {i}\n      provider: ferry\n      filePath: environments/{env}/kustomization.yaml\n      kustomize: {{}}\n      ring: {ring}\n      pipeline: {pipeline}\n"
         ));
     }
     s
@@ -226,8 +226,13 @@ impl Rig {
         });
         assert!(
             reported,
-            "not every cluster reported seq {head}: {:?}",
-            self.status(pipeline)
+            "not every cluster reported seq {head}: {:?}\n{}",
+            self.status(pipeline),
+            self.agents
+                .iter()
+                .map(|a| a.log())
+                .collect::<Vec<_>>()
+                .join("\n-----\n")
         );
         let dir = self.tmp.path().join(format!("clone-{head}"));
         let _ = std::fs::remove_dir_all(&dir);

@@ -136,7 +136,11 @@ async fn sigkill_during_shift_leaves_every_ring_moved_or_none() {
         })
         .await
         .expect("unshift");
-    assert_eq!(pointers(&mut promote).await, before, "unshift restores exactly");
+    assert_eq!(
+        pointers(&mut promote).await,
+        before,
+        "unshift restores exactly"
+    );
 
     const ROUNDS: u32 = 12;
     let (mut moved, mut not_moved) = (0, 0);
@@ -210,5 +214,8 @@ async fn sigkill_during_shift_leaves_every_ring_moved_or_none() {
     }
     eprintln!("one shift took {took:?}; {moved} rounds landed, {not_moved} did not");
     // Both outcomes must have been seen, or the kills missed the window they are meant to hit.
-    assert!(moved > 0 && not_moved > 0, "{moved} landed, {not_moved} did not");
+    assert!(
+        moved > 0 && not_moved > 0,
+        "{moved} landed, {not_moved} did not"
+    );
 }
