@@ -118,6 +118,10 @@ fn run<'de, S: DeserializeSeed<'de>>(
         if let Some(cut) = message.find(", set DuplicateKeyPolicy") {
             message.truncate(cut);
         }
+        // A mapping that takes no keys (`kustomize: {}`) gets a list of none from the library.
+        if let Some(head) = message.strip_suffix(", expected one of ") {
+            message = format!("{head}: this mapping takes no keys (write {{}})");
+        }
         if message.contains("unexpected end of input") && text.trim().is_empty() {
             message = "the file is empty".to_string();
         }
@@ -279,6 +283,26 @@ mod tests {
     fn duplicate_keys_are_errors() {
         let err = from_yaml::<Doc>("items: []\nitems: []\n", "x.yaml").unwrap_err();
         assert_eq!(err.to_string(), "x.yaml:2:1: duplicate mapping key: items");
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Flag {
+        on: Option<Empty>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Empty {}
+
+    // Regression: a key under a mapping that takes none read "expected one of " and stopped.
+    #[test]
+    fn a_key_under_an_empty_mapping_says_it_takes_none() {
+        let err = from_yaml::<Flag>("on: {name: x}\n", "x.yaml").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("unknown field `name`"), "{text}");
+        assert!(text.ends_with("this mapping takes no keys (write {})"), "{text}");
     }
 
     #[test]
