@@ -215,6 +215,7 @@ async fn releases_walk_the_rings_and_shift_unshift_restore_exactly() {
     let shifted = promoter
         .shift(pb::ShiftRequest {
             pipeline: "shop".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -238,6 +239,7 @@ async fn releases_walk_the_rings_and_shift_unshift_restore_exactly() {
     promoter
         .unshift(pb::ShiftRequest {
             pipeline: "shop".into(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -249,6 +251,7 @@ async fn releases_walk_the_rings_and_shift_unshift_restore_exactly() {
     let err = promoter
         .unshift(pb::ShiftRequest {
             pipeline: "shop".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -265,6 +268,7 @@ async fn releases_walk_the_rings_and_shift_unshift_restore_exactly() {
     let err = promoter
         .shift(pb::ShiftRequest {
             pipeline: "nope".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

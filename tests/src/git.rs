@@ -250,3 +250,63 @@ pub fn commit_file_and_push(url: &str, path: &str, content: &str, message: &str)
     git(work.path(), &["push", "--quiet", "origin", "HEAD"])?;
     Ok(git(work.path(), &["rev-parse", "HEAD"])?.trim().to_string())
 }
+
+/// A `hook` (pre-receive or post-receive) in the bare repository that holds a push until the
+/// test lets it go, so the agent can be killed or stopped while its push is in flight.
+pub struct HeldHook {
+    path: PathBuf,
+    /// Created by the hook once a push reached it.
+    reached: PathBuf,
+    /// Created by the test to let the hook go on.
+    release: PathBuf,
+    /// Created by the hook just before it exits.
+    done: PathBuf,
+}
+
+impl HeldHook {
+    /// Installs `hook`; once released it exits with `exit_code` (non-zero in `pre-receive`
+    /// refuses the push: the refs do not move). It gives up waiting after 60 s, so a failed
+    /// test does not leave it behind.
+    /// `bare` is the repository, `dir` where the hook's marker files go.
+    pub fn install(bare: &Path, dir: &Path, hook: &str, name: &str, exit_code: u8) -> HeldHook {
+        use std::os::unix::fs::PermissionsExt;
+        let h = HeldHook {
+            path: bare.join("hooks").join(hook),
+            reached: dir.join(format!("{name}-reached")),
+            release: dir.join(format!("{name}-release")),
+            done: dir.join(format!("{name}-done")),
+        };
+        std::fs::write(
+            &h.path,
+            format!(
+                "#!/bin/sh\ncat >/dev/null\ntouch '{reached}'\ni=0\nwhile [ ! -e '{release}' ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done\ntouch '{done}'\nexit {exit_code}\n",
+                reached = h.reached.display(),
+                release = h.release.display(),
+                done = h.done.display(),
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&h.path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        h
+    }
+
+    /// Whether a push reached the hook.
+    pub fn reached(&self) -> bool {
+        self.reached.exists()
+    }
+
+    /// Lets the held push go on.
+    pub fn release(&self) {
+        std::fs::write(&self.release, "").unwrap();
+    }
+
+    /// Whether the hook has exited.
+    pub fn done(&self) -> bool {
+        self.done.exists()
+    }
+
+    /// Uninstalls the hook.
+    pub fn remove(&self) {
+        std::fs::remove_file(&self.path).unwrap();
+    }
+}

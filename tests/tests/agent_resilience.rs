@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use ferry_tests::ferry::{agent_config, binary, wait_until, FerryAgent, FerryServer};
-use ferry_tests::git::{self, GitDaemon};
+use ferry_tests::git::{self, GitDaemon, HeldHook};
 use ferry_tests::oci::{ImageSpec, OciLayout};
 use ferry_tests::process::{require_tool, run};
 
@@ -375,63 +375,6 @@ fn a_target_added_to_an_imagewatcher_file_is_reconciled_without_a_new_release() 
     );
 }
 
-/// A `hook` (pre-receive or post-receive) in the bare repository that holds a push until the
-/// test lets it go, so the agent can be killed or stopped while its push is in flight.
-struct HeldHook {
-    path: std::path::PathBuf,
-    /// Created by the hook once a push reached it.
-    reached: std::path::PathBuf,
-    /// Created by the test to let the hook go on.
-    release: std::path::PathBuf,
-    /// Created by the hook just before it exits.
-    done: std::path::PathBuf,
-}
-
-impl HeldHook {
-    /// Installs `hook`; once released it exits with `exit_code` (non-zero in `pre-receive`
-    /// refuses the push: the refs do not move). It gives up waiting after 60 s, so a failed
-    /// test does not leave it behind.
-    fn install(s: &Stack, hook: &str, name: &str, exit_code: u8) -> HeldHook {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = s.tmp.path();
-        let h = HeldHook {
-            path: s.bare().join("hooks").join(hook),
-            reached: dir.join(format!("{name}-reached")),
-            release: dir.join(format!("{name}-release")),
-            done: dir.join(format!("{name}-done")),
-        };
-        std::fs::write(
-            &h.path,
-            format!(
-                "#!/bin/sh\ncat >/dev/null\ntouch '{reached}'\ni=0\nwhile [ ! -e '{release}' ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done\ntouch '{done}'\nexit {exit_code}\n",
-                reached = h.reached.display(),
-                release = h.release.display(),
-                done = h.done.display(),
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&h.path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        h
-    }
-
-    fn reached(&self) -> bool {
-        self.reached.exists()
-    }
-
-    /// Lets the held push go on.
-    fn release(&self) {
-        std::fs::write(&self.release, "").unwrap();
-    }
-
-    fn done(&self) -> bool {
-        self.done.exists()
-    }
-
-    fn remove(&self) {
-        std::fs::remove_file(&self.path).unwrap();
-    }
-}
-
 impl Stack {
     /// The commit the remote's `main` points at.
     fn remote_main(&self) -> String {
@@ -460,7 +403,13 @@ fn an_agent_killed_during_its_push_leaves_the_repo_consistent_and_applies_once()
         let cursor_before = agent.cursor();
         let pushes_before = agent.log().matches(PUSHED).count();
         let main_before = s.remote_main();
-        let held = HeldHook::install(&s, hook, &format!("push-{round}"), exit_code);
+        let held = HeldHook::install(
+            &s.bare(),
+            s.tmp.path(),
+            hook,
+            &format!("push-{round}"),
+            exit_code,
+        );
         let tag = format!("1.{round}.0");
         s.release(A, &tag);
         assert!(
@@ -543,7 +492,7 @@ fn sigterm_during_a_push_lets_the_push_finish_then_exits() {
     ]);
     let mut agent = s.agent(&[]);
     let before = s.remote_main();
-    let held = HeldHook::install(&s, "pre-receive", "push", 0);
+    let held = HeldHook::install(&s.bare(), s.tmp.path(), "pre-receive", "push", 0);
     s.release(A, "1.1.0");
     assert!(
         wait_until(WAIT, || held.reached()),
