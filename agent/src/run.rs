@@ -122,13 +122,14 @@ impl Agent {
     }
 
     /// Applies `known` to the targets among `targets` that `only` covers (all when None), and
-    /// says what each applied target's file now holds.
+    /// says what each applied target's file now holds. A repository that cannot be applied
+    /// stops the apply with its error, and its targets fail with it (so the report says why).
     fn apply(
         &self,
         targets: &[Target],
         known: &Known,
         only: Option<&Touched>,
-    ) -> anyhow::Result<BTreeMap<String, Fact>> {
+    ) -> (BTreeMap<String, Fact>, anyhow::Result<()>) {
         let mut facts = BTreeMap::new();
         for repo in &self.repos {
             let mut guard = repo.lock().expect("repo lock poisoned");
@@ -162,7 +163,14 @@ impl Agent {
                 errors,
                 notes,
                 facts: found,
-            } = applied?;
+            } = match applied {
+                Ok(a) => a,
+                Err(e) => {
+                    let why = one_line(&e);
+                    facts.extend(mine.iter().map(|t| (t.key(), Fact::Failed(why.clone()))));
+                    return (facts, Err(e));
+                }
+            };
             facts.extend(found);
             for e in errors {
                 tracing::warn!(repo = %repo.watcher.repo_id, "target not applied: {e}");
@@ -179,7 +187,7 @@ impl Agent {
                 }
             }
         }
-        Ok(facts)
+        (facts, Ok(()))
     }
 
     fn record_fetch<T>(&self, repo_id: &str, result: &anyhow::Result<T>) {
@@ -352,11 +360,13 @@ async fn reconcile(
     }
     known.rings = list_rings(client, &loaded.ring_images, token_file).await?;
     tracing::info!(provider = %provider.name, targets = loaded.targets.len(), images = loaded.images.len(), tags = listed.tags.len(), ring_images = loaded.ring_images.len(), cursor = cursor.seq(), "connected");
-    let facts = apply_in_background(agent, &loaded.targets, &known, None).await?;
-    cursor.advance(listed.head_seq)?;
+    let (facts, applied) = apply_in_background(agent, &loaded.targets, &known, None).await?;
     reporter.record(&facts);
+    if applied.is_ok() {
+        cursor.advance(listed.head_seq)?;
+    }
     send_report(client, reporter, cursor.seq(), token_file).await;
-    Ok(known)
+    applied.map(|()| known)
 }
 
 /// The ring pointers of `images`; an empty table, without asking, when no target follows a ring
@@ -408,9 +418,9 @@ async fn apply_in_background(
     targets: &Arc<Vec<Target>>,
     known: &Known,
     only: Option<Touched>,
-) -> anyhow::Result<BTreeMap<String, Fact>> {
+) -> anyhow::Result<(BTreeMap<String, Fact>, anyhow::Result<()>)> {
     let (a, t, k) = (agent.clone(), targets.clone(), Arc::new(known.clone()));
-    blocking(move || a.apply(&t, &k, only.as_ref())).await
+    blocking(move || Ok(a.apply(&t, &k, only.as_ref()))).await
 }
 
 /// A session's connection, targets and cursor, while it follows the stream.
@@ -470,8 +480,14 @@ impl Session<'_> {
         }
         if batch.full || !batch.touched.is_empty() {
             let only = (!batch.full).then_some(batch.touched);
-            let facts = apply_in_background(self.agent, &self.loaded.targets, known, only).await?;
+            let (facts, applied) =
+                apply_in_background(self.agent, &self.loaded.targets, known, only).await?;
             self.reporter.record(&facts);
+            if let Err(e) = applied {
+                // The cursor stays: the next session applies these events again.
+                send_report(self.client, self.reporter, self.cursor.seq(), token_file).await;
+                return Err(e);
+            }
         }
         if let Some(seq) = batch.last_seq {
             self.cursor.advance(seq)?;

@@ -1,9 +1,12 @@
 //! ferry-server: the control plane.
 //!
-//! - [`store`]: SQLite (WAL) — repositories, manifests, blobs, tags and the event log.
-//! - [`service`]: the domain — publish validation, the in-memory read catalog, event fan-out.
+//! - [`store`]: SQLite (WAL) — repositories, manifests, blobs, tags, the event log, pipelines,
+//!   ring pointers and their history, cluster reports.
+//! - [`service`]: the domain — publish validation, the in-memory read catalog, event fan-out,
+//!   pipelines and ring moves, gates, autoPromote, cluster reports.
 //! - [`registry`]: the OCI distribution read API (actix-web).
-//! - [`grpc`]: the `Ferry` gRPC service (tonic): Publish, Subscribe, ListTags.
+//! - [`grpc`]: the `Ferry` gRPC service (tonic): Publish, Subscribe, ListTags, the ring verbs,
+//!   GetPipeline and Report.
 //! - [`config`]: command-line configuration.
 //! - [`admin`]: the `token` subcommands and the bootstrap token.
 //! - [`health`]: `/healthz` and `/readyz` for orchestrators' probes.

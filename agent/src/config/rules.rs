@@ -48,8 +48,10 @@ pub(crate) fn check_api_version(file: &str, v: &Spanned<String>) -> Result<(), C
     ))
 }
 
-/// The longest pipeline, ring or cluster name (a DNS label's limit).
+/// The longest pipeline or ring name (a DNS label's limit).
 pub(crate) const NAME_MAX: usize = 63;
+/// The longest cluster name (a DNS name's limit, as the server takes it).
+pub(crate) const CLUSTER_NAME_MAX: usize = 253;
 
 /// Checks a pipeline or ring name as docs/rings.md writes the rule: `[a-z0-9][a-z0-9-]*`, at
 /// most 63 characters. `what` names the value in the message ("ring", "pipeline").
@@ -70,12 +72,12 @@ pub(crate) fn check_ring_name(what: &str, name: &str) -> Result<(), String> {
     ))
 }
 
-/// Checks a cluster name (`spec.name` of the agent config): 1-63 lower-case letters, digits, '-'
+/// Checks a cluster name (`spec.name` of the agent config): 1-253 lower-case letters, digits, '-'
 /// and '.', starting and ending with a letter or digit, like a DNS name, so it reads the same in
 /// `ferry status`, in logs and in URLs.
 pub(crate) fn check_cluster_name(name: &str) -> Result<(), String> {
     let edge = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-    let ok = name.len() <= NAME_MAX
+    let ok = name.len() <= CLUSTER_NAME_MAX
         && edge(name.bytes().next())
         && edge(name.bytes().last())
         && name
@@ -85,7 +87,7 @@ pub(crate) fn check_cluster_name(name: &str) -> Result<(), String> {
         return Ok(());
     }
     Err(format!(
-        "invalid cluster name {name:?}: cluster names are 1-{NAME_MAX} lower-case letters, digits, '-' or '.', starting and ending with a letter or digit (prod-eu-1); remove spec.name to use the agent token's name"
+        "invalid cluster name {name:?}: cluster names are 1-{CLUSTER_NAME_MAX} lower-case letters, digits, '-' or '.', starting and ending with a letter or digit (prod-eu-1); remove spec.name to use the agent token's name"
     ))
 }
 
@@ -149,6 +151,7 @@ mod tests {
         }
         assert!(check_cluster_name("prod-eu-1").is_ok());
         assert!(check_cluster_name("prod.eu").is_ok());
+        assert!(check_cluster_name(&"a".repeat(253)).is_ok());
         for bad in [
             "",
             "Prod",
@@ -156,7 +159,7 @@ mod tests {
             ".prod",
             "prod eu",
             "a,b",
-            &"a".repeat(64),
+            &"a".repeat(254),
         ] {
             let e = check_cluster_name(bad).unwrap_err();
             assert!(e.contains("spec.name"), "{bad:?}: {e}");

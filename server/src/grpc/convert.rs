@@ -239,7 +239,7 @@ fn gate_status(g: GateEval) -> pb::GateStatus {
 }
 
 fn cluster_target(
-    t: ReportedTarget,
+    t: &ReportedTarget,
     clusters: &HashMap<String, ClusterInfo>,
     head: u64,
 ) -> pb::ClusterTarget {
@@ -249,16 +249,16 @@ fn cluster_target(
         cursor,
         lag: head.saturating_sub(cursor),
         connected: info.is_some_and(|c| c.connected),
-        cluster: t.cluster,
-        target: t.target,
-        image: t.image,
-        digest: t.digest,
-        ring: t.ring,
-        pipeline: t.pipeline,
-        file: t.file,
-        commit: t.commit,
+        cluster: t.cluster.clone(),
+        target: t.target.clone(),
+        image: t.image.clone(),
+        digest: t.digest.clone(),
+        ring: t.ring.clone(),
+        pipeline: t.pipeline.clone(),
+        file: t.file.clone(),
+        commit: t.commit.clone(),
         pushed_at_ms: t.pushed_at_ms,
-        error: t.error,
+        error: t.error.clone(),
         since_ms: t.since_ms,
         reported_at_ms: t.reported_at_ms,
     }
@@ -283,7 +283,7 @@ pub fn pipeline_status(v: PipelineView) -> pb::PipelineStatus {
                 clusters: r
                     .clusters
                     .into_iter()
-                    .map(|t| cluster_target(t, &clusters, head))
+                    .map(|t| cluster_target(&t, &clusters, head))
                     .collect(),
                 history: r
                     .history

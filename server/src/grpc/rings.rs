@@ -230,3 +230,98 @@ pub(super) async fn list_rings(
         pointers: pointers.into_iter().map(convert::ring_pointer).collect(),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use prost::Message;
+
+    use super::*;
+    use crate::service::{Limits, ReportInput, TargetInput};
+
+    /// The benchmark's load (1,000 clusters × 100 targets): GetPipeline's work in this process,
+    /// in a debug build. `cargo test -p ferry-server --lib get_pipeline_load -- --ignored
+    /// --nocapture`.
+    #[test]
+    #[ignore = "a timing, not a check: run by hand"]
+    fn get_pipeline_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(crate::store::Store::open(dir.path()).unwrap());
+        let s = Service::load(store, Limits::default()).unwrap();
+        // A pipeline lists at most 64 images: 50 images, two targets (files) each per cluster.
+        let images: Vec<String> = (0..50)
+            .map(|i| format!("bench.example.com/shop/app-{i:03}"))
+            .collect();
+        let rings = ["developers", "testers", "users"];
+        let spec = pipelines::normalise(crate::service::pipelines::PipelineSpec {
+            name: "shop".into(),
+            rings: rings.iter().map(|r| r.to_string()).collect(),
+            images: images.clone(),
+            ..Default::default()
+        })
+        .unwrap();
+        s.apply_pipeline(spec, "", "a").unwrap();
+        let mut digests = Vec::new();
+        for image in &images {
+            let req = ferry_tests::releases::release(image, 1, vec!["1".into()]);
+            let mut input = convert::publish_input(req).unwrap();
+            input.actor = "ci".into();
+            digests.push(s.publish(input).unwrap().digest);
+        }
+        for ring in rings {
+            for image in &images {
+                s.promote(PromoteInput {
+                    image: image.clone(),
+                    to_ring: ring.into(),
+                    actor: "a".into(),
+                    ..Default::default()
+                })
+                .unwrap();
+            }
+        }
+        for c in 0..std::env::var("CLUSTERS").map_or(1000, |v| v.parse().unwrap()) {
+            let targets = images
+                .iter()
+                .chain(&images)
+                .zip(digests.iter().chain(&digests))
+                .enumerate()
+                .map(|(i, (image, d))| TargetInput {
+                    target: format!("repo#w.yaml#targets[{i}]"),
+                    image: image.clone(),
+                    digest: d.clone(),
+                    ring: rings[c % 3].into(),
+                    pipeline: "shop".into(),
+                    file: format!("environments/c{c}/f{i}.yaml"),
+                    commit: "0123456789abcdef0123456789abcdef01234567".into(),
+                    ..Default::default()
+                })
+                .collect();
+            s.record_report(
+                "agent",
+                ReportInput {
+                    cluster: format!("cluster-{c:04}"),
+                    cursor: 1,
+                    targets,
+                },
+            )
+            .unwrap();
+        }
+        let mut times = Vec::new();
+        let mut bytes = 0;
+        for _ in 0..20 {
+            let t = Instant::now();
+            let views = s.pipeline_status("shop", false).unwrap();
+            let st = convert::pipeline_status(views.into_iter().next().unwrap());
+            bytes = st.encode_to_vec().len();
+            times.push(t.elapsed());
+        }
+        times.sort();
+        eprintln!(
+            "GetPipeline: median {:?}, max {:?}, {bytes} bytes",
+            times[times.len() / 2],
+            times.last().unwrap()
+        );
+    }
+}

@@ -610,6 +610,39 @@ mod tests {
     }
 
     #[test]
+    fn promoters_may_be_scoped_and_stay_inside_their_scopes() {
+        let dir = tempfile::tempdir().unwrap();
+        let service = service(dir.path());
+        let (rec, secret) = service
+            .create_token("bot", &[Role::Promoter], &["ghcr.io/acme".into()])
+            .unwrap();
+        assert_eq!(rec.roles, ["promoter"]);
+        let p = service
+            .authenticate(Some(&secret), "promote", Role::Promoter)
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.may_promote("ghcr.io/acme/app"), Ok(()));
+        let err = p.may_promote("ghcr.io/other/app").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("may move rings of only under ghcr.io/acme"),
+            "{err}"
+        );
+        assert!(
+            p.may_publish("ghcr.io/acme/app").is_err(),
+            "promoter is not publisher"
+        );
+        let err = service
+            .create_token("watch", &[Role::Agent], &["ghcr.io/acme".into()])
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("--role publisher or --role promoter"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn roles_parse_with_a_clear_error() {
         assert_eq!("agent".parse::<Role>(), Ok(Role::Agent));
         let err = "admin".parse::<Role>().unwrap_err();

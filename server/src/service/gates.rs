@@ -4,6 +4,8 @@
 //! Pure functions of the reports and the pointer: the caller gathers them (in memory) once per
 //! ring, so a status of a thousand clusters costs no SQL.
 
+use std::sync::Arc;
+
 use super::pipelines::Gate;
 use super::reports::ReportedTarget;
 
@@ -34,7 +36,7 @@ pub struct GateQuery<'a> {
     /// (image, digest) to enter.
     pub members: &'a [(String, String)],
     /// Latest reports of targets following `previous` of the pipeline.
-    pub reports: &'a [ReportedTarget],
+    pub reports: &'a [Arc<ReportedTarget>],
     /// When the first member's digest entered `previous` (its pointer's since), if it runs there.
     pub entered_previous_ms: Option<i64>,
     /// Now (ms since the epoch).
@@ -166,18 +168,18 @@ pub fn evaluate(gate: &Gate, q: &GateQuery) -> GateEval {
 mod tests {
     use super::*;
 
-    fn report(cluster: &str, digest: &str, error: &str, since_ms: i64) -> ReportedTarget {
-        ReportedTarget {
+    fn report(cluster: &str, digest: &str, error: &str, since_ms: i64) -> Arc<ReportedTarget> {
+        Arc::new(ReportedTarget {
             cluster: cluster.into(),
             image: "img".into(),
             digest: digest.into(),
             error: error.into(),
             since_ms,
             ..Default::default()
-        }
+        })
     }
 
-    fn eval(gate: Gate, reports: &[ReportedTarget], entered: Option<i64>) -> GateEval {
+    fn eval(gate: Gate, reports: &[Arc<ReportedTarget>], entered: Option<i64>) -> GateEval {
         let members = [("img".to_string(), "sha256:aaaa".to_string())];
         evaluate(
             &gate,

@@ -1,8 +1,13 @@
 //! The domain layer: what ferry does, independent of HTTP and gRPC.
 //!
 //! Direction: `registry/` and `grpc/` (protocols) → `service` → `store/` (SQLite). Reads are
-//! answered from the in-memory [`catalog`]; writes go through the store first, then the catalog,
-//! then the event fan-out, in that order, under one lock.
+//! answered from the in-memory [`catalog`] and ring state; writes (publishes and ring moves) go
+//! through the store first, then memory, then the event fan-out, in that order, under one lock,
+//! so seq order is commit order.
+//!
+//! Rings: [`pipelines`] (specs), [`rings`] (the move verbs), [`gates`], [`auto_promote`],
+//! `ring_state` (memory) and `ring_status` (GetPipeline, ListRings, reject); [`reports`] holds
+//! what clusters run.
 
 pub mod auth;
 pub mod auto_promote;

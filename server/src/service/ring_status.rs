@@ -59,7 +59,7 @@ pub struct RingView {
     /// Why autoPromote is held; empty when not.
     pub hold: String,
     /// Latest reports of targets following this ring.
-    pub clusters: Vec<ReportedTarget>,
+    pub clusters: Vec<Arc<ReportedTarget>>,
     /// image → its history in this ring, when asked for.
     pub history: BTreeMap<String, Vec<StoredHistory>>,
     /// Rejected digests this ring runs.
@@ -162,10 +162,10 @@ impl Service {
             }
         };
         // Reports first, outside the ring and catalog locks: they come from another lock.
-        let mut reports: HashMap<&str, Vec<ReportedTarget>> = spec
+        let mut reports: HashMap<&str, Vec<Arc<ReportedTarget>>> = spec
             .all_rings()
             .into_iter()
-            .map(|r| (r, self.ring_reports(name, r)))
+            .map(|r| (r, self.ring_reports_shared(name, r)))
             .collect();
         let mut rows: BTreeMap<(String, String), Vec<StoredHistory>> = BTreeMap::new();
         if history {
@@ -212,8 +212,13 @@ impl Service {
             }
             rings.push(view);
         }
+        let listed: std::collections::HashSet<&str> =
+            spec.images.iter().map(String::as_str).collect();
         for view in &mut rings {
-            view.clusters = reports.remove(view.name.as_str()).unwrap_or_default();
+            let mut targets = reports.remove(view.name.as_str()).unwrap_or_default();
+            // Targets that name no pipeline are reported for every pipeline with that ring.
+            targets.retain(|t| listed.contains(t.image.as_str()));
+            view.clusters = targets;
         }
         let rejected = st
             .rejections
@@ -311,7 +316,7 @@ fn gate_status(
     st: &RingState,
     ring: &str,
     gate: &Gate,
-    reports: &HashMap<&str, Vec<ReportedTarget>>,
+    reports: &HashMap<&str, Vec<Arc<ReportedTarget>>>,
     now: i64,
 ) -> GateEval {
     let spec = &p.spec;

@@ -328,7 +328,7 @@ impl Service {
                     .iter()
                     .map(|(i, d, _)| (i.clone(), d.clone()))
                     .collect();
-                let reports = self.ring_reports(&spec.name, previous);
+                let reports = self.ring_reports_shared(&spec.name, previous);
                 let entered_previous_ms = pl
                     .pointer(&spec.name, previous, &members[0].0)
                     .filter(|p| p.0 == members[0].1)
@@ -517,7 +517,7 @@ impl Service {
                     let gate = spec.gate(target);
                     if target != POST && gate.guards() {
                         let members = [(image.clone(), src.digest.clone())];
-                        let reports = self.ring_reports(pipeline, source);
+                        let reports = self.ring_reports_shared(pipeline, source);
                         let eval = evaluate(
                             &gate,
                             &GateQuery {

@@ -74,6 +74,17 @@ impl Server {
         self.client_with(&self.token).await
     }
 
+    /// A new token named `name` with `roles` (and `scopes`): its secret.
+    pub fn token(
+        &self,
+        name: &str,
+        roles: &[ferry_server::service::auth::Role],
+        scopes: &[&str],
+    ) -> String {
+        let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+        self.service.create_token(name, roles, &scopes).unwrap().1
+    }
+
     /// A client with `token`.
     pub async fn client_with(&self, token: &str) -> ferry_proto::client::Client {
         ferry_proto::client::connect(&self.grpc, Some(token))
