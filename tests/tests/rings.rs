@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ferry_proto::pb;
 use ferry_tests::ferry::{agent_config, wait_until, FerryAgent, FerryServer};
-use ferry_tests::git::{self, GitDaemon};
+use ferry_tests::git::{self, GitDaemon, HeldHook};
 use ferry_tests::oci::{ImageSpec, OciLayout};
 use ferry_tests::origin::OriginRegistry;
 use ferry_tests::process::require_tool;
@@ -67,6 +67,8 @@ struct Rig {
     origin: OriginRegistry,
     server: FerryServer,
     url: String,
+    /// The config repo as `git daemon` serves it.
+    bare: std::path::PathBuf,
     agents: Vec<FerryAgent>,
     layout: OciLayout,
     promoter: String,
@@ -105,6 +107,7 @@ impl Rig {
             .map(|(p, c)| (p.as_str(), c.as_str()))
             .collect();
         let url = daemon.init_bare_repo_with_files("config", &file_refs);
+        let bare = daemon.repo_path("config");
         std::mem::forget(daemon); // lives as long as the test process
         let promoter = server
             .token_command(&["create", "--role", "promoter", "--name", "release-bot"])
@@ -134,6 +137,7 @@ impl Rig {
             origin,
             server,
             url,
+            bare,
             agents,
             layout,
             promoter,
@@ -724,4 +728,74 @@ fn auto_promote_follows_reports_and_stops_at_a_rejected_digest() {
             .digest,
         v3
     );
+}
+
+/// Must-show 5: an agent killed in the middle of applying a promotion — its push landed, but it
+/// died before hearing so — comes back, finds the file already right, and reports the new digest
+/// once: one commit for the move and one history row, however the crash fell.
+#[test]
+fn an_agent_killed_mid_promotion_reports_it_exactly_once() {
+    let mut rig = Rig::start("shop", SHOP, &["shop/web"]);
+    let web = rig.image("shop/web");
+    let v1 = rig.release("shop/web", "1.0.0", &[]);
+    let before = commits_per_site(&rig.settle("shop"));
+
+    let held = HeldHook::install(&rig.bare, rig.tmp.path(), "post-receive", "promote", 0);
+    rig.ferry(&["promote", &web, "--to", "developers"]);
+    assert!(
+        wait_until(WAIT, || held.reached()),
+        "the dev agent's push never reached the hook:\n{}",
+        rig.agents[0].log()
+    );
+    rig.agents[0].kill9();
+    held.release();
+    assert!(wait_until(WAIT, || held.done()), "the hook never finished");
+    held.remove();
+    rig.agents[0].restart();
+
+    let clone = rig.settle("shop");
+    assert_eq!(tag_in(&clone, "dev", &web), "1.0.0");
+    let after = commits_per_site(&clone);
+    assert_eq!(
+        after["dev"],
+        before["dev"] + 1,
+        "one commit for the promotion"
+    );
+    assert_eq!(reported(&rig.status("shop"), &web)["dev-cluster"], v1);
+    // The server's report history (read from its database): one row for the new digest, not
+    // one per report — also after a second restart, whose reconcile reports it all again.
+    let db = rusqlite::Connection::open_with_flags(
+        rig.server.data_dir().join("ferry.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let rows = || -> i64 {
+        db.query_row(
+            "SELECT count(*) FROM cluster_target_history WHERE cluster = 'dev-cluster' AND digest = ?1",
+            [&v1],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    let reported_at = || -> i64 {
+        db.query_row(
+            "SELECT reported_at FROM clusters WHERE name = 'dev-cluster'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        rows(),
+        1,
+        "the restarted agent's report of {v1} was recorded more than once"
+    );
+    let last = reported_at();
+    rig.agents[0].restart();
+    assert!(
+        wait_until(WAIT, || reported_at() > last),
+        "the agent did not report again after its restart:\n{}",
+        rig.agents[0].log()
+    );
+    assert_eq!(rows(), 1, "a re-sent report added history");
 }
