@@ -302,7 +302,10 @@ mod tests {
         let err = from_yaml::<Flag>("on: {name: x}\n", "x.yaml").unwrap_err();
         let text = err.to_string();
         assert!(text.contains("unknown field `name`"), "{text}");
-        assert!(text.ends_with("this mapping takes no keys (write {})"), "{text}");
+        assert!(
+            text.ends_with("this mapping takes no keys (write {})"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -215,6 +215,7 @@ async fn releases_walk_the_rings_and_shift_unshift_restore_exactly() {
     let shifted = promoter
         .shift(pb::ShiftRequest {
             pipeline: "shop".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -238,6 +239,7 @@ async fn releases_walk_the_rings_and_shift_unshift_restore_exactly() {
     promoter
         .unshift(pb::ShiftRequest {
             pipeline: "shop".into(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -249,6 +251,7 @@ async fn releases_walk_the_rings_and_shift_unshift_restore_exactly() {
     let err = promoter
         .unshift(pb::ShiftRequest {
             pipeline: "shop".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -265,6 +268,7 @@ async fn releases_walk_the_rings_and_shift_unshift_restore_exactly() {
     let err = promoter
         .shift(pb::ShiftRequest {
             pipeline: "nope".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -765,5 +769,59 @@ async fn a_closed_gate_names_the_cluster_that_has_not_applied_it() {
     let st = status(&mut promoter, "shop", false).await;
     let prod = st.rings.iter().find(|r| r.name == "prod").unwrap();
     assert!(prod.gate_status.as_ref().unwrap().open, "{prod:?}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forced_shift_needs_a_reason_skips_the_closed_gate_and_is_recorded() {
+    let Rig {
+        server,
+        mut publisher,
+        mut promoter,
+    } = rig().await;
+    let gate = pb::Gate {
+        require_applied: true,
+        soak_seconds: 0,
+        auto_promote: false,
+    };
+    promoter
+        .apply_pipeline(spec("shop", &[WEB], "", &[("test", gate)]))
+        .await
+        .unwrap();
+    let (v1, _) = publish(&mut publisher, WEB, 1, "1", &[]).await;
+    promote(&mut promoter, WEB, "", "dev").await.unwrap();
+    let shift = |force: bool, reason: &str| pb::ShiftRequest {
+        pipeline: "shop".into(),
+        force,
+        reason: reason.into(),
+    };
+    let head = server.service.head_seq();
+    // Nobody follows dev: the gate of test is closed.
+    let err = promoter.shift(shift(false, "")).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().contains("--force"), "{}", err.message());
+    let err = promoter.shift(shift(true, "")).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("--reason"), "{}", err.message());
+    assert_eq!(server.service.head_seq(), head, "refusals move nothing");
+
+    let moved = promoter
+        .shift(shift(true, "incident 42"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(moved.moved.len(), 1, "{moved:?}");
+    assert_eq!(moved.moved[0].ring, "test");
+    assert_eq!(at(&mut promoter, "shop", "test", WEB).await, Some(v1));
+    let st = status(&mut promoter, "shop", true).await;
+    let test = st.rings.iter().find(|r| r.name == "test").unwrap();
+    let last = &test.history[WEB].entries[0];
+    assert!(last.forced, "{last:?}");
+    assert_eq!(last.reason, "shift: incident 42");
+    // The stored RING_MOVED event says so too.
+    let events = server.service.store().events_after(head, 10).unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(events[0].forced, "{events:?}");
+    assert_eq!(events[0].reason, "shift: incident 42");
     server.stop().await;
 }

@@ -141,7 +141,11 @@ async fn shift_or_unshift(
     undo: bool,
 ) -> Result<Response<pb::MoveResponse>, Status> {
     let token = bearer(&req);
-    let pipeline = req.into_inner().pipeline;
+    let pb::ShiftRequest {
+        pipeline,
+        force,
+        reason,
+    } = req.into_inner();
     if pipeline.is_empty() {
         return Err(Status::invalid_argument(
             "shift: the pipeline field is required",
@@ -155,7 +159,7 @@ async fn shift_or_unshift(
         let events = if undo {
             service.unshift(&pipeline, &p.name)
         } else {
-            service.shift(&pipeline, &p.name)
+            service.shift(&pipeline, force, &reason, &p.name)
         }
         .map_err(status)?;
         Ok(moved(events, &service))

@@ -494,8 +494,21 @@ impl Service {
     }
 
     /// Shifts every ring of `pipeline` by one (last → post first, ante → first ring last).
-    /// Blocking (SQLite).
-    pub fn shift(&self, pipeline: &str, actor: &str) -> Result<Vec<Event>, ServiceError> {
+    /// `force` skips closed gates (never a rejection) and needs a `reason`, recorded as
+    /// `shift: REASON` so unshift still finds the shift. Blocking (SQLite).
+    pub fn shift(
+        &self,
+        pipeline: &str,
+        force: bool,
+        reason: &str,
+        actor: &str,
+    ) -> Result<Vec<Event>, ServiceError> {
+        let reason = reason.trim();
+        if force && reason.is_empty() {
+            return Err(invalid(format!(
+                "shift {pipeline} --force needs --reason TEXT: a forced move is recorded with why"
+            )));
+        }
         let _guard = self.publish_lock.lock().expect("publish lock poisoned");
         let batch = {
             let catalog = self.catalog.read().expect("catalog lock poisoned");
@@ -515,7 +528,7 @@ impl Service {
                     }
                     pl.check_enterable(image, &src.digest)?;
                     let gate = spec.gate(target);
-                    if target != POST && gate.guards() {
+                    if !force && target != POST && gate.guards() {
                         let members = [(image.clone(), src.digest.clone())];
                         let reports = self.ring_reports_shared(pipeline, source);
                         let eval = evaluate(
@@ -531,7 +544,10 @@ impl Service {
                             },
                         );
                         if !eval.open {
-                            return Err(refused(format!("shift {pipeline}: {}", eval.why_closed)));
+                            return Err(refused(format!(
+                                "shift {pipeline}: {}; --force --reason TEXT skips the gate",
+                                eval.why_closed
+                            )));
                         }
                     }
                     pl.push(pipeline, target, image, &src.digest, &src.tag);
@@ -543,7 +559,12 @@ impl Service {
             RingBatch {
                 moves: pl.moves,
                 actor: actor.to_string(),
-                reason: "shift".into(),
+                reason: if force {
+                    format!("shift: {reason}")
+                } else {
+                    "shift".into()
+                },
+                forced: force,
                 ..Default::default()
             }
         };
