@@ -279,7 +279,8 @@ async fn releases_walk_the_rings_and_shift_unshift_restore_exactly() {
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(
-        err.message().contains("metadata.name \"Bad\""),
+        err.message()
+            .contains("metadata.name: invalid name \"Bad\""),
         "{}",
         err.message()
     );

@@ -18,10 +18,7 @@ use super::ring_state::{manifest, repository_of, tag_of, RingPipeline, RingState
 use super::{Service, ServiceError};
 use crate::store::{now_ms, PublishRecord, RingBatch, RingMoveRecord, StoredHold};
 
-/// The ring before the first user ring, where new builds wait.
-pub const ANTE: &str = "ante";
-/// The ring after the last user ring, filled only by shift.
-pub const POST: &str = "post";
+pub use ferry_proto::pipeline::{ANTE, POST};
 /// The label that names a release's version.
 pub const VERSION_LABEL: &str = "org.opencontainers.image.version";
 /// The label that names a release's source revision.
