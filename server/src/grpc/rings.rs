@@ -245,9 +245,8 @@ mod tests {
     use super::*;
     use crate::service::{Limits, ReportInput, TargetInput};
 
-    /// The benchmark's load (1,000 clusters × 100 targets): GetPipeline's work in this process,
-    /// in a debug build. `cargo test -p ferry-server --lib get_pipeline_load -- --ignored
-    /// --nocapture`.
+    /// The benchmark's load (1,000 clusters × 100 targets): GetPipeline's work in this process.
+    /// `cargo test --release -p ferry-server --lib get_pipeline_load -- --ignored --nocapture`.
     #[test]
     #[ignore = "a timing, not a check: run by hand"]
     fn get_pipeline_load() {
@@ -312,20 +311,27 @@ mod tests {
             )
             .unwrap();
         }
-        let mut times = Vec::new();
-        let mut bytes = 0;
-        for _ in 0..20 {
-            let t = Instant::now();
-            let views = s.pipeline_status("shop", false).unwrap();
-            let st = convert::pipeline_status(views.into_iter().next().unwrap());
-            bytes = st.encode_to_vec().len();
-            times.push(t.elapsed());
+        // Build (service: one pass over the report index) and encode (convert + prost) timed
+        // apart, the default answer and the one with every target.
+        for targets in [false, true] {
+            let (mut build, mut total) = (Vec::new(), Vec::new());
+            let mut bytes = 0;
+            for _ in 0..20 {
+                let t = Instant::now();
+                let views = s.pipeline_status("shop", false, targets).unwrap();
+                build.push(t.elapsed());
+                let st = convert::pipeline_status(views.into_iter().next().unwrap());
+                bytes = st.encode_to_vec().len();
+                total.push(t.elapsed());
+            }
+            build.sort();
+            total.sort();
+            eprintln!(
+                "GetPipeline (targets: {targets}): build median {:?}; build+encode median {:?}, max {:?}; {bytes} bytes",
+                build[build.len() / 2],
+                total[total.len() / 2],
+                total.last().unwrap()
+            );
         }
-        times.sort();
-        eprintln!(
-            "GetPipeline: median {:?}, max {:?}, {bytes} bytes",
-            times[times.len() / 2],
-            times.last().unwrap()
-        );
     }
 }

@@ -494,7 +494,7 @@ fn rollback_holds_auto_promote_and_a_manual_promote_lifts_it() {
     assert_eq!(s.auto_promote_once(), 1);
     s.rollback(WEB, "test", "", "bad", "carol").unwrap();
     assert_eq!(at(&s, "test", WEB), Some(v1.clone()));
-    let status = s.pipeline_status("shop", true).unwrap();
+    let status = s.pipeline_status("shop", true, false).unwrap();
     let test = status[0].rings.iter().find(|r| r.name == "test").unwrap();
     assert!(
         test.hold.contains("carol") && test.hold.contains("bad"),
@@ -512,7 +512,7 @@ fn rollback_holds_auto_promote_and_a_manual_promote_lifts_it() {
     assert_eq!(s.auto_promote_once(), 0);
     promote(&s, WEB, "", "test").unwrap();
     assert_eq!(at(&s, "test", WEB), Some(v2.clone()));
-    let status = s.pipeline_status(WEB, false).unwrap();
+    let status = s.pipeline_status(WEB, false, false).unwrap();
     assert!(status[0].rings.iter().all(|r| r.hold.is_empty()));
 
     // A rejected digest never moves on by itself.
@@ -522,7 +522,7 @@ fn rollback_holds_auto_promote_and_a_manual_promote_lifts_it() {
     assert!(err.to_string().contains("leaks"), "{err}");
     let (_, running) = s.reject(WEB, &v2, "slow", "carol").unwrap();
     assert_eq!(running.len(), 2, "dev and test run it");
-    let status = s.pipeline_status("shop", false).unwrap();
+    let status = s.pipeline_status("shop", false, false).unwrap();
     let dev = status[0].rings.iter().find(|r| r.name == "dev").unwrap();
     assert_eq!(dev.rejected_running, [v2]);
 }
