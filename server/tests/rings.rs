@@ -82,6 +82,7 @@ async fn status(c: &mut Client, name: &str, history: bool) -> pb::PipelineStatus
     c.get_pipeline(pb::GetPipelineRequest {
         name_or_image: name.into(),
         history,
+        targets: false,
     })
     .await
     .unwrap()
@@ -749,7 +750,46 @@ async fn a_closed_gate_names_the_cluster_that_has_not_applied_it() {
     assert_eq!(gs.waiting_for, ["qa-cluster", "staging-cluster"]);
     assert_eq!(gs.candidate, v1);
     let test = st.rings.iter().find(|r| r.name == "test").unwrap();
-    assert_eq!(test.clusters.len(), 2, "{:?}", test.clusters);
+    // Summaries cover both clusters; the per-target rows are only the failing one.
+    let summaries: Vec<(&str, u32, u32)> = test
+        .cluster_summaries
+        .iter()
+        .map(|c| (c.cluster.as_str(), c.targets, c.failing))
+        .collect();
+    assert_eq!(
+        summaries,
+        [("qa-cluster", 1, 1), ("staging-cluster", 1, 0)],
+        "{test:?}"
+    );
+    let running: Vec<(&str, &[String])> = test
+        .running
+        .iter()
+        .map(|d| (d.digest.as_str(), d.clusters.as_slice()))
+        .collect();
+    assert_eq!(
+        running,
+        [
+            (old.as_str(), &["staging-cluster".to_string()][..]),
+            (v1.as_str(), &["qa-cluster".to_string()][..]),
+        ]
+    );
+    let failing: Vec<(&str, &str)> = test
+        .clusters
+        .iter()
+        .map(|t| (t.cluster.as_str(), t.error.as_str()))
+        .collect();
+    assert_eq!(failing, [("qa-cluster", "ImagePullBackOff")]);
+    let every = promoter
+        .get_pipeline(pb::GetPipelineRequest {
+            name_or_image: "shop".into(),
+            targets: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let test = every.rings.iter().find(|r| r.name == "test").unwrap();
+    assert_eq!(test.clusters.len(), 2, "targets: true lists every target");
     // --force skips the gate and is recorded as forced.
     let mut forced = promote_req(WEB, "", "prod");
     forced.force = true;
