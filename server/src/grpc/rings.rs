@@ -311,6 +311,25 @@ mod tests {
             )
             .unwrap();
         }
+        // Fetching the rings' reports from the index alone, for the split below.
+        let mut fetch = Vec::new();
+        for _ in 0..20 {
+            let t = Instant::now();
+            let n: usize = ["ante", "developers", "testers", "users", "post"]
+                .iter()
+                .map(|r| s.ring_reports_shared("shop", r).len())
+                .sum();
+            fetch.push(t.elapsed());
+            assert_eq!(
+                n,
+                100 * std::env::var("CLUSTERS").map_or(1000, |v| v.parse().unwrap())
+            );
+        }
+        fetch.sort();
+        eprintln!(
+            "ring_reports_shared ×5: median {:?}",
+            fetch[fetch.len() / 2]
+        );
         // Build (service: one pass over the report index) and encode (convert + prost) timed
         // apart, the default answer and the one with every target.
         for targets in [false, true] {

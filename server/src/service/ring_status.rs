@@ -222,17 +222,12 @@ impl Service {
             }
             rings.push(view);
         }
-        let listed: std::collections::HashSet<&str> =
-            spec.images.iter().map(String::as_str).collect();
         for view in &mut rings {
             let mut targets = reports.remove(view.name.as_str()).unwrap_or_default();
-            // Targets that name no pipeline are reported for every pipeline with that ring.
-            targets.retain(|t| listed.contains(t.image.as_str()));
+            // Keeps the targets of listed images (targets that name no pipeline are reported
+            // for every pipeline with that ring), failing ones only unless all are asked for.
             (view.running, view.cluster_summaries) =
-                summarise(&targets, &spec.images, &clusters, head_seq);
-            if !all_targets {
-                targets.retain(|t| !t.error.is_empty());
-            }
+                summarise(&mut targets, &spec.images, &clusters, head_seq, all_targets);
             view.clusters = targets;
         }
         let rejected = st

@@ -43,30 +43,44 @@ pub struct ClusterSummaryView {
     pub failing: u32,
 }
 
-/// Summarises `targets` (ordered by cluster, then target, as the report index keeps them):
-/// running digests in `images` order (most clusters first), clusters by name.
+/// Summarises `targets` (ordered by cluster, then target, as the report index keeps them) of
+/// the images in `images`: running digests in `images` order (most clusters first), clusters by
+/// name. Leaves in `targets` those of listed images that fail, or all of them with `keep_all`.
+///
+/// One pass and one hash per target: at 100,000 targets the cost is memory, not arithmetic.
 pub(super) fn summarise(
-    targets: &[Arc<ReportedTarget>],
+    targets: &mut Vec<Arc<ReportedTarget>>,
     images: &[String],
     clusters: &HashMap<String, ClusterInfo>,
     head: u64,
+    keep_all: bool,
 ) -> (Vec<RunningView>, Vec<ClusterSummaryView>) {
-    let mut running: Vec<RunningView> = Vec::new();
-    let mut at: HashMap<(&str, &str), usize> = HashMap::new();
+    let order: HashMap<&str, usize> = images
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
+    // Per image, its digests' running views: an image has a few digests at once, so a scan
+    // beats a second hash.
+    let mut running: Vec<Vec<RunningView>> = vec![Vec::new(); images.len()];
     let mut summaries: Vec<ClusterSummaryView> = Vec::new();
-    for t in targets {
-        let i = *at
-            .entry((t.image.as_str(), t.digest.as_str()))
-            .or_insert_with(|| {
-                running.push(RunningView {
+    targets.retain(|t| {
+        let Some(&i) = order.get(t.image.as_str()) else {
+            return false;
+        };
+        let digests = &mut running[i];
+        let r = match digests.iter().position(|r| r.digest == t.digest) {
+            Some(at) => &mut digests[at],
+            None => {
+                digests.push(RunningView {
                     image: t.image.clone(),
                     digest: t.digest.clone(),
                     since_ms: t.since_ms,
                     ..Default::default()
                 });
-                running.len() - 1
-            });
-        let r = &mut running[i];
+                digests.last_mut().expect("pushed")
+            }
+        };
         // Targets come cluster by cluster: a cluster is new to this digest when it is not the
         // last one pushed.
         if r.clusters.last() != Some(&t.cluster) {
@@ -88,20 +102,22 @@ pub(super) fn summarise(
         }
         let s = summaries.last_mut().expect("pushed above");
         s.targets += 1;
-        s.failing += u32::from(!t.error.is_empty());
-    }
-    let order: HashMap<&str, usize> = images
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.as_str(), i))
-        .collect();
-    running.sort_by(|a, b| {
-        let key = |r: &RunningView| (order.get(r.image.as_str()).copied(), r.image.clone());
-        key(a)
-            .cmp(&key(b))
-            .then(b.clusters.len().cmp(&a.clusters.len()))
-            .then(a.digest.cmp(&b.digest))
+        let failing = !t.error.is_empty();
+        s.failing += u32::from(failing);
+        keep_all || failing
     });
+    let running = running
+        .into_iter()
+        .flat_map(|mut digests| {
+            digests.sort_by(|a, b| {
+                b.clusters
+                    .len()
+                    .cmp(&a.clusters.len())
+                    .then(a.digest.cmp(&b.digest))
+            });
+            digests
+        })
+        .collect();
     (running, summaries)
 }
 
@@ -151,7 +167,17 @@ mod tests {
             .map(|c| (c.name.clone(), c))
             .collect();
         let images = ["web".to_string(), "api".to_string()];
-        let (running, summaries) = summarise(&targets, &images, &clusters, 10);
+        let mut kept = targets.to_vec();
+        kept.push(t("d", "1", "unlisted", "d1", 1, "x"));
+        let (running, summaries) = summarise(&mut kept, &images, &clusters, 10, false);
+        let kept: Vec<(&str, &str)> = kept
+            .iter()
+            .map(|t| (t.cluster.as_str(), t.target.as_str()))
+            .collect();
+        assert_eq!(kept, [("a", "2")], "the failing target of a listed image");
+        let mut all = targets.to_vec();
+        summarise(&mut all, &images, &clusters, 10, true);
+        assert_eq!(all.len(), targets.len());
         let got: Vec<(&str, &str, Vec<&str>, i64, u32)> = running
             .iter()
             .map(|r| {
