@@ -82,6 +82,7 @@ async fn status(c: &mut Client, name: &str, history: bool) -> pb::PipelineStatus
     c.get_pipeline(pb::GetPipelineRequest {
         name_or_image: name.into(),
         history,
+        targets: false,
     })
     .await
     .unwrap()
@@ -279,7 +280,8 @@ async fn releases_walk_the_rings_and_shift_unshift_restore_exactly() {
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(
-        err.message().contains("metadata.name \"Bad\""),
+        err.message()
+            .contains("metadata.name: invalid name \"Bad\""),
         "{}",
         err.message()
     );
@@ -748,7 +750,46 @@ async fn a_closed_gate_names_the_cluster_that_has_not_applied_it() {
     assert_eq!(gs.waiting_for, ["qa-cluster", "staging-cluster"]);
     assert_eq!(gs.candidate, v1);
     let test = st.rings.iter().find(|r| r.name == "test").unwrap();
-    assert_eq!(test.clusters.len(), 2, "{:?}", test.clusters);
+    // Summaries cover both clusters; the per-target rows are only the failing one.
+    let summaries: Vec<(&str, u32, u32)> = test
+        .cluster_summaries
+        .iter()
+        .map(|c| (c.cluster.as_str(), c.targets, c.failing))
+        .collect();
+    assert_eq!(
+        summaries,
+        [("qa-cluster", 1, 1), ("staging-cluster", 1, 0)],
+        "{test:?}"
+    );
+    let running: Vec<(&str, &[String])> = test
+        .running
+        .iter()
+        .map(|d| (d.digest.as_str(), d.clusters.as_slice()))
+        .collect();
+    assert_eq!(
+        running,
+        [
+            (old.as_str(), &["staging-cluster".to_string()][..]),
+            (v1.as_str(), &["qa-cluster".to_string()][..]),
+        ]
+    );
+    let failing: Vec<(&str, &str)> = test
+        .clusters
+        .iter()
+        .map(|t| (t.cluster.as_str(), t.error.as_str()))
+        .collect();
+    assert_eq!(failing, [("qa-cluster", "ImagePullBackOff")]);
+    let every = promoter
+        .get_pipeline(pb::GetPipelineRequest {
+            name_or_image: "shop".into(),
+            targets: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let test = every.rings.iter().find(|r| r.name == "test").unwrap();
+    assert_eq!(test.clusters.len(), 2, "targets: true lists every target");
     // --force skips the gate and is recorded as forced.
     let mut forced = promote_req(WEB, "", "prod");
     forced.force = true;
@@ -769,5 +810,59 @@ async fn a_closed_gate_names_the_cluster_that_has_not_applied_it() {
     let st = status(&mut promoter, "shop", false).await;
     let prod = st.rings.iter().find(|r| r.name == "prod").unwrap();
     assert!(prod.gate_status.as_ref().unwrap().open, "{prod:?}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forced_shift_needs_a_reason_skips_the_closed_gate_and_is_recorded() {
+    let Rig {
+        server,
+        mut publisher,
+        mut promoter,
+    } = rig().await;
+    let gate = pb::Gate {
+        require_applied: true,
+        soak_seconds: 0,
+        auto_promote: false,
+    };
+    promoter
+        .apply_pipeline(spec("shop", &[WEB], "", &[("test", gate)]))
+        .await
+        .unwrap();
+    let (v1, _) = publish(&mut publisher, WEB, 1, "1", &[]).await;
+    promote(&mut promoter, WEB, "", "dev").await.unwrap();
+    let shift = |force: bool, reason: &str| pb::ShiftRequest {
+        pipeline: "shop".into(),
+        force,
+        reason: reason.into(),
+    };
+    let head = server.service.head_seq();
+    // Nobody follows dev: the gate of test is closed.
+    let err = promoter.shift(shift(false, "")).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().contains("--force"), "{}", err.message());
+    let err = promoter.shift(shift(true, "")).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("--reason"), "{}", err.message());
+    assert_eq!(server.service.head_seq(), head, "refusals move nothing");
+
+    let moved = promoter
+        .shift(shift(true, "incident 42"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(moved.moved.len(), 1, "{moved:?}");
+    assert_eq!(moved.moved[0].ring, "test");
+    assert_eq!(at(&mut promoter, "shop", "test", WEB).await, Some(v1));
+    let st = status(&mut promoter, "shop", true).await;
+    let test = st.rings.iter().find(|r| r.name == "test").unwrap();
+    let last = &test.history[WEB].entries[0];
+    assert!(last.forced, "{last:?}");
+    assert_eq!(last.reason, "shift: incident 42");
+    // The stored RING_MOVED event says so too.
+    let events = server.service.store().events_after(head, 10).unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(events[0].forced, "{events:?}");
+    assert_eq!(events[0].reason, "shift: incident 42");
     server.stop().await;
 }

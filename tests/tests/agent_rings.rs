@@ -43,12 +43,14 @@ async fn promote_to_testers(c: &mut Client, digest: &str) {
     }
 }
 
-/// The latest report of the one target following testers.
+/// The latest report of the one target following testers (every target's row: it may be
+/// healthy).
 async fn testers_report(c: &mut Client) -> Option<pb::ClusterTarget> {
     let status = c
         .get_pipeline(pb::GetPipelineRequest {
             name_or_image: "shop".into(),
             history: false,
+            targets: true,
         })
         .await
         .unwrap()

@@ -201,6 +201,7 @@ impl Rig {
                 .get_pipeline(pb::GetPipelineRequest {
                     name_or_image: pipeline.into(),
                     history: false,
+                    targets: false,
                 })
                 .await
                 .expect("GetPipeline")
@@ -224,7 +225,7 @@ impl Rig {
             SITES.iter().all(|(_, cluster, _)| {
                 st.rings
                     .iter()
-                    .flat_map(|r| &r.clusters)
+                    .flat_map(|r| &r.cluster_summaries)
                     .any(|c| c.cluster == *cluster && c.cursor >= head)
             })
         });
@@ -273,14 +274,26 @@ fn commits_per_site(clone: &Path) -> BTreeMap<String, usize> {
         .collect()
 }
 
-/// What each cluster reports for `image` (cluster → digest), from GetPipeline.
+/// What each cluster reports for `image` without an error (cluster → digest), from
+/// GetPipeline's summaries: `running`, less the failing targets (the only rows of `clusters`).
 fn reported(st: &pb::PipelineStatus, image: &str) -> BTreeMap<String, String> {
-    st.rings
-        .iter()
-        .flat_map(|r| &r.clusters)
-        .filter(|c| c.image == image && c.error.is_empty())
-        .map(|c| (c.cluster.clone(), c.digest.clone()))
-        .collect()
+    let mut out = BTreeMap::new();
+    for r in &st.rings {
+        let failing: std::collections::HashSet<(&str, &str)> = r
+            .clusters
+            .iter()
+            .filter(|c| c.image == image && !c.error.is_empty())
+            .map(|c| (c.cluster.as_str(), c.digest.as_str()))
+            .collect();
+        for d in r.running.iter().filter(|d| d.image == image) {
+            for c in &d.clusters {
+                if !failing.contains(&(c.as_str(), d.digest.as_str())) {
+                    out.insert(c.clone(), d.digest.clone());
+                }
+            }
+        }
+    }
+    out
 }
 
 fn pointer<'a>(st: &'a pb::PipelineStatus, ring: &str, image: &str) -> Option<&'a pb::RingPointer> {
@@ -642,6 +655,7 @@ fn auto_promote_follows_reports_and_stops_at_a_rejected_digest() {
             .get_pipeline(pb::GetPipelineRequest {
                 name_or_image: "auto".into(),
                 history: true,
+                targets: false,
             })
             .await
             .unwrap()

@@ -24,6 +24,7 @@ async fn pointers(client: &mut ferry_proto::client::Client) -> Pointers {
         .get_pipeline(pb::GetPipelineRequest {
             name_or_image: "crash".into(),
             history: false,
+            targets: false,
         })
         .await
         .expect("GetPipeline")

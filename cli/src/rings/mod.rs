@@ -166,6 +166,9 @@ pub struct StatusArgs {
     /// A pipeline name, or an image (its rows in every pipeline listing it).
     #[arg(value_name = "IMAGE|PIPELINE")]
     pub target: String,
+    /// Every target's latest report, not only the failing ones (large with many clusters).
+    #[arg(long)]
+    pub targets: bool,
     /// Where ferry-server is.
     #[command(flatten)]
     pub conn: ServerArgs,
@@ -302,13 +305,13 @@ pub async fn run(command: Command) -> anyhow::Result<Outcome> {
             Ok(printed(print::pipelines(&resp.pipelines)))
         }
         Command::Pipeline(PipelineCommand::Show(a)) => {
-            let status = get(&a.conn, &a.name, a.history).await?;
+            let status = get(&a.conn, &a.name, a.history, false).await?;
             Ok(printed(print::show(&status, a.history)))
         }
         Command::Status(a) => {
-            let status = get(&a.conn, &a.target, false).await?;
+            let status = get(&a.conn, &a.target, false, a.targets).await?;
             let image = pick::image_filter(&status, &a.target);
-            Ok(printed(print::status(&status, image.as_deref())))
+            Ok(printed(print::status(&status, image.as_deref(), a.targets)))
         }
         Command::Promote(a) => {
             let (image, reference) = split_reference(&a.image)?;
@@ -448,17 +451,20 @@ pub async fn run(command: Command) -> anyhow::Result<Outcome> {
     }
 }
 
-/// GetPipeline for a pipeline name or an image.
+/// GetPipeline for a pipeline name or an image; `targets`: every target's row, not only the
+/// failing ones.
 pub(crate) async fn get(
     conn: &ServerArgs,
     name_or_image: &str,
     history: bool,
+    targets: bool,
 ) -> anyhow::Result<pb::PipelineStatus> {
     let mut client = conn.connect().await?;
     Ok(client
         .get_pipeline(pb::GetPipelineRequest {
             name_or_image: name_or_image.to_string(),
             history,
+            targets,
         })
         .await
         .map_err(|s| call_failed(&conn.server, "pipeline status", s))?

@@ -25,7 +25,7 @@ pub async fn pipeline(
     image: &str,
     pipeline: Option<&str>,
 ) -> anyhow::Result<pb::PipelineStatus> {
-    let status = super::get(conn, pipeline.unwrap_or(image), false).await?;
+    let status = super::get(conn, pipeline.unwrap_or(image), false, false).await?;
     choose(status, image, pipeline)
 }
 

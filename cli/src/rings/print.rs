@@ -212,20 +212,27 @@ fn header(status: &pb::PipelineStatus) -> String {
     out
 }
 
-/// Clusters running `digest` of `image` in this ring, by name.
+/// Most cluster names a line lists before `… and N more`.
+const MAX_NAMES: usize = 10;
+
+/// Names joined by `, `, cut short past [`MAX_NAMES`] with `… and N more`.
+fn names_cut(names: &[String]) -> String {
+    let mut out: Vec<String> = names.iter().take(MAX_NAMES).map(|n| cell(n)).collect();
+    if names.len() > MAX_NAMES {
+        out.push(format!("… and {} more", names.len() - MAX_NAMES));
+    }
+    out.join(", ")
+}
+
+/// Clusters running `digest` of `image` in this ring (from the summaries), by name.
 fn running_clusters(ring: &pb::RingStatus, image: &str, digest: &str) -> String {
-    let mut names: Vec<String> = ring
-        .clusters
+    match ring
+        .running
         .iter()
-        .filter(|c| c.image == image && c.digest == digest && !digest.is_empty())
-        .map(|c| cell(&c.cluster))
-        .collect();
-    names.sort();
-    names.dedup();
-    if names.is_empty() {
-        "-".to_string()
-    } else {
-        names.join(", ")
+        .find(|r| r.image == image && r.digest == digest && !digest.is_empty())
+    {
+        Some(r) if !r.clusters.is_empty() => names_cut(&r.clusters),
+        _ => "-".to_string(),
     }
 }
 
@@ -304,21 +311,31 @@ fn show_one(status: &pb::PipelineStatus, history: bool) -> String {
     out
 }
 
-/// `ferry status`: per ring, what it points at, which clusters run what since when (cursor lag,
-/// connected), failing targets, the gate and a hold, and rejected digests. `image`: only that
-/// (normalised) image's rows.
-pub fn status(status: &pb::PipelineStatus, image: Option<&str>) -> String {
+/// `ferry status`: per ring, what it points at; per image which digests its clusters run (how
+/// many clusters, their names cut short, since when); the gate and a hold; the clusters that are
+/// behind, disconnected or failing, with their failing targets; and rejected digests. `image`:
+/// only that (normalised) image's rows. With `targets` (the server sent every target), every
+/// target's row too.
+pub fn status(status: &pb::PipelineStatus, image: Option<&str>, targets: bool) -> String {
     let mut out = String::new();
     for (i, s) in std::iter::once(status).chain(&status.also).enumerate() {
         if i > 0 {
             out.push('\n');
         }
-        out.push_str(&status_one(s, image));
+        out.push_str(&status_one(s, image, targets));
     }
     out
 }
 
-fn status_one(status: &pb::PipelineStatus, image: Option<&str>) -> String {
+fn plural(n: usize, one: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {one}s")
+    }
+}
+
+fn status_one(status: &pb::PipelineStatus, image: Option<&str>, targets: bool) -> String {
     let mut out = header(status);
     let wanted = |img: &str| image.is_none_or(|i| i == img);
     for (name, ring) in rings_in_order(status) {
@@ -335,7 +352,7 @@ fn status_one(status: &pb::PipelineStatus, image: Option<&str>) -> String {
         if pointers.is_empty() {
             out.push_str("  (empty)\n");
         }
-        for p in pointers {
+        for p in &pointers {
             let rejected = if ring.rejected_running.contains(&p.digest) {
                 "  REJECTED"
             } else {
@@ -353,6 +370,18 @@ fn status_one(status: &pb::PipelineStatus, image: Option<&str>) -> String {
                 digest(&p.digest),
                 when(p.since_ms)
             );
+            running_lines(&mut out, ring, &p.image);
+        }
+        // Clusters may run an image the ring holds no pointer for (yet): still shown.
+        let mut others: Vec<&str> = Vec::new();
+        for r in ring.running.iter().filter(|r| wanted(&r.image)) {
+            if !pointers.iter().any(|p| p.image == r.image) && !others.contains(&r.image.as_str()) {
+                others.push(&r.image);
+            }
+        }
+        for img in others {
+            let _ = writeln!(out, "  {}  (no pointer)", cell(img));
+            running_lines(&mut out, ring, img);
         }
         // A ring without gate rules is always open: saying so on every ring is noise.
         if let Some(gate) = ring.gate.as_ref().filter(|g| **g != pb::Gate::default()) {
@@ -365,28 +394,18 @@ fn status_one(status: &pb::PipelineStatus, image: Option<&str>) -> String {
         if !ring.hold.is_empty() {
             let _ = writeln!(out, "  hold: {}", cell(&ring.hold));
         }
-        for c in ring.clusters.iter().filter(|c| wanted(&c.image)) {
-            let _ = writeln!(
-                out,
-                "  cluster {}  {}  {}  since {}  lag {}  {}",
-                cell(&c.cluster),
-                cell(&c.image),
-                digest(&c.digest),
-                when(c.since_ms),
-                c.lag,
-                if c.connected {
-                    "connected"
-                } else {
-                    "disconnected"
-                },
-            );
-            if !c.error.is_empty() {
+        cluster_lines(&mut out, ring, &wanted);
+        if targets {
+            for c in ring.clusters.iter().filter(|c| wanted(&c.image)) {
                 let _ = writeln!(
                     out,
-                    "    FAILING {} ({}): {}",
+                    "  target {}  {}  {}  {}  since {}{}",
+                    cell(&c.cluster),
                     cell(&c.target),
-                    cell(&c.file),
-                    cell(&c.error)
+                    cell(&c.image),
+                    digest(&c.digest),
+                    when(c.since_ms),
+                    if c.error.is_empty() { "" } else { "  FAILING" },
                 );
             }
         }
@@ -411,6 +430,87 @@ fn status_one(status: &pb::PipelineStatus, image: Option<&str>) -> String {
         }
     }
     out
+}
+
+/// `    DIGEST → N clusters (NAMES) since T`, per digest the ring's clusters run of `image`.
+fn running_lines(out: &mut String, ring: &pb::RingStatus, image: &str) {
+    for r in ring.running.iter().filter(|r| r.image == image) {
+        let _ = writeln!(
+            out,
+            "    {} → {} ({}) since {}",
+            if r.digest.is_empty() {
+                "(unknown)".to_string()
+            } else {
+                digest(&r.digest)
+            },
+            plural(r.clusters.len(), "cluster"),
+            names_cut(&r.clusters),
+            when(r.since_ms)
+        );
+    }
+}
+
+/// The clusters of the ring that are behind the head, disconnected or failing (with their
+/// failing targets); all caught up, connected and healthy: one line saying so.
+fn cluster_lines(out: &mut String, ring: &pb::RingStatus, wanted: &dyn Fn(&str) -> bool) {
+    // With an image filter, the clusters that run that image here.
+    let runs_wanted = |cluster: &str| {
+        ring.running
+            .iter()
+            .any(|r| wanted(&r.image) && r.clusters.iter().any(|c| c == cluster))
+    };
+    let mut fine = 0;
+    for c in ring
+        .cluster_summaries
+        .iter()
+        .filter(|c| runs_wanted(&c.cluster))
+    {
+        if c.lag == 0 && c.connected && c.failing == 0 {
+            fine += 1;
+            continue;
+        }
+        let mut why = vec![format!("lag {}", c.lag)];
+        why.push(
+            if c.connected {
+                "connected"
+            } else {
+                "disconnected"
+            }
+            .to_string(),
+        );
+        if c.failing > 0 {
+            why.push(format!("{} of {} targets failing", c.failing, c.targets));
+        }
+        let _ = writeln!(
+            out,
+            "  cluster {}  {}  reported {}",
+            cell(&c.cluster),
+            why.join("  "),
+            when(c.reported_at_ms)
+        );
+        for t in ring
+            .clusters
+            .iter()
+            .filter(|t| t.cluster == c.cluster && !t.error.is_empty() && wanted(&t.image))
+        {
+            let _ = writeln!(
+                out,
+                "    FAILING {} ({}) {} {}: {}",
+                cell(&t.target),
+                cell(&t.file),
+                cell(&t.image),
+                digest(&t.digest),
+                cell(&t.error)
+            );
+        }
+    }
+    if fine > 0 {
+        let _ = writeln!(
+            out,
+            "  {} caught up, connected, not failing",
+            plural(fine, "cluster")
+        );
+    }
 }
 
 fn gate_line(gate: &pb::Gate, st: Option<&pb::GateStatus>) -> String {

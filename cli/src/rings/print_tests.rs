@@ -46,6 +46,34 @@ fn cluster(
     }
 }
 
+fn running(image: &str, digest: String, clusters: &[&str]) -> pb::RunningDigest {
+    pb::RunningDigest {
+        image: image.into(),
+        digest,
+        clusters: clusters.iter().map(|c| c.to_string()).collect(),
+        since_ms: T,
+        targets: clusters.len() as u32,
+    }
+}
+
+fn summary(
+    name: &str,
+    lag: u64,
+    connected: bool,
+    targets: u32,
+    failing: u32,
+) -> pb::ClusterSummary {
+    pb::ClusterSummary {
+        cluster: name.into(),
+        cursor: 42 - lag,
+        lag,
+        connected,
+        reported_at_ms: T,
+        targets,
+        failing,
+    }
+}
+
 fn sample() -> pb::PipelineStatus {
     pb::PipelineStatus {
         spec: Some(pb::PipelineSpec {
@@ -75,9 +103,15 @@ fn sample() -> pb::PipelineStatus {
                     pointer("testers", API, d('a'), "1.2.0"),
                     pointer("testers", WEB, d('c'), ""),
                 ],
-                clusters: vec![
-                    cluster("qa-1", API, d('a'), "", true),
-                    cluster("qa-2", API, d('a'), "push refused\nby hook", false),
+                // The default answer: only the failing target's row.
+                clusters: vec![cluster("qa-2", API, d('a'), "push refused\nby hook", false)],
+                running: vec![
+                    running(API, d('a'), &["qa-1", "qa-2"]),
+                    running(API, d('b'), &["qa-2"]),
+                ],
+                cluster_summaries: vec![
+                    summary("qa-1", 0, true, 1, 0),
+                    summary("qa-2", 3, false, 2, 1),
                 ],
                 rejected_running: vec![d('c')],
                 ..Default::default()
@@ -157,7 +191,7 @@ fn show_history_lists_moves() {
 
 #[test]
 fn status_shows_clusters_gates_holds_failures_and_rejections() {
-    let got = status(&sample(), None);
+    let got = status(&sample(), None, false);
     let want = "\
 pipeline shop (generation 2, head seq 42)
 root: registry.example.com/shop/api
@@ -165,10 +199,12 @@ ring ante
   registry.example.com/shop/api  1.3.0  sha256:bbbbbbbbbbbb  since 2026-12-01 11:46:16Z
 ring testers
   registry.example.com/shop/api  1.2.0  sha256:aaaaaaaaaaaa  since 2026-12-01 11:46:16Z
+    sha256:aaaaaaaaaaaa → 2 clusters (qa-1, qa-2) since 2026-12-01 11:46:16Z
+    sha256:bbbbbbbbbbbb → 1 cluster (qa-2) since 2026-12-01 11:46:16Z
   registry.example.com/shop/web  -  sha256:cccccccccccc  since 2026-12-01 11:46:16Z  REJECTED
-  cluster qa-1  registry.example.com/shop/api  sha256:aaaaaaaaaaaa  since 2026-12-01 11:46:16Z  lag 3  connected
-  cluster qa-2  registry.example.com/shop/api  sha256:aaaaaaaaaaaa  since 2026-12-01 11:46:16Z  lag 3  disconnected
-    FAILING repo#.pipe/w.yaml#targets[0] (envs/prod/kustomization.yaml): \"push refused\\nby hook\"
+  cluster qa-2  lag 3  disconnected  1 of 2 targets failing  reported 2026-12-01 11:46:16Z
+    FAILING repo#.pipe/w.yaml#targets[0] (envs/prod/kustomization.yaml) registry.example.com/shop/api sha256:aaaaaaaaaaaa: \"push refused\\nby hook\"
+  1 cluster caught up, connected, not failing
 ring users
   (empty)
   gate: closed (requireApplied, soak 10m) for sha256:aaaaaaaaaaaa: qa-2 has not applied it
@@ -183,9 +219,10 @@ rejected:
 
 #[test]
 fn status_of_an_image_shows_only_its_rows() {
-    let got = status(&sample(), Some(WEB));
+    let got = status(&sample(), Some(WEB), false);
     assert!(!got.contains("shop/api  1.2.0"), "{got}");
-    assert!(!got.contains("cluster qa-1"), "{got}");
+    assert!(!got.contains("cluster qa-2"), "qa-2 runs no web: {got}");
+    assert!(!got.contains("sha256:aaaaaaaaaaaa → "), "{got}");
     assert!(got.contains("shop/web  -  sha256:cccccccccccc"), "{got}");
     assert!(got.contains("rejected:"), "{got}");
     // The pipeline's other pipelines are printed after it.
@@ -193,7 +230,31 @@ fn status_of_an_image_shows_only_its_rows() {
     let mut other = sample();
     other.spec.as_mut().unwrap().name = "other".into();
     s.also.push(other);
-    assert!(status(&s, Some(WEB)).contains("\n\npipeline other (generation 2"));
+    assert!(status(&s, Some(WEB), false).contains("\n\npipeline other (generation 2"));
+}
+
+#[test]
+fn status_cuts_long_cluster_lists_and_targets_lists_every_target() {
+    let mut s = sample();
+    let many: Vec<String> = (0..25).map(|i| format!("c{i:02}")).collect();
+    let names: Vec<&str> = many.iter().map(String::as_str).collect();
+    s.rings[1].running = vec![running(API, d('a'), &names)];
+    let got = status(&s, None, false);
+    assert!(
+        got.contains("    sha256:aaaaaaaaaaaa → 25 clusters (c00, c01, c02, c03, c04, c05, c06, c07, c08, c09, … and 15 more) since 2026-12-01 11:46:16Z\n"),
+        "{got}"
+    );
+    assert!(!got.contains("  target "), "{got}");
+    // --targets: the server sent every target; each gets a row.
+    s.rings[1]
+        .clusters
+        .insert(0, cluster("qa-1", API, d('a'), "", true));
+    let got = status(&s, None, true);
+    assert!(
+        got.contains("  target qa-1  repo#.pipe/w.yaml#targets[0]  registry.example.com/shop/api  sha256:aaaaaaaaaaaa  since 2026-12-01 11:46:16Z\n"),
+        "{got}"
+    );
+    assert!(got.contains("  target qa-2  repo#.pipe/w.yaml#targets[0]  registry.example.com/shop/api  sha256:aaaaaaaaaaaa  since 2026-12-01 11:46:16Z  FAILING\n"), "{got}");
 }
 
 #[test]
@@ -238,7 +299,7 @@ fn hostile_values_are_quoted_and_cut() {
     );
     let mut s = sample();
     s.rings[2].hold = "evil\r\nring users\n  forged line".into();
-    let got = status(&s, None);
+    let got = status(&s, None, false);
     assert!(!got.contains("\n  forged line"), "{got}");
 }
 

@@ -10,7 +10,8 @@ use crate::service::pipelines::{Gate, PipelineSpec};
 use crate::service::reports::{ClusterInfo, ReportedTarget};
 use crate::service::rings::{REVISION_LABEL, VERSION_LABEL};
 use crate::service::{
-    Content, CurrentTag, Event, EventKind, PipelineView, PointerView, PublishInput,
+    ClusterSummaryView, Content, CurrentTag, Event, EventKind, PipelineView, PointerView,
+    PublishInput, RunningView,
 };
 use crate::store::{StoredHistory, StoredRejection};
 
@@ -264,6 +265,28 @@ fn cluster_target(
     }
 }
 
+fn running_digest(r: RunningView) -> pb::RunningDigest {
+    pb::RunningDigest {
+        image: r.image,
+        digest: r.digest,
+        clusters: r.clusters,
+        since_ms: r.since_ms,
+        targets: r.targets,
+    }
+}
+
+fn cluster_summary(c: ClusterSummaryView) -> pb::ClusterSummary {
+    pb::ClusterSummary {
+        cluster: c.cluster,
+        cursor: c.cursor,
+        lag: c.lag,
+        connected: c.connected,
+        reported_at_ms: c.reported_at_ms,
+        targets: c.targets,
+        failing: c.failing,
+    }
+}
+
 /// A pipeline's status as GetPipeline sends it.
 pub fn pipeline_status(v: PipelineView) -> pb::PipelineStatus {
     let head = v.head_seq;
@@ -298,6 +321,12 @@ pub fn pipeline_status(v: PipelineView) -> pb::PipelineStatus {
                     })
                     .collect(),
                 rejected_running: r.rejected_running,
+                running: r.running.into_iter().map(running_digest).collect(),
+                cluster_summaries: r
+                    .cluster_summaries
+                    .into_iter()
+                    .map(cluster_summary)
+                    .collect(),
             })
             .collect(),
         rejected: v.rejected.into_iter().map(rejection).collect(),

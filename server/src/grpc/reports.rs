@@ -24,7 +24,7 @@ pub(super) async fn get_pipeline(
     let views = run_blocking(move || {
         super::rings::anyone(&service, token.as_deref(), "show a pipeline")?;
         service
-            .pipeline_status(&req.name_or_image, req.history)
+            .pipeline_status(&req.name_or_image, req.history, req.targets)
             .map_err(status)
     })
     .await?;

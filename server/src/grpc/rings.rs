@@ -141,7 +141,11 @@ async fn shift_or_unshift(
     undo: bool,
 ) -> Result<Response<pb::MoveResponse>, Status> {
     let token = bearer(&req);
-    let pipeline = req.into_inner().pipeline;
+    let pb::ShiftRequest {
+        pipeline,
+        force,
+        reason,
+    } = req.into_inner();
     if pipeline.is_empty() {
         return Err(Status::invalid_argument(
             "shift: the pipeline field is required",
@@ -155,7 +159,7 @@ async fn shift_or_unshift(
         let events = if undo {
             service.unshift(&pipeline, &p.name)
         } else {
-            service.shift(&pipeline, &p.name)
+            service.shift(&pipeline, force, &reason, &p.name)
         }
         .map_err(status)?;
         Ok(moved(events, &service))
@@ -241,9 +245,8 @@ mod tests {
     use super::*;
     use crate::service::{Limits, ReportInput, TargetInput};
 
-    /// The benchmark's load (1,000 clusters × 100 targets): GetPipeline's work in this process,
-    /// in a debug build. `cargo test -p ferry-server --lib get_pipeline_load -- --ignored
-    /// --nocapture`.
+    /// The benchmark's load (1,000 clusters × 100 targets): GetPipeline's work in this process.
+    /// `cargo test --release -p ferry-server --lib get_pipeline_load -- --ignored --nocapture`.
     #[test]
     #[ignore = "a timing, not a check: run by hand"]
     fn get_pipeline_load() {
@@ -308,20 +311,46 @@ mod tests {
             )
             .unwrap();
         }
-        let mut times = Vec::new();
-        let mut bytes = 0;
+        // Fetching the rings' reports from the index alone, for the split below.
+        let mut fetch = Vec::new();
         for _ in 0..20 {
             let t = Instant::now();
-            let views = s.pipeline_status("shop", false).unwrap();
-            let st = convert::pipeline_status(views.into_iter().next().unwrap());
-            bytes = st.encode_to_vec().len();
-            times.push(t.elapsed());
+            let n: usize = ["ante", "developers", "testers", "users", "post"]
+                .iter()
+                .map(|r| s.ring_reports_shared("shop", r).len())
+                .sum();
+            fetch.push(t.elapsed());
+            assert_eq!(
+                n,
+                100 * std::env::var("CLUSTERS").map_or(1000, |v| v.parse().unwrap())
+            );
         }
-        times.sort();
+        fetch.sort();
         eprintln!(
-            "GetPipeline: median {:?}, max {:?}, {bytes} bytes",
-            times[times.len() / 2],
-            times.last().unwrap()
+            "ring_reports_shared ×5: median {:?}",
+            fetch[fetch.len() / 2]
         );
+        // Build (service: one pass over the report index) and encode (convert + prost) timed
+        // apart, the default answer and the one with every target.
+        for targets in [false, true] {
+            let (mut build, mut total) = (Vec::new(), Vec::new());
+            let mut bytes = 0;
+            for _ in 0..20 {
+                let t = Instant::now();
+                let views = s.pipeline_status("shop", false, targets).unwrap();
+                build.push(t.elapsed());
+                let st = convert::pipeline_status(views.into_iter().next().unwrap());
+                bytes = st.encode_to_vec().len();
+                total.push(t.elapsed());
+            }
+            build.sort();
+            total.sort();
+            eprintln!(
+                "GetPipeline (targets: {targets}): build median {:?}; build+encode median {:?}, max {:?}; {bytes} bytes",
+                build[build.len() / 2],
+                total[total.len() / 2],
+                total.last().unwrap()
+            );
+        }
     }
 }

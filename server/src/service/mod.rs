@@ -21,6 +21,7 @@ mod reads;
 pub mod reports;
 mod ring_state;
 mod ring_status;
+mod ring_summary;
 pub mod rings;
 #[cfg(test)]
 mod rings_tests;
@@ -47,6 +48,7 @@ pub use reports::{
     ClusterConnection, ClusterInfo, ReportInput, ReportOutcome, ReportedTarget, TargetInput,
 };
 pub use ring_status::{PipelineView, PointerView, RingView};
+pub use ring_summary::{ClusterSummaryView, RunningView};
 pub use rings::PromoteInput;
 
 /// Size caps on published content.

@@ -1,9 +1,10 @@
-//! Pipelines: validating and normalising a spec (the rules table of docs/rings.md), and
-//! applying it as a new generation only when it changed.
+//! Pipelines: validating and normalising a spec (the rules table of docs/rings.md, kept once in
+//! `ferry_proto::pipeline`), and applying it as a new generation only when it changed.
 
 use std::collections::BTreeMap;
 
-use ferry_proto::reference::ImageName;
+use ferry_proto::pb;
+use ferry_proto::pipeline::validate;
 use serde::{Deserialize, Serialize};
 
 use super::events::Event;
@@ -77,100 +78,31 @@ impl PipelineSpec {
     }
 }
 
-/// Whether `s` is a valid pipeline or ring name: `[a-z0-9][a-z0-9-]*`, at most 63 characters.
-fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
-
-const NAME_RULE: &str = "names match [a-z0-9][a-z0-9-]* and have at most 63 characters";
-
-/// Checks `spec` against the rules of docs/rings.md and normalises its image names. Every
-/// problem is reported at once, each naming the field, the value and the rule.
+/// Checks `spec` against the rules of docs/rings.md — `ferry_proto::pipeline::validate`, the
+/// same rules and words `ferry pipeline apply` checks before sending — and normalises its image
+/// names. The first broken rule is reported, naming the field, the value and the rule.
 pub fn normalise(spec: PipelineSpec) -> Result<PipelineSpec, ServiceError> {
-    let mut errors = Vec::new();
-    if !valid_name(&spec.name) {
-        errors.push(format!("metadata.name {:?}: {NAME_RULE}", spec.name));
-    }
-    if spec.rings.is_empty() || spec.rings.len() > 16 {
-        errors.push(format!(
-            "spec.rings: {} rings; a pipeline has 1 to 16",
-            spec.rings.len()
-        ));
-    }
-    for (i, r) in spec.rings.iter().enumerate() {
-        if !valid_name(r) {
-            errors.push(format!("spec.rings[{i}] {r:?}: {NAME_RULE}"));
-        } else if r == ANTE || r == POST {
-            errors.push(format!(
-                "spec.rings[{i}] {r:?}: ante and post are reserved (ferry adds them around your rings)"
-            ));
-        } else if spec.rings[..i].contains(r) {
-            errors.push(format!("spec.rings[{i}] {r:?}: rings must be distinct"));
-        }
-    }
-    if spec.images.is_empty() || spec.images.len() > 64 {
-        errors.push(format!(
-            "spec.images: {} images; a pipeline has 1 to 64",
-            spec.images.len()
-        ));
-    }
-    let mut images: Vec<String> = Vec::with_capacity(spec.images.len());
-    for (i, raw) in spec.images.iter().enumerate() {
-        match ImageName::parse(raw) {
-            Ok(n) => {
-                let n = n.to_string();
-                if images.contains(&n) {
-                    errors.push(format!(
-                        "spec.images[{i}] {raw:?}: images must be distinct (it is {n} again)"
-                    ));
-                } else {
-                    images.push(n);
-                }
-            }
-            Err(e) => errors.push(format!(
-                "spec.images[{i}] {raw:?}: an image reference without tag or digest: {e}"
-            )),
-        }
-    }
-    let root = if spec.root.is_empty() {
-        String::new()
-    } else {
-        match ImageName::parse(&spec.root).map(|n| n.to_string()) {
-            Ok(n) if images.contains(&n) => n,
-            _ => {
-                errors.push(format!(
-                    "spec.root {:?}: the root must be one of spec.images",
-                    spec.root
-                ));
-                String::new()
-            }
-        }
+    let wire = pb::PipelineSpec {
+        name: spec.name.clone(),
+        rings: spec.rings,
+        images: spec.images,
+        root: spec.root,
+        gates: spec
+            .gates
+            .iter()
+            .map(|(ring, g)| {
+                let gate = pb::Gate {
+                    require_applied: g.require_applied,
+                    soak_seconds: g.soak_seconds,
+                    auto_promote: g.auto_promote,
+                };
+                (ring.clone(), gate)
+            })
+            .collect(),
     };
-    for (ring, gate) in &spec.gates {
-        if !spec.rings.contains(ring) {
-            errors.push(format!(
-                "spec.gates.{ring}: gates are keyed by ring names of spec.rings ({})",
-                spec.rings.join(", ")
-            ));
-        } else if gate.require_applied && spec.rings.first() == Some(ring) {
-            errors.push(format!(
-                "spec.gates.{ring}.requireApplied: refused on the first ring (ante has no clusters to apply it)"
-            ));
-        }
-    }
-    if !errors.is_empty() {
-        return Err(ServiceError::RingInvalid(format!(
-            "pipeline {:?} not applied: {}",
-            spec.name,
-            errors.join("; ")
-        )));
-    }
+    let valid = validate(&wire).map_err(|e| {
+        ServiceError::RingInvalid(format!("pipeline {:?} not applied: {e}", spec.name))
+    })?;
     // Gates that check nothing and promote nothing are dropped, so an equal spec compares equal.
     let gates = spec
         .gates
@@ -178,10 +110,10 @@ pub fn normalise(spec: PipelineSpec) -> Result<PipelineSpec, ServiceError> {
         .filter(|(_, g)| g.guards() || g.auto_promote)
         .collect();
     Ok(PipelineSpec {
-        name: spec.name,
-        rings: spec.rings,
-        images,
-        root,
+        name: valid.name,
+        rings: valid.rings,
+        images: valid.images,
+        root: valid.root,
         gates,
     })
 }
@@ -272,34 +204,66 @@ mod tests {
         assert_eq!(n.previous_ring("ante"), None);
     }
 
+    /// The rules live in ferry_proto::pipeline (tested there); here: that the server applies
+    /// them, in their words, as an invalid ring request that names the pipeline.
     #[test]
-    fn every_rule_is_reported_with_the_value() {
-        let mut s = spec(&["Dev", "ante", "b", "b"], &["x", "x", "a:1"]);
-        s.name = "-shop".into();
-        s.root = "other".into();
-        s.gates.insert("nope".into(), Gate::default());
-        s.gates.insert(
-            "Dev".into(),
-            Gate {
-                require_applied: true,
-                ..Default::default()
-            },
-        );
-        let err = normalise(s).unwrap_err().to_string();
-        for want in [
-            "metadata.name \"-shop\"",
-            "spec.rings[0] \"Dev\"",
-            "spec.rings[1] \"ante\": ante and post are reserved",
-            "spec.rings[3] \"b\": rings must be distinct",
-            "spec.images[1] \"x\": images must be distinct",
-            "spec.images[2] \"a:1\"",
-            "spec.root \"other\"",
-            "spec.gates.nope",
-            "spec.gates.Dev.requireApplied",
-        ] {
-            assert!(err.contains(want), "{want:?} missing from {err}");
+    fn each_broken_rule_is_refused_with_the_shared_words() {
+        let gated = |ring: &str| {
+            let mut s = spec(&["dev", "prod"], &["x"]);
+            s.gates.insert(
+                ring.into(),
+                Gate {
+                    require_applied: true,
+                    ..Default::default()
+                },
+            );
+            s
+        };
+        let named = |name: &str| {
+            let mut s = spec(&["dev"], &["x"]);
+            s.name = name.into();
+            s
+        };
+        let rooted = |root: &str| {
+            let mut s = spec(&["dev"], &["x"]);
+            s.root = root.into();
+            s
+        };
+        let cases = [
+            (named("-shop"), "metadata.name: invalid name \"-shop\""),
+            (spec(&[], &["x"]), "spec.rings: 0 rings"),
+            (
+                spec(&["Dev"], &["x"]),
+                "spec.rings[0]: invalid name \"Dev\"",
+            ),
+            (
+                spec(&["a", "ante"], &["x"]),
+                "spec.rings[1]: \"ante\" is reserved",
+            ),
+            (
+                spec(&["b", "b"], &["x"]),
+                "spec.rings[1]: ring \"b\" is listed twice",
+            ),
+            (spec(&["a"], &[]), "spec.images: 0 images"),
+            (
+                spec(&["a"], &["x", "x"]),
+                "spec.images[1]: image \"x\" is spec.images[0] again",
+            ),
+            (spec(&["a"], &["a:1"]), "spec.images[0]:"),
+            (rooted("other"), "spec.root: root \"other\""),
+            (gated("nope"), "spec.gates.nope: \"nope\" is not a ring"),
+            (gated("dev"), "spec.gates.dev.requireApplied:"),
+        ];
+        for (s, want) in cases {
+            let name = s.name.clone();
+            let err = normalise(s).unwrap_err();
+            assert!(matches!(err, ServiceError::RingInvalid(_)), "{err:?}");
+            let err = err.to_string();
+            assert!(
+                err.contains(&format!("pipeline {name:?} not applied: {want}")),
+                "{want:?} missing from {err}"
+            );
         }
-        assert!(normalise(spec(&[], &["x"])).is_err());
-        assert!(normalise(spec(&["a"], &[])).is_err());
+        assert!(normalise(gated("prod")).is_ok());
     }
 }

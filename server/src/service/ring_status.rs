@@ -2,8 +2,9 @@
 //! (ListRings), and rejecting a digest.
 //!
 //! Status is assembled from memory: the ring state, the catalog's labels and the latest
-//! reports, each ring's reports fetched once whatever the number of clusters. Only the history,
-//! when asked for, is read from the store (one query per pipeline).
+//! reports, each ring's reports fetched once whatever the number of clusters and summarised in
+//! one pass (`ring_summary`); per-target rows are only the failing ones unless asked for. Only
+//! the history, when asked for, is read from the store (one query per pipeline).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use super::gates::{evaluate, GateEval, GateQuery};
 use super::pipelines::{Gate, PipelineSpec};
 use super::reports::{ClusterInfo, ReportedTarget};
 use super::ring_state::{manifest, RingPipeline, RingState};
+use super::ring_summary::{summarise, ClusterSummaryView, RunningView};
 use super::rings::{normalise_image, ANTE, POST};
 use super::{Service, ServiceError};
 use crate::store::{now_ms, StoredHistory, StoredRejection};
@@ -58,8 +60,13 @@ pub struct RingView {
     pub gate_status: Option<GateEval>,
     /// Why autoPromote is held; empty when not.
     pub hold: String,
-    /// Latest reports of targets following this ring.
+    /// Latest reports of targets following this ring: the failing ones, or every one when
+    /// asked for.
     pub clusters: Vec<Arc<ReportedTarget>>,
+    /// Which clusters run which digest of each image.
+    pub running: Vec<RunningView>,
+    /// The clusters following this ring, by name.
+    pub cluster_summaries: Vec<ClusterSummaryView>,
     /// image → its history in this ring, when asked for.
     pub history: BTreeMap<String, Vec<StoredHistory>>,
     /// Rejected digests this ring runs.
@@ -106,11 +113,13 @@ fn pointer_view(
 
 impl Service {
     /// The status of pipeline `name_or_image`, or of every pipeline listing that image (first
-    /// by name first). Blocking when `history` (SQLite).
+    /// by name first). `targets`: every target's report in [`RingView::clusters`], not only
+    /// the failing ones. Blocking when `history` (SQLite).
     pub fn pipeline_status(
         &self,
         name_or_image: &str,
         history: bool,
+        targets: bool,
     ) -> Result<Vec<PipelineView>, ServiceError> {
         let names: Vec<String> = {
             let st = self.rings_read();
@@ -143,7 +152,7 @@ impl Service {
         );
         names
             .iter()
-            .map(|n| self.one_status(n, history, clusters.clone()))
+            .map(|n| self.one_status(n, history, targets, clusters.clone()))
             .collect()
     }
 
@@ -151,6 +160,7 @@ impl Service {
         &self,
         name: &str,
         history: bool,
+        all_targets: bool,
         clusters: Arc<HashMap<String, ClusterInfo>>,
     ) -> Result<PipelineView, ServiceError> {
         let spec = match self.rings_read().pipelines.get(name) {
@@ -212,12 +222,12 @@ impl Service {
             }
             rings.push(view);
         }
-        let listed: std::collections::HashSet<&str> =
-            spec.images.iter().map(String::as_str).collect();
         for view in &mut rings {
             let mut targets = reports.remove(view.name.as_str()).unwrap_or_default();
-            // Targets that name no pipeline are reported for every pipeline with that ring.
-            targets.retain(|t| listed.contains(t.image.as_str()));
+            // Keeps the targets of listed images (targets that name no pipeline are reported
+            // for every pipeline with that ring), failing ones only unless all are asked for.
+            (view.running, view.cluster_summaries) =
+                summarise(&mut targets, &spec.images, &clusters, head_seq, all_targets);
             view.clusters = targets;
         }
         let rejected = st

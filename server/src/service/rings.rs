@@ -18,10 +18,7 @@ use super::ring_state::{manifest, repository_of, tag_of, RingPipeline, RingState
 use super::{Service, ServiceError};
 use crate::store::{now_ms, PublishRecord, RingBatch, RingMoveRecord, StoredHold};
 
-/// The ring before the first user ring, where new builds wait.
-pub const ANTE: &str = "ante";
-/// The ring after the last user ring, filled only by shift.
-pub const POST: &str = "post";
+pub use ferry_proto::pipeline::{ANTE, POST};
 /// The label that names a release's version.
 pub const VERSION_LABEL: &str = "org.opencontainers.image.version";
 /// The label that names a release's source revision.
@@ -494,8 +491,21 @@ impl Service {
     }
 
     /// Shifts every ring of `pipeline` by one (last → post first, ante → first ring last).
-    /// Blocking (SQLite).
-    pub fn shift(&self, pipeline: &str, actor: &str) -> Result<Vec<Event>, ServiceError> {
+    /// `force` skips closed gates (never a rejection) and needs a `reason`, recorded as
+    /// `shift: REASON` so unshift still finds the shift. Blocking (SQLite).
+    pub fn shift(
+        &self,
+        pipeline: &str,
+        force: bool,
+        reason: &str,
+        actor: &str,
+    ) -> Result<Vec<Event>, ServiceError> {
+        let reason = reason.trim();
+        if force && reason.is_empty() {
+            return Err(invalid(format!(
+                "shift {pipeline} --force needs --reason TEXT: a forced move is recorded with why"
+            )));
+        }
         let _guard = self.publish_lock.lock().expect("publish lock poisoned");
         let batch = {
             let catalog = self.catalog.read().expect("catalog lock poisoned");
@@ -515,7 +525,7 @@ impl Service {
                     }
                     pl.check_enterable(image, &src.digest)?;
                     let gate = spec.gate(target);
-                    if target != POST && gate.guards() {
+                    if !force && target != POST && gate.guards() {
                         let members = [(image.clone(), src.digest.clone())];
                         let reports = self.ring_reports_shared(pipeline, source);
                         let eval = evaluate(
@@ -531,7 +541,10 @@ impl Service {
                             },
                         );
                         if !eval.open {
-                            return Err(refused(format!("shift {pipeline}: {}", eval.why_closed)));
+                            return Err(refused(format!(
+                                "shift {pipeline}: {}; --force --reason TEXT skips the gate",
+                                eval.why_closed
+                            )));
                         }
                     }
                     pl.push(pipeline, target, image, &src.digest, &src.tag);
@@ -543,7 +556,12 @@ impl Service {
             RingBatch {
                 moves: pl.moves,
                 actor: actor.to_string(),
-                reason: "shift".into(),
+                reason: if force {
+                    format!("shift: {reason}")
+                } else {
+                    "shift".into()
+                },
+                forced: force,
                 ..Default::default()
             }
         };

@@ -302,8 +302,14 @@ fn refused_moves_change_nothing() {
             "not a shift",
         ),
         (
+            "forced shift without reason",
+            Box::new(|| s.shift("shop", true, "  ", "a")),
+            "invalid",
+            "--reason",
+        ),
+        (
             "unknown pipeline",
-            Box::new(|| s.shift("nope", "a")),
+            Box::new(|| s.shift("nope", false, "", "a")),
             "unknown",
             "no pipeline named \"nope\"",
         ),
@@ -376,7 +382,7 @@ fn shift_moves_every_ring_at_once_and_unshift_restores_exactly() {
     promote(&s, WEB, "", "dev").unwrap();
     let a1 = publish(&s, API, 1, "1", &[]);
     let before = pointers(&s, "shop");
-    let moved = s.shift("shop", "bob").unwrap();
+    let moved = s.shift("shop", false, "", "bob").unwrap();
     // last → post first, ante → first ring last; ante keeps its digests.
     let order: Vec<(String, String)> = moved
         .iter()
@@ -415,6 +421,51 @@ fn shift_moves_every_ring_at_once_and_unshift_restores_exactly() {
 }
 
 #[test]
+fn a_forced_shift_skips_closed_gates_never_a_rejection_and_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = service(dir.path());
+    let applied = Gate {
+        require_applied: true,
+        ..Default::default()
+    };
+    apply(&s, "shop", &[WEB, API], "", &[("test", applied)]);
+    let w1 = publish(&s, WEB, 1, "1", &[]);
+    promote(&s, WEB, "", "dev").unwrap();
+    // Nobody follows dev: the gate of test is closed, and a plain shift moves nothing.
+    let head = s.head_seq();
+    let err = s.shift("shop", false, "", "bob").unwrap_err();
+    assert!(matches!(err, ServiceError::RingRefused(_)), "{err:?}");
+    assert!(err.to_string().contains("--force --reason"), "{err}");
+    assert_eq!(s.head_seq(), head);
+
+    let moved = s.shift("shop", true, " incident 42 ", "bob").unwrap();
+    assert_eq!(at(&s, "test", WEB), Some(w1.clone()));
+    assert!(!moved.is_empty());
+    for e in &moved {
+        let EventKind::RingMoved(m) = &e.kind else {
+            panic!("{e:?}")
+        };
+        assert!(m.forced, "{m:?}");
+        assert_eq!(m.reason, "shift: incident 42");
+    }
+    let rows = s.store().ring_batch("shop", None).unwrap();
+    assert!(rows
+        .iter()
+        .all(|r| r.forced && r.reason == "shift: incident 42" && r.actor == "bob"));
+    // Still a shift: unshift undoes it.
+    s.unshift("shop", "bob").unwrap();
+    assert_eq!(at(&s, "test", WEB), None);
+
+    // Force never carries a rejected digest.
+    s.reject(WEB, &w1, "leaks", "carol").unwrap();
+    let head = s.head_seq();
+    let err = s.shift("shop", true, "anyway", "bob").unwrap_err();
+    assert!(matches!(err, ServiceError::RingRefused(_)), "{err:?}");
+    assert!(err.to_string().contains("leaks"), "{err}");
+    assert_eq!(s.head_seq(), head, "nothing moved");
+}
+
+#[test]
 fn rollback_holds_auto_promote_and_a_manual_promote_lifts_it() {
     let dir = tempfile::tempdir().unwrap();
     let s = service(dir.path());
@@ -443,7 +494,7 @@ fn rollback_holds_auto_promote_and_a_manual_promote_lifts_it() {
     assert_eq!(s.auto_promote_once(), 1);
     s.rollback(WEB, "test", "", "bad", "carol").unwrap();
     assert_eq!(at(&s, "test", WEB), Some(v1.clone()));
-    let status = s.pipeline_status("shop", true).unwrap();
+    let status = s.pipeline_status("shop", true, false).unwrap();
     let test = status[0].rings.iter().find(|r| r.name == "test").unwrap();
     assert!(
         test.hold.contains("carol") && test.hold.contains("bad"),
@@ -461,7 +512,7 @@ fn rollback_holds_auto_promote_and_a_manual_promote_lifts_it() {
     assert_eq!(s.auto_promote_once(), 0);
     promote(&s, WEB, "", "test").unwrap();
     assert_eq!(at(&s, "test", WEB), Some(v2.clone()));
-    let status = s.pipeline_status(WEB, false).unwrap();
+    let status = s.pipeline_status(WEB, false, false).unwrap();
     assert!(status[0].rings.iter().all(|r| r.hold.is_empty()));
 
     // A rejected digest never moves on by itself.
@@ -471,7 +522,7 @@ fn rollback_holds_auto_promote_and_a_manual_promote_lifts_it() {
     assert!(err.to_string().contains("leaks"), "{err}");
     let (_, running) = s.reject(WEB, &v2, "slow", "carol").unwrap();
     assert_eq!(running.len(), 2, "dev and test run it");
-    let status = s.pipeline_status("shop", false).unwrap();
+    let status = s.pipeline_status("shop", false, false).unwrap();
     let dev = status[0].rings.iter().find(|r| r.name == "dev").unwrap();
     assert_eq!(dev.rejected_running, [v2]);
 }
