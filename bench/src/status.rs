@@ -1,14 +1,16 @@
-//! Scenario 7: pipeline status at scale (issue 10). One pipeline (3 rings, 100 images), 1,000
+//! Scenario 7: pipeline status at scale (issue 10). One pipeline (3 rings, 64 images), 1,000
 //! clusters × 100 targets reported over the `Report` RPC, then `GetPipeline` — what
-//! `ferry status` reads — timed over repeated calls, and `Report` itself timed.
+//! `ferry status` reads: per ring, which clusters run which digest, and a summary per cluster —
+//! timed over repeated calls, and `Report` itself timed.
 //!
-//! The baseline, in the same run on the same server: `ListTags` of the same 100 images, the
+//! The baseline, in the same run on the same server: `ListTags` of the same images, the
 //! read every agent makes at start, so the table has a ratio to an existing cheap read.
 //!
 //! Both reads are timed with a client that counts the response's bytes instead of decoding
 //! them: the target is the server's answer, and decoding 100,000 cluster targets in the
-//! benchmark process would time the benchmark. One `GetPipeline` is decoded in full, untimed,
-//! to check that every reported target is in it.
+//! benchmark process would time the benchmark. One `GetPipeline` with `targets` (every target
+//! listed, what `ferry status --targets` reads) is decoded, untimed, to check that every
+//! reported target is accounted for.
 
 use std::marker::PhantomData;
 use std::time::Instant;
@@ -321,19 +323,27 @@ async fn measure(server: &FerryServer, o: &Options) -> anyhow::Result<Measured> 
         }
     }
 
-    // Untimed: the status carries every reported target, each under its ring.
+    // Untimed: the status accounts for every reported target, each cluster under its ring, and
+    // with `targets` it lists every one.
     let status = client
         .get_pipeline(pb::GetPipelineRequest {
             name_or_image: PIPELINE.into(),
-            history: false,
+            targets: true,
+            ..Default::default()
         })
         .await
         .context("GetPipeline")?
         .into_inner();
-    let targets_in_status: usize = status.rings.iter().map(|r| r.clusters.len()).sum();
-    if targets_in_status != o.clusters * o.targets {
+    let summarised: usize = status
+        .rings
+        .iter()
+        .flat_map(|r| &r.cluster_summaries)
+        .map(|c| c.targets as usize)
+        .sum();
+    let listed: usize = status.rings.iter().map(|r| r.clusters.len()).sum();
+    if summarised != o.clusters * o.targets || listed != summarised {
         bail!(
-            "GetPipeline lists {targets_in_status} cluster targets, {} were reported",
+            "GetPipeline summarises {summarised} and lists {listed} cluster targets, {} were reported",
             o.clusters * o.targets
         );
     }
@@ -346,7 +356,7 @@ async fn measure(server: &FerryServer, o: &Options) -> anyhow::Result<Measured> 
             "/ferry.v1.Ferry/GetPipeline",
             pb::GetPipelineRequest {
                 name_or_image: PIPELINE.into(),
-                history: false,
+                ..Default::default()
             },
             o.calls,
         )
@@ -370,7 +380,7 @@ async fn measure(server: &FerryServer, o: &Options) -> anyhow::Result<Measured> 
         get_pipeline_bytes,
         list_tags,
         list_tags_bytes,
-        targets_in_status,
+        targets_in_status: summarised,
     })
 }
 
@@ -390,10 +400,10 @@ fn render(m: &Measured) -> String {
          pipeline lists at most 64), every image promoted through every ring; {} clusters each report {} \
          targets (target *i* runs image *i mod {}*, all following ring *cluster mod 3*) over the `Report` \
          RPC, one report at a time. Then `GetPipeline` of the \
-         pipeline (what `ferry status` reads: {} cluster targets) and, as the baseline, `ListTags` of \
+         pipeline (what `ferry status` reads: {} cluster targets, summarised per ring as digest → clusters and one line per cluster) and, as the baseline, `ListTags` of \
          the same {} images, each called {} times in a row on one connection; the timing client counts \
-         the answer's bytes rather than decoding it (one `GetPipeline` is decoded, untimed, to check it \
-         lists every target).\n\n",
+         the answer's bytes rather than decoding it (one `GetPipeline` with every target listed is decoded, untimed, to check it \
+         accounts for every target).\n\n",
         RINGS.len(),
         m.images,
         grouped(m.clusters as f64),
