@@ -11,6 +11,7 @@
 //! - [`yaml`]: YAML deserializing whose errors name `file:line:col` and the field path.
 //! - [`pipeline`]: the rules of a pipeline spec (names, rings, images, gates, soak durations).
 //! - [`versioning`]: `ferry version next` and `ferry needs-build`, decided from what rings run.
+//! - [`status`]: reading a pipeline status (cluster names from their indexes).
 //! - [`time`]: UTC timestamps as RFC 3339 and as tables print them.
 
 pub mod client;
@@ -20,6 +21,7 @@ pub mod names;
 pub mod pipeline;
 pub mod reference;
 pub mod release;
+pub mod status;
 pub mod time;
 pub mod versioning;
 pub mod yaml;

@@ -246,7 +246,9 @@ mod tests {
     use crate::service::{Limits, ReportInput, TargetInput};
 
     /// The benchmark's load (1,000 clusters × 100 targets): GetPipeline's work in this process.
-    /// `cargo test --release -p ferry-server --lib get_pipeline_load -- --ignored --nocapture`.
+    /// `cargo test --release -p ferry-server --lib get_pipeline_load -- --ignored --nocapture`;
+    /// `CLUSTERS` (1000) and `ROUNDS` (20) set the load and the calls timed, and `TARGETS=0`
+    /// skips the answer with every target (for a run under callgrind).
     #[test]
     #[ignore = "a timing, not a check: run by hand"]
     fn get_pipeline_load() {
@@ -312,8 +314,9 @@ mod tests {
             .unwrap();
         }
         // Fetching the rings' reports from the index alone, for the split below.
+        let rounds: usize = std::env::var("ROUNDS").map_or(20, |v| v.parse().unwrap());
         let mut fetch = Vec::new();
-        for _ in 0..20 {
+        for _ in 0..rounds {
             let t = Instant::now();
             let n: usize = ["ante", "developers", "testers", "users", "post"]
                 .iter()
@@ -332,10 +335,14 @@ mod tests {
         );
         // Build (service: one pass over the report index) and encode (convert + prost) timed
         // apart, the default answer and the one with every target.
+        let every_target = std::env::var("TARGETS").map_or(true, |v| v != "0");
         for targets in [false, true] {
+            if targets && !every_target {
+                continue;
+            }
             let (mut build, mut total) = (Vec::new(), Vec::new());
             let mut bytes = 0;
-            for _ in 0..20 {
+            for _ in 0..rounds {
                 let t = Instant::now();
                 let views = s.pipeline_status("shop", false, targets).unwrap();
                 build.push(t.elapsed());

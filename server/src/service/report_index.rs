@@ -4,6 +4,9 @@
 //! has and how many fail — instead of walking every target: at the design load (1,000
 //! clusters × 100 targets) that walk was most of `GetPipeline`'s time.
 //!
+//! Per ring there is also a per-cluster count over every image, so a status of a pipeline that
+//! lists every image its clusters report reads one entry per cluster.
+//!
 //! A report replaces a cluster's whole set ([`Index::take_cluster`], then [`Index::insert`] of
 //! the new targets), so a cluster's share of a tally is only ever removed whole: the tallies
 //! key by cluster and drop the cluster's key, they never subtract. That is what lets `Held`
@@ -84,8 +87,38 @@ impl ImageTally {
     }
 }
 
-/// pipeline → ring → image → its targets following that ring.
-type RingImages = HashMap<String, HashMap<String, HashMap<String, ImageTally>>>;
+/// The targets following one ring (of one pipeline, as the agents named it).
+#[derive(Debug, Default)]
+pub(super) struct RingTally {
+    /// image → its targets.
+    pub images: HashMap<String, ImageTally>,
+    /// cluster → its targets in the ring, of every image: what a status shows per cluster
+    /// when the pipeline lists every image here (the usual case), read without summing 64
+    /// images' counts per cluster.
+    pub clusters: BTreeMap<String, Counts>,
+}
+
+impl RingTally {
+    fn add(&mut self, t: &Arc<ReportedTarget>) {
+        self.images.entry(t.image.clone()).or_default().add(t);
+        let counts = self.clusters.entry(t.cluster.clone()).or_default();
+        counts.targets += 1;
+        counts.failing += u32::from(!t.error.is_empty());
+    }
+
+    fn drop_cluster(&mut self, t: &ReportedTarget) {
+        self.clusters.remove(&t.cluster);
+        if let Some(tally) = self.images.get_mut(&t.image) {
+            tally.drop_cluster(t);
+            if tally.targets.is_empty() {
+                self.images.remove(&t.image);
+            }
+        }
+    }
+}
+
+/// pipeline → ring → its targets.
+type RingImages = HashMap<String, HashMap<String, RingTally>>;
 
 /// Reports by cluster and by (pipeline, ring, image). Owned by the service's `Reports`, behind
 /// one lock.
@@ -108,8 +141,6 @@ impl Index {
                 .or_default()
                 .entry(t.ring.clone())
                 .or_default()
-                .entry(t.image.clone())
-                .or_default()
                 .add(&t);
         }
         self.by_cluster
@@ -125,14 +156,9 @@ impl Index {
             let Some(rings) = self.by_ring.get_mut(&t.pipeline) else {
                 continue;
             };
-            if let Some(images) = rings.get_mut(&t.ring) {
-                if let Some(tally) = images.get_mut(&t.image) {
-                    tally.drop_cluster(t);
-                    if tally.targets.is_empty() {
-                        images.remove(&t.image);
-                    }
-                }
-                if images.is_empty() {
+            if let Some(ring) = rings.get_mut(&t.ring) {
+                ring.drop_cluster(t);
+                if ring.images.is_empty() {
                     rings.remove(&t.ring);
                 }
             }
@@ -143,37 +169,38 @@ impl Index {
         old
     }
 
-    /// The tallies of `image` in `ring`: those of targets that named `pipeline`, then those of
-    /// targets that named none (an agent need not name the pipeline when its image is in one;
-    /// such targets count for every pipeline that lists the image).
-    pub fn image_tallies<'a>(
+    /// The tallies of `ring`: of the targets that named `pipeline`, then of those that named
+    /// none (an agent need not name the pipeline when its image is in one; such targets count
+    /// for every pipeline that lists the image).
+    pub fn ring_tallies<'a>(
         &'a self,
         pipeline: &str,
         ring: &str,
-        image: &str,
-    ) -> impl Iterator<Item = &'a ImageTally> + 'a {
-        let named = self.tally(pipeline, ring, image);
-        let unnamed = (!pipeline.is_empty())
-            .then(|| self.tally("", ring, image))
-            .flatten();
-        named.into_iter().chain(unnamed)
+    ) -> impl Iterator<Item = &'a RingTally> + 'a {
+        let mut sources = vec![pipeline];
+        if !pipeline.is_empty() {
+            sources.push("");
+        }
+        sources
+            .into_iter()
+            .filter_map(move |p| self.by_ring.get(p)?.get(ring))
+            .collect::<Vec<_>>()
+            .into_iter()
     }
 
-    fn tally(&self, pipeline: &str, ring: &str, image: &str) -> Option<&ImageTally> {
-        self.by_ring.get(pipeline)?.get(ring)?.get(image)
+    /// The tallies of `image` in `ring`, as [`Index::ring_tallies`].
+    pub fn image_tallies(&self, pipeline: &str, ring: &str, image: &str) -> Vec<&ImageTally> {
+        self.ring_tallies(pipeline, ring)
+            .filter_map(|r| r.images.get(image))
+            .collect()
     }
 
     /// Every target following `ring` of `pipeline` (with those that named no pipeline), of
     /// any image, ordered by (cluster, target key).
     pub fn ring_targets(&self, pipeline: &str, ring: &str) -> Vec<Arc<ReportedTarget>> {
-        let mut sources = vec![pipeline];
-        if !pipeline.is_empty() {
-            sources.push("");
-        }
-        let mut out: Vec<Arc<ReportedTarget>> = sources
-            .into_iter()
-            .filter_map(|p| self.by_ring.get(p)?.get(ring))
-            .flat_map(|images| images.values())
+        let mut out: Vec<Arc<ReportedTarget>> = self
+            .ring_tallies(pipeline, ring)
+            .flat_map(|r| r.images.values())
             .flat_map(|tally| tally.targets.values().cloned())
             .collect();
         out.sort_by(|a, b| (&a.cluster, &a.target).cmp(&(&b.cluster, &b.target)));
@@ -207,10 +234,7 @@ mod tests {
     }
 
     fn tally<'a>(index: &'a Index, image: &str) -> &'a ImageTally {
-        index
-            .image_tallies("shop", "testers", image)
-            .next()
-            .unwrap()
+        index.image_tallies("shop", "testers", image)[0]
     }
 
     #[test]
@@ -239,6 +263,14 @@ mod tests {
             }
         );
         assert_eq!(web.failing.len(), 1);
+        let ring = index.ring_tallies("shop", "testers").next().unwrap();
+        assert_eq!(
+            ring.clusters["a"],
+            Counts {
+                targets: 2,
+                failing: 1
+            }
+        );
 
         // Cluster a's next report: both targets moved to d2, the failure cleared.
         let old = index.take_cluster("a");
@@ -250,14 +282,13 @@ mod tests {
         assert_eq!(web.digests["d2"]["a"].targets, 2);
         assert!(web.failing.is_empty());
         assert_eq!(web.targets.len(), 3);
+        let ring = index.ring_tallies("shop", "testers").next().unwrap();
+        assert_eq!(ring.clusters["a"].failing, 0);
 
         // A cluster that reports nothing more leaves no trace.
         index.take_cluster("a");
         index.take_cluster("b");
-        assert!(index
-            .image_tallies("shop", "testers", "web")
-            .next()
-            .is_none());
+        assert!(index.image_tallies("shop", "testers", "web").is_empty());
         assert!(index.ring_targets("shop", "testers").is_empty());
     }
 }

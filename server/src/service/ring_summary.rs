@@ -7,10 +7,10 @@
 //! Reading them costs the size of the answer (one entry per cluster and digest of each image),
 //! not one step per target.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use super::report_index::{Counts, Held, ImageTally, Index};
+use super::report_index::{Counts, Held, ImageTally, Index, RingTally};
 use super::reports::{ClusterInfo, ReportedTarget};
 
 /// The clusters of one ring whose targets of `image` hold `digest`.
@@ -20,12 +20,27 @@ pub struct RunningView {
     pub image: String,
     /// What those targets hold; empty when the agent does not know.
     pub digest: String,
-    /// The clusters, by name.
-    pub clusters: Vec<String>,
+    /// The clusters, as positions in the ring's `cluster_summaries` (which is by name):
+    /// a status of 1,000 clusters lists a cluster per image, and a position costs no copy of
+    /// the name (see [`RunningView::cluster_names`]).
+    pub cluster_indexes: Vec<u32>,
     /// The earliest `since_ms` of those targets.
     pub since_ms: i64,
     /// How many targets hold it.
     pub targets: u32,
+}
+
+impl RunningView {
+    /// The names of the clusters, from the ring's `cluster_summaries`.
+    pub fn cluster_names<'a>(
+        &'a self,
+        summaries: &'a [ClusterSummaryView],
+    ) -> impl Iterator<Item = &'a str> + 'a {
+        self.cluster_indexes
+            .iter()
+            .filter_map(|&i| summaries.get(i as usize))
+            .map(|s| s.cluster.as_str())
+    }
 }
 
 /// One cluster following a ring.
@@ -69,16 +84,19 @@ pub(super) fn summarise(
     clusters: &HashMap<String, ClusterInfo>,
     keep_all: bool,
 ) -> RingSummary {
-    let mut per_cluster: BTreeMap<&str, Counts> = BTreeMap::new();
+    let tallies: Vec<&RingTally> = index.ring_tallies(pipeline, ring).collect();
+    let per_cluster = cluster_counts(&tallies, images);
+    let names: Vec<&str> = per_cluster.iter().map(|(c, _)| *c).collect();
+    let position = |cluster: &str| {
+        names
+            .binary_search(&cluster)
+            .expect("a cluster with targets of a listed image is counted") as u32
+    };
     let mut out = RingSummary::default();
     for image in images {
-        let tallies: Vec<&ImageTally> = index.image_tallies(pipeline, ring, image).collect();
-        for tally in &tallies {
-            for (cluster, n) in &tally.clusters {
-                let sum = per_cluster.entry(cluster).or_default();
-                sum.targets += n.targets;
-                sum.failing += n.failing;
-            }
+        let of_image: Vec<&ImageTally> =
+            tallies.iter().filter_map(|r| r.images.get(image)).collect();
+        for tally in &of_image {
             let rows = if keep_all {
                 &tally.targets
             } else {
@@ -86,13 +104,13 @@ pub(super) fn summarise(
             };
             out.rows.extend(rows.values().cloned());
         }
-        let mut digests: Vec<RunningView> = match tallies.as_slice() {
+        let mut digests: Vec<RunningView> = match of_image.as_slice() {
             [] => Vec::new(),
             [one] => one
                 .digests
                 .iter()
                 .map(|(digest, by)| {
-                    running(image, digest, by.iter().map(|(c, h)| (c.as_str(), *h)))
+                    running(image, digest, by.iter().map(|(c, h)| (position(c), *h)))
                 })
                 .collect(),
             // Targets that named the pipeline and targets that did not: a cluster may have
@@ -114,14 +132,16 @@ pub(super) fn summarise(
                 }
                 merged
                     .into_iter()
-                    .map(|(digest, by)| running(image, digest, by.into_iter()))
+                    .map(|(digest, by)| {
+                        running(image, digest, by.into_iter().map(|(c, h)| (position(c), h)))
+                    })
                     .collect()
             }
         };
         digests.sort_by(|a, b| {
-            b.clusters
+            b.cluster_indexes
                 .len()
-                .cmp(&a.clusters.len())
+                .cmp(&a.cluster_indexes.len())
                 .then(a.digest.cmp(&b.digest))
         });
         out.running.extend(digests);
@@ -146,11 +166,39 @@ pub(super) fn summarise(
     out
 }
 
-/// The running view of `digest` of `image` from its clusters (by name) and what each holds.
-fn running<'a>(
+/// Per cluster, by name, its targets of `images` in the ring. When the pipeline lists every
+/// image the ring's targets have (the usual case) and one source holds them, that is the
+/// ring's own per-cluster count; otherwise the images' counts are summed.
+fn cluster_counts<'a>(tallies: &[&'a RingTally], images: &[String]) -> Vec<(&'a str, Counts)> {
+    let listed: HashSet<&str> = images.iter().map(String::as_str).collect();
+    let every_image_listed = tallies
+        .iter()
+        .all(|r| r.images.keys().all(|i| listed.contains(i.as_str())));
+    if let ([one], true) = (tallies, every_image_listed) {
+        return one.clusters.iter().map(|(c, n)| (c.as_str(), *n)).collect();
+    }
+    let mut sums: BTreeMap<&str, Counts> = BTreeMap::new();
+    for tally in tallies {
+        for (image, of_image) in &tally.images {
+            if !listed.contains(image.as_str()) {
+                continue;
+            }
+            for (cluster, n) in &of_image.clusters {
+                let sum = sums.entry(cluster).or_default();
+                sum.targets += n.targets;
+                sum.failing += n.failing;
+            }
+        }
+    }
+    sums.into_iter().collect()
+}
+
+/// The running view of `digest` of `image` from its clusters (by position, ascending) and
+/// what each holds.
+fn running(
     image: &str,
     digest: &str,
-    by_cluster: impl Iterator<Item = (&'a str, Held)>,
+    by_cluster: impl Iterator<Item = (u32, Held)>,
 ) -> RunningView {
     let mut view = RunningView {
         image: image.to_string(),
@@ -158,8 +206,8 @@ fn running<'a>(
         since_ms: i64::MAX,
         ..Default::default()
     };
-    for (cluster, held) in by_cluster {
-        view.clusters.push(cluster.to_string());
+    for (at, held) in by_cluster {
+        view.cluster_indexes.push(at);
         view.targets += held.targets;
         view.since_ms = view.since_ms.min(held.first_since_ms);
     }
@@ -251,7 +299,7 @@ mod tests {
             .running
             .iter()
             .map(|r| {
-                let names = r.clusters.iter().map(String::as_str).collect();
+                let names = r.cluster_names(&got.clusters).collect();
                 (
                     r.image.as_str(),
                     r.digest.as_str(),
@@ -291,6 +339,21 @@ mod tests {
                 ("c", 0, false, 0, 1, 0),
             ],
             "c has no cluster record: cursor 0, never reported"
+        );
+        // The targets that named no pipeline alone: one source, every image listed, so the
+        // ring's own per-cluster counts answer.
+        let unnamed = summarise(&index, "", "testers", &images, &clusters, false);
+        let counts: Vec<(&str, u32)> = unnamed
+            .clusters
+            .iter()
+            .map(|s| (s.cluster.as_str(), s.targets))
+            .collect();
+        assert_eq!(counts, [("b", 1)]);
+        assert_eq!(
+            unnamed.running[0]
+                .cluster_names(&unnamed.clusters)
+                .collect::<Vec<_>>(),
+            ["b"]
         );
     }
 }
