@@ -7,10 +7,11 @@
 //!
 //! Rings: [`pipelines`] (specs), [`rings`] (the move verbs), [`gates`], [`auto_promote`],
 //! `ring_state` (memory) and `ring_status` (GetPipeline, ListRings, reject); [`reports`] holds
-//! what clusters run.
+//! what clusters run; [`browse`] holds the dashboard's read models.
 
 pub mod auth;
 pub mod auto_promote;
+pub mod browse;
 pub mod catalog;
 mod error;
 mod events;

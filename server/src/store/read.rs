@@ -246,6 +246,21 @@ impl Store {
         })
     }
 
+    /// The newest `limit` events of `image` (of every image when empty), newest first. The
+    /// log has no index by image: the scan walks back from the head and stops at `limit`
+    /// matches, which for a dashboard page (tens of rows) is the newest part of the log.
+    pub fn events_newest(&self, image: &str, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        self.with_reader(|c| {
+            let mut q = c.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE (?1 = '' OR image = ?1) ORDER BY seq DESC LIMIT ?2"
+            ))?;
+            let rows: Vec<(StoredEvent, String, String)> = q
+                .query_map(params![image, limit as i64], event_from_row)?
+                .collect::<Result<_, _>>()?;
+            rows.into_iter().map(finish_event).collect()
+        })
+    }
+
     /// The highest seq in the log (0 when empty): one rowid lookup, cheap enough for every
     /// readiness probe (`event_log_extent` counts the whole log).
     pub fn newest_seq(&self) -> Result<u64, StoreError> {
