@@ -224,11 +224,13 @@ impl Browser {
 
     /// Saves a PNG of the page, `width` wide and as tall as its content (at most 1,600 px).
     pub fn screenshot(&mut self, path: &Path, width: u32) -> anyhow::Result<PathBuf> {
+        // Measured in a short viewport: the document is never shorter than the viewport.
+        self.resize(width, 200)?;
         let height = self
             .eval("document.documentElement.scrollHeight")?
             .as_u64()
             .unwrap_or(800)
-            .clamp(300, 1600) as u32;
+            .clamp(200, 1600) as u32;
         self.resize(width, height)?;
         let shot = self.call("Page.captureScreenshot", json!({ "format": "png" }))?;
         let data = base64::engine::general_purpose::STANDARD

@@ -177,11 +177,9 @@ fn the_dashboard_shows_images_rings_and_clusters_and_updates_live() {
         "{images}"
     );
     assert!(
-        images.contains("+1 artifacts"),
+        images.contains("+ 1 artifact"),
         "the signature is counted apart: {images}"
     );
-    b.screenshot(&screenshots().join("images.png"), 1280)
-        .unwrap();
 
     // One image: releases with digest, version, revision and labels; the artifact apart; the
     // hostile label as text, with no script of its run.
@@ -318,6 +316,8 @@ fn the_dashboard_shows_images_rings_and_clusters_and_updates_live() {
         "the publish never appeared: {}",
         b.text("#images").unwrap()
     );
+    b.screenshot(&screenshots().join("images.png"), 1280)
+        .unwrap();
 
     // Events: the log, newest first, tag and ring moves.
     b.goto(&format!("{ui}/events")).unwrap();

@@ -233,7 +233,7 @@ fn login_page(status: StatusCode, message: &str) -> HttpResponse {
                     " "
                     button.act type="submit" { "Log in" }
                 }
-                p.muted { "Create one with " code { "ferry-server token create NAME --role reader" } ". A promoter token also allows promote and rollback." }
+                p.muted { "Create one with " code { "ferry-server token create --data-dir DIR --role reader --name NAME" } ". A promoter token also allows promote and rollback." }
             }
         },
     )

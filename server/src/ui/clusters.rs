@@ -31,7 +31,7 @@ pub(super) async fn list(state: State, auth: web::Data<UiAuth>, req: HttpRequest
         h1 { "Clusters " span.muted { "(" (count) ", head seq " (head) ")" } }
         table #clusters {
             thead { tr {
-                th { "Cluster" } th { "Stream" } th { "Last report" } th { "Cursor" } th { "Lag" } th { "Failing" } th { "Last commit" }
+                th { "Cluster" } th { "Stream" } th { "Last report" } th title="the cursor the agent sent with its last report" { "Cursor at last report" } th { "Lag behind head" } th { "Failing" } th { "Last commit" }
             } }
             tbody {
                 @for (c, last, bad) in &rows {
@@ -43,7 +43,7 @@ pub(super) async fn list(state: State, auth: web::Data<UiAuth>, req: HttpRequest
                         td.cursor { (c.cursor) }
                         td.lag { @if lag == 0 { span.ok { "0" } } @else { span.warn { (lag) } " events behind" } }
                         td { @if *bad == 0 { span.ok { "0" } } @else { span.bad { (bad) } } }
-                        td { @match last {
+                        td { @match last.as_ref().filter(|t| !t.commit.is_empty()) {
                             Some(t) => { (commit(&t.commit)) " " span.muted { (when(t.pushed_at_ms)) } }
                             None => { span.muted { "-" } }
                         } }

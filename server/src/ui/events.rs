@@ -57,7 +57,7 @@ pub(super) fn table(events: &[Event], with_image: bool) -> Markup {
                             }
                             EventKind::RingMoved(r) => {
                                 td { span.pill.warn { "ring moved" } }
-                                @if with_image { td { (e.image) } }
+                                @if with_image { td { a href={ "/ui/images/" (e.repository) } { (e.image) } } }
                                 td {
                                     a href={ "/ui/pipelines/" (r.pipeline) } { (r.pipeline) } " / " strong { (r.ring) }
                                     " " span.muted { (r.reason) }

@@ -48,7 +48,7 @@ pub(super) async fn list(
                 @for i in &images {
                     tr {
                         td { a href={ "/ui/images/" (i.repository) } { (i.image) } }
-                        td { (i.releases) @if i.tags > i.releases { span.muted { " +" (i.tags - i.releases) " artifacts" } } }
+                        td { (i.releases) @if i.tags > i.releases { span.muted { " + " (i.tags - i.releases) @if i.tags - i.releases == 1 { " artifact" } @else { " artifacts" } } } }
                         @match &i.newest {
                             Some(t) => {
                                 td { code { (t.tag) } }
