@@ -7,7 +7,7 @@
 //! without a reload (Server-Sent Events), that a label holding `<script>` is shown as text and
 //! never runs, and that `--registry-auth token` refuses the dashboard until a login, after
 //! which a promoter can promote through the confirmation step. Screenshots go to
-//! `docs/screenshots/` (README, "Dashboard").
+//! `target/screenshots/`, or to `FERRY_SCREENSHOTS_DIR` (README, "Dashboard").
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -34,8 +34,14 @@ const WATCHER: &str = "apiVersion: pipecd.dev/v1beta1\nkind: ImageWatcher\nspec:
 
 type Client = ferry_proto::client::Client;
 
+/// Where screenshots go: `target/screenshots/` so a test run leaves the tree clean, or
+/// `FERRY_SCREENSHOTS_DIR` (`FERRY_SCREENSHOTS_DIR=docs/screenshots` refreshes the README's).
 fn screenshots() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots")
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    match std::env::var_os("FERRY_SCREENSHOTS_DIR") {
+        Some(dir) => root.join(dir),
+        None => root.join("target/screenshots"),
+    }
 }
 
 async fn publish(c: &mut Client, image: &str, n: u64, version: &str) -> pb::PublishResponse {

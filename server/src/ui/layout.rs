@@ -59,7 +59,8 @@ input[type=text],input[type=password],input[type=search]{padding:5px 8px;border:
 "#;
 
 /// Live updates: on each `change` event from `/ui/live`, fetch the page again and swap its
-/// `<main>` (debounced, so a burst of publishes costs one fetch). Pages work without it.
+/// `<main>` (debounced, so a burst of publishes costs one fetch), unless a confirmation is
+/// open or someone is typing in a form. Pages work without it.
 const SCRIPT: &str = r#"
 (function(){
   if(!window.EventSource||!window.fetch||!window.DOMParser)return;
@@ -72,6 +73,7 @@ const SCRIPT: &str = r#"
   function refresh(){
     timer=null;
     if(document.querySelector('main form.confirm'))return;
+    var f=document.activeElement;if(f&&f.closest&&f.closest('main form'))return;
     fetch(location.href,{credentials:'same-origin'}).then(function(r){return r.ok?r.text():null;}).then(function(t){
       if(!t)return;
       var fresh=new DOMParser().parseFromString(t,'text/html').querySelector('main');
