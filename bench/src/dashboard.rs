@@ -249,7 +249,7 @@ fn render(o: &Options, rows: &[Row]) -> String {
     s.push_str(&machine());
     s.push_str(&format!(
         "Command: `bench/run.sh dashboard`. One ferry-server (release build) holding {} images × {} tags \
-         ({} releases per image, so {} manifests and {} tag events in the log), a pipeline of {} rings over {} \
+         ({} releases per image, so {} manifests and {} tag events in the log), a pipeline of {} rings (5 with ante and post) over {} \
          of the images with every image promoted through every ring, and {} clusters × {} targets reported \
          (one cluster in ten with a failing target). Each page is fetched {} times in a row on one keep-alive \
          connection (reqwest), after one untimed fetch; the baseline rows are the registry's reads of the same \
