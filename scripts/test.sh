@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs ferry's whole test suite. Installs the real peers the tests talk to when they are missing
 # (skopeo, docker-registry, git with git-daemon and git-http-backend, gpg, ssh-keygen, sshd,
-# lighttpd with TLS, openssl, kubectl, and kubernetes-validate from PyPI for the Kubernetes
+# lighttpd with TLS, openssl, kubectl, chromium, and kubernetes-validate from PyPI for the Kubernetes
 # manifests), builds the binaries the end-to-end tests start, then runs every test. Extra
 # arguments go to `cargo test`.
 set -euo pipefail
@@ -19,6 +19,8 @@ command -v openssl >/dev/null || missing+=(openssl)
 { command -v lighttpd >/dev/null && [ -e /usr/lib/lighttpd/mod_openssl.so ]; } || missing+=(lighttpd lighttpd-mod-openssl)
 # Debian's kubectl; a kubectl from elsewhere (e.g. the cloud SDK's) serves as well.
 command -v kubectl >/dev/null || missing+=(kubernetes-client)
+# Headless Chromium for the dashboard's browser test (tests/tests/dashboard.rs).
+command -v chromium >/dev/null || missing+=(chromium)
 if ((${#missing[@]})); then
   echo "installing test peers: ${missing[*]}" >&2
   sudo=""

@@ -9,10 +9,12 @@
 //! - [`catchup`]: scenario 6, an agent offline for 100,000 events comes back.
 //! - [`status`]: scenario 7, `GetPipeline` with 1,000 clusters × 100 targets reported.
 //! - [`promote`]: scenario 8, `Promote` → commits of 10 agents following the ring.
+//! - [`dashboard`]: scenario 9, the dashboard's pages with 1,000 images × 100 tags.
 //! - [`wrk`], [`ceiling`], [`stats`], [`origin_push`], [`report`]: the tools they share.
 
 mod catchup;
 mod ceiling;
+mod dashboard;
 mod end_to_end;
 mod fanout;
 mod origin_push;
@@ -63,6 +65,9 @@ enum Command {
     /// Scenario 8: Promote → every one of 10 agents following the ring committed, against a
     /// tag publish → the same agents committed.
     Promote(promote::Options),
+    /// Scenario 9: the dashboard's pages with 1,000 images × 100 tags, against the registry's
+    /// tags list and catalog.
+    Dashboard(dashboard::Options),
     /// Every scenario with its default options.
     All,
     /// (internal) Serve a constant manifest: the ceiling for this machine.
@@ -101,6 +106,7 @@ fn main() -> anyhow::Result<()> {
         Command::Catchup(o) => scenario("catchup", || catchup::run(&o)),
         Command::Status(o) => scenario("status", || status::run(&o)),
         Command::Promote(o) => scenario("promote", || promote::run(&o)),
+        Command::Dashboard(o) => scenario("dashboard", || dashboard::run(&o)),
         Command::All => {
             let started = Instant::now();
             scenario("registry", || registry::run(&defaults()))?;
@@ -111,6 +117,7 @@ fn main() -> anyhow::Result<()> {
             scenario("catchup", || catchup::run(&defaults()))?;
             scenario("status", || status::run(&defaults()))?;
             scenario("promote", || promote::run(&defaults()))?;
+            scenario("dashboard", || dashboard::run(&defaults()))?;
             eprintln!(
                 "all scenarios: {:.1} min",
                 started.elapsed().as_secs_f64() / 60.0

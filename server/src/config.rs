@@ -45,7 +45,8 @@ pub struct Args {
     #[arg(long, default_value_t = 1000)]
     pub max_streams_per_token: usize,
     /// How registry reads are authenticated: anonymous, or token (Basic with a ferry token as
-    /// the password, or the Bearer token flow through /token).
+    /// the password, or the Bearer token flow through /token). With token, the dashboard at
+    /// /ui/ asks for a token too (any valid one); anonymous shows it read-only to anyone.
     #[arg(
         long,
         value_enum,

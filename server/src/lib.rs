@@ -12,9 +12,10 @@
 //! - [`health`]: `/healthz` and `/readyz` for orchestrators' probes.
 //! - [`probe`]: `ferry-server probe`, a health check without curl for FROM-scratch images.
 //! - [`tls`]: TLS for both listeners from certificate and key files.
+//! - [`ui`]: the web dashboard at `/ui/` (server-rendered HTML, live updates over SSE).
 //! - [`run`]: wiring both listeners to one service, with graceful shutdown.
 //!
-//! Direction: `registry`/`grpc` → `service` → `store`.
+//! Direction: `registry`/`grpc`/`ui` → `service` → `store`.
 
 pub mod admin;
 pub mod config;
@@ -26,3 +27,4 @@ pub mod run;
 pub mod service;
 pub mod store;
 pub mod tls;
+pub mod ui;

@@ -41,6 +41,9 @@ pub async fn run(
     let data = actix_web::web::Data::new(service.clone());
     let registry_auth =
         actix_web::web::Data::new(RegistryAuth::new(cfg.registry_auth, cfg.registry_token_ttl));
+    // The dashboard's live streams end when `close_streams` turns true, as gRPC streams do.
+    let (close_streams, streams_closing) = tokio::sync::watch::channel(false);
+    let ui_auth = crate::ui::state(cfg.registry_auth, streams_closing.clone());
     let draining = crate::health::Draining::default();
     let draining_data = actix_web::web::Data::new(draining.clone());
     let http_server = actix_web::HttpServer::new(move || {
@@ -48,7 +51,9 @@ pub async fn run(
             .app_data(data.clone())
             .app_data(registry_auth.clone())
             .app_data(draining_data.clone())
+            .app_data(ui_auth.clone())
             .configure(crate::health::configure)
+            .configure(crate::ui::configure)
             .configure(registry::configure)
     })
     .workers(cfg.http_workers)
@@ -63,7 +68,6 @@ pub async fn run(
     let http_handle = http_server.handle();
 
     let (stop_grpc_tx, stop_grpc_rx) = tokio::sync::oneshot::channel::<()>();
-    let (close_streams, streams_closing) = tokio::sync::watch::channel(false);
     let mut grpc_builder = tonic::transport::Server::builder();
     if let Some(tls) = &cfg.tls {
         grpc_builder = grpc_builder

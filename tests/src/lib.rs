@@ -13,6 +13,7 @@
 //!   subject), to publish over gRPC or hand to a `Service` in-process.
 //! - [`skopeo`]: `skopeo copy` / `inspect` / `list-tags` wrappers.
 //! - [`git`]: a `git daemon` serving bare repositories, and git CLI helpers.
+//! - [`browser`]: headless Chromium over the DevTools Protocol, for the dashboard tests.
 //! - [`certs`]: a throwaway CA and a server certificate for 127.0.0.1 (openssl).
 //! - [`https_git`]: `git http-backend` behind lighttpd with TLS (a throwaway CA) and Basic auth.
 //! - [`gpg`]: a throwaway OpenPGP signing key and `git verify-commit` against it.
@@ -25,6 +26,7 @@
 //! A missing tool is a failure with install instructions, never a skip
 //! ([`process::require_tool`]).
 
+pub mod browser;
 pub mod certs;
 pub mod ferry;
 pub mod git;

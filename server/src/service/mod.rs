@@ -8,10 +8,11 @@
 //! Rings: [`pipelines`] (specs), [`rings`] (the move verbs), [`gates`], [`auto_promote`],
 //! `ring_state` (memory) and `ring_status` (GetPipeline, ListRings, reject); [`reports`] holds
 //! what clusters run, indexed and tallied per (pipeline, ring, image) in `report_index`, and
-//! `ring_summary` reads those tallies for a status.
+//! `ring_summary` reads those tallies for a status; [`browse`] holds the dashboard's read models.
 
 pub mod auth;
 pub mod auto_promote;
+pub mod browse;
 pub mod catalog;
 mod error;
 mod events;

@@ -246,6 +246,26 @@ impl Store {
         })
     }
 
+    /// The newest `limit` events of `image` (of every image when empty), newest first: a walk
+    /// back from the head, along `events_by_image` for one image.
+    pub fn events_newest(&self, image: &str, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        // Two statements, not `?1 = '' OR image = ?1`: SQLite plans an OR without the index.
+        let sql = if image.is_empty() {
+            format!("SELECT {EVENT_COLUMNS} FROM events WHERE ?1 = '' ORDER BY seq DESC LIMIT ?2")
+        } else {
+            format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE image = ?1 ORDER BY seq DESC LIMIT ?2"
+            )
+        };
+        self.with_reader(|c| {
+            let mut q = c.prepare_cached(&sql)?;
+            let rows: Vec<(StoredEvent, String, String)> = q
+                .query_map(params![image, limit as i64], event_from_row)?
+                .collect::<Result<_, _>>()?;
+            rows.into_iter().map(finish_event).collect()
+        })
+    }
+
     /// The highest seq in the log (0 when empty): one rowid lookup, cheap enough for every
     /// readiness probe (`event_log_extent` counts the whole log).
     pub fn newest_seq(&self) -> Result<u64, StoreError> {

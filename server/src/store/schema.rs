@@ -204,6 +204,12 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX cluster_target_history_by_target ON cluster_target_history(cluster, target, id);
     "#,
+    // 5: the dashboard's history of one image (newest first): without it the read walks back
+    // through the whole log for an image published long ago (35 ms p50 at 100,000 events,
+    // BENCHMARKS.md scenario 9).
+    r#"
+    CREATE INDEX events_by_image ON events(image, seq);
+    "#,
 ];
 
 /// The newest schema version this binary knows.
