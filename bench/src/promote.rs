@@ -1,7 +1,13 @@
 //! Scenario 8: promotion end to end (issue 10). Ten real ferry-agent processes, each with its
-//! own config repository on a `git daemon`, each with a target following ring `testers` of one
-//! image (`ring: testers`); a release is promoted into `testers` and timed from the `Promote`
-//! request being sent to every agent's commit on its remote.
+//! own config repository on its own `git daemon`, each with a target following ring `testers`
+//! of one image (`ring: testers`); a release is promoted into `testers` and timed from the
+//! `Promote` request being sent to every agent's commit on its remote.
+//!
+//! One daemon per repository, because `git daemon` listens with a backlog of 5: ten agents
+//! connecting in the same millisecond overflow it, the kernel drops the SYNs past the backlog,
+//! and each dropped one costs the client TCP's 1 s retransmission timeout — a property of the
+//! test's git server, not of a git host. `--shared-daemon` measures that setup, and the table
+//! counts the kernel's listen-queue overflows (`TcpExtListenOverflows`) either way.
 //!
 //! The baseline, in the same run with the same agents: a second file in each repository whose
 //! target follows tags of another image (the fan-out path of scenarios 3 and 4), timed from the
@@ -35,6 +41,21 @@ pub struct Options {
     /// Promotions timed (and as many tag publishes for the baseline).
     #[arg(long, default_value_t = 50)]
     promotions: u64,
+    /// Serve every repository from one `git daemon` (its listen backlog of 5 then overflows).
+    #[arg(long)]
+    shared_daemon: bool,
+}
+
+/// The kernel's count of connections dropped because a listen queue was full, from
+/// /proc/net/netstat (`TcpExt: ListenOverflows`); None where it cannot be read.
+fn listen_overflows() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/net/netstat").ok()?;
+    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (names, values) = (lines.next()?, lines.next()?);
+    let at = names
+        .split_whitespace()
+        .position(|n| n == "ListenOverflows")?;
+    values.split_whitespace().nth(at)?.parse().ok()
 }
 
 /// The image that moves through the rings.
@@ -159,13 +180,23 @@ struct Measured {
     promote: Dist,
     /// `Publish` sent → every agent's commit, ms.
     publish: Dist,
+    /// Whether one daemon served every repository.
+    shared_daemon: bool,
+    /// Listen-queue overflows during the timed releases (the whole machine's).
+    overflows: Option<u64>,
 }
 
 /// Runs the scenario; returns its Markdown section.
 pub fn run(o: &Options) -> anyhow::Result<String> {
     let tmp = tempfile::tempdir()?;
     let server = FerryServer::start();
-    let daemon = GitDaemon::start(tmp.path().join("git"));
+    let daemons: Vec<GitDaemon> = if o.shared_daemon {
+        vec![GitDaemon::start(tmp.path().join("git"))]
+    } else {
+        (0..o.agents)
+            .map(|k| GitDaemon::start(tmp.path().join(format!("git-{k:02}"))))
+            .collect()
+    };
     let rt = tokio::runtime::Runtime::new()?;
     let mut client = rt.block_on(server.client());
     let mut promoter = rt.block_on(promoter(&server))?;
@@ -178,7 +209,7 @@ pub fn run(o: &Options) -> anyhow::Result<String> {
 
     eprintln!("promote: starting {} agents", o.agents);
     let mut sites = (0..o.agents)
-        .map(|k| start_site(&server, &daemon, k))
+        .map(|k| start_site(&server, &daemons[k % daemons.len()], k))
         .collect::<anyhow::Result<Vec<_>>>()?;
 
     eprintln!(
@@ -186,6 +217,7 @@ pub fn run(o: &Options) -> anyhow::Result<String> {
         o.promotions, o.promotions
     );
     let (mut promote_ms, mut publish_ms) = (Vec::new(), Vec::new());
+    let overflows_before = listen_overflows();
     for n in 1..=o.promotions {
         // Untimed: the release enters ante (publish) and developers, the ring before testers.
         rt.block_on(publish(&mut client, RING_APP, n, vec![tag(n)]))?;
@@ -200,6 +232,9 @@ pub fn run(o: &Options) -> anyhow::Result<String> {
         let last = wait_all(&mut sites, TAG_FILE, TAG_APP, &tag(n))?;
         publish_ms.push(last.duration_since(sent).as_secs_f64() * 1000.0);
     }
+    let overflows = listen_overflows()
+        .zip(overflows_before)
+        .map(|(after, before)| after.saturating_sub(before));
     for site in &sites {
         confirm_remote_head(&site.url, site.head).context("after the last release")?;
     }
@@ -207,6 +242,8 @@ pub fn run(o: &Options) -> anyhow::Result<String> {
         agents: o.agents,
         promote: Dist::new(promote_ms),
         publish: Dist::new(publish_ms),
+        shared_daemon: o.shared_daemon,
+        overflows,
     }))
 }
 
@@ -214,16 +251,24 @@ fn render(m: &Measured) -> String {
     let mut s = String::from("## 8. Promotion end to end\n\n");
     s.push_str(&machine());
     s.push_str(&format!(
-        "Command: `bench/run.sh promote`. ferry-server, {} ferry-agent processes (defaults: 30 s resync, info \
-         logs, unsigned commits), each with its own config repository on one `git daemon`, all on loopback. \
+        "Command: `bench/run.sh promote{}`. ferry-server, {} ferry-agent processes (defaults: 30 s resync, info \
+         logs, unsigned commits), each with its own config repository, {}, all on loopback. \
          Each repository has a target following ring `{RING}` of one image and a target following tags \
          (semver `>=1.0, <2`) of another. {} releases: each enters `ante` and `developers` untimed, then \
          `Promote` into `{RING}` is timed from the request being sent until every agent's `main` moved to \
          a commit running it (bare repositories read in place every 2 ms; final heads confirmed with \
          `git ls-remote`). The baseline, alternating with it: a release of the tag-followed image, timed \
-         from `Publish` being sent until every agent committed it.\n\n",
+         from `Publish` being sent until every agent committed it. Listen-queue overflows during the \
+         timed releases (the kernel's `TcpExtListenOverflows`, whole machine): {}.\n\n",
+        if m.shared_daemon { " --shared-daemon" } else { "" },
         m.agents,
-        m.promote.len()
+        if m.shared_daemon {
+            "all on one `git daemon` (listen backlog 5: agents connecting at once overflow it, and each dropped SYN costs TCP's 1 s retransmission)"
+        } else {
+            "each on its own `git daemon` (one daemon's listen backlog of 5 overflows when ten agents connect at once; `--shared-daemon` measures that)"
+        },
+        m.promote.len(),
+        m.overflows.map_or("not readable".to_string(), |n| n.to_string())
     ));
     s.push_str(&format!(
         "| sent → all {} agents committed | releases | p50 | p99 | max |\n|---|---:|---:|---:|---:|\n",
