@@ -10,6 +10,7 @@
 //! - [`release`]: which tags are releases agents may deploy, and why artifacts are passed over.
 //! - [`yaml`]: YAML deserializing whose errors name `file:line:col` and the field path.
 //! - [`pipeline`]: the rules of a pipeline spec (names, rings, images, gates, soak durations).
+//! - [`time`]: RFC 3339 and table times from milliseconds since the epoch (UTC).
 //! - [`versioning`]: `ferry version next` and `ferry needs-build`, decided from what rings run.
 
 pub mod client;
@@ -19,6 +20,7 @@ pub mod names;
 pub mod pipeline;
 pub mod reference;
 pub mod release;
+pub mod time;
 pub mod versioning;
 pub mod yaml;
 

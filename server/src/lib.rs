@@ -10,6 +10,8 @@
 //! - [`config`]: command-line configuration.
 //! - [`admin`]: the `token` subcommands and the bootstrap token.
 //! - [`health`]: `/healthz` and `/readyz` for orchestrators' probes.
+//! - [`notify`]: outbound webhook notifications (`--notify-url`), fed by the event fan-out and
+//!   the service's report, stream and gate state.
 //! - [`probe`]: `ferry-server probe`, a health check without curl for FROM-scratch images.
 //! - [`tls`]: TLS for both listeners from certificate and key files.
 //! - [`run`]: wiring both listeners to one service, with graceful shutdown.
@@ -20,6 +22,7 @@ pub mod admin;
 pub mod config;
 pub mod grpc;
 pub mod health;
+pub mod notify;
 pub mod probe;
 pub mod registry;
 pub mod run;

@@ -151,6 +151,7 @@ async fn a_cluster_is_connected_while_its_subscribe_stream_is_open() {
             after_seq: 0,
             images: vec![],
             cluster: "prod-eu".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
