@@ -9,12 +9,14 @@
 //! - [`catchup`]: scenario 6, an agent offline for 100,000 events comes back.
 //! - [`status`]: scenario 7, `GetPipeline` with 1,000 clusters × 100 targets reported.
 //! - [`promote`]: scenario 8, `Promote` → commits of 10 agents following the ring.
+//! - [`notify`]: scenario 9, publish latency with a hanging webhook receiver vs none.
 //! - [`wrk`], [`ceiling`], [`stats`], [`origin_push`], [`report`]: the tools they share.
 
 mod catchup;
 mod ceiling;
 mod end_to_end;
 mod fanout;
+mod notify;
 mod origin_push;
 mod promote;
 mod publish;
@@ -63,6 +65,9 @@ enum Command {
     /// Scenario 8: Promote → every one of 10 agents following the ring committed, against a
     /// tag publish → the same agents committed.
     Promote(promote::Options),
+    /// Scenario 9: publish latency with no `--notify-url`, an answering receiver and a hanging
+    /// one, in the same run.
+    Notify(notify::Options),
     /// Every scenario with its default options.
     All,
     /// (internal) Serve a constant manifest: the ceiling for this machine.
@@ -101,6 +106,7 @@ fn main() -> anyhow::Result<()> {
         Command::Catchup(o) => scenario("catchup", || catchup::run(&o)),
         Command::Status(o) => scenario("status", || status::run(&o)),
         Command::Promote(o) => scenario("promote", || promote::run(&o)),
+        Command::Notify(o) => scenario("notify", || notify::run(&o)),
         Command::All => {
             let started = Instant::now();
             scenario("registry", || registry::run(&defaults()))?;
@@ -111,6 +117,7 @@ fn main() -> anyhow::Result<()> {
             scenario("catchup", || catchup::run(&defaults()))?;
             scenario("status", || status::run(&defaults()))?;
             scenario("promote", || promote::run(&defaults()))?;
+            scenario("notify", || notify::run(&defaults()))?;
             eprintln!(
                 "all scenarios: {:.1} min",
                 started.elapsed().as_secs_f64() / 60.0
