@@ -2,8 +2,8 @@
 # Runs ferry's whole test suite. Installs the real peers the tests talk to when they are missing
 # (skopeo, docker-registry, git with git-daemon and git-http-backend, gpg, ssh-keygen, sshd,
 # lighttpd with TLS, openssl, kubectl, kubernetes-validate from PyPI for the Kubernetes
-# manifests, and jsonschema from PyPI for the notification schemas), builds the binaries the end-to-end tests start, then runs every test. Extra
-# arguments go to `cargo test`.
+# manifests, and jsonschema from PyPI for the notification schemas), builds the binaries the
+# end-to-end tests start, then runs every test. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
