@@ -10,8 +10,10 @@
 //! - [`release`]: which tags are releases agents may deploy, and why artifacts are passed over.
 //! - [`yaml`]: YAML deserializing whose errors name `file:line:col` and the field path.
 //! - [`pipeline`]: the rules of a pipeline spec (names, rings, images, gates, soak durations).
-//! - [`time`]: RFC 3339 and table times from milliseconds since the epoch (UTC).
 //! - [`versioning`]: `ferry version next` and `ferry needs-build`, decided from what rings run.
+//! - [`status`]: reading a pipeline status (cluster names from their indexes).
+//! - [`time`]: UTC timestamps as RFC 3339 (seconds, or milliseconds for notifications) and as
+//!   tables print them.
 
 pub mod client;
 pub mod digest;
@@ -20,6 +22,7 @@ pub mod names;
 pub mod pipeline;
 pub mod reference;
 pub mod release;
+pub mod status;
 pub mod time;
 pub mod versioning;
 pub mod yaml;

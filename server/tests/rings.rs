@@ -761,6 +761,16 @@ async fn a_closed_gate_names_the_cluster_that_has_not_applied_it() {
         [("qa-cluster", 1, 1), ("staging-cluster", 1, 0)],
         "{test:?}"
     );
+    // On the wire a running digest names its clusters by position in cluster_summaries.
+    let indexes: Vec<(&str, &[u32])> = test
+        .running
+        .iter()
+        .map(|d| (d.digest.as_str(), d.cluster_indexes.as_slice()))
+        .collect();
+    assert_eq!(indexes, [(old.as_str(), &[1][..]), (v1.as_str(), &[0][..])]);
+    let mut resolved = st.clone();
+    ferry_proto::status::resolve_cluster_names(&mut resolved);
+    let test = resolved.rings.iter().find(|r| r.name == "test").unwrap();
     let running: Vec<(&str, &[String])> = test
         .running
         .iter()

@@ -204,8 +204,12 @@ impl Rig {
                     targets: false,
                 })
                 .await
+                .map(|answer| {
+                    let mut status = answer.into_inner();
+                    ferry_proto::status::resolve_cluster_names(&mut status);
+                    status
+                })
                 .expect("GetPipeline")
-                .into_inner()
         })
     }
 

@@ -462,7 +462,7 @@ pub(crate) async fn get(
     targets: bool,
 ) -> anyhow::Result<pb::PipelineStatus> {
     let mut client = conn.connect().await?;
-    Ok(client
+    let mut status = client
         .get_pipeline(pb::GetPipelineRequest {
             name_or_image: name_or_image.to_string(),
             history,
@@ -470,7 +470,9 @@ pub(crate) async fn get(
         })
         .await
         .map_err(|s| call_failed(&conn.server, "pipeline status", s))?
-        .into_inner())
+        .into_inner();
+    ferry_proto::status::resolve_cluster_names(&mut status);
+    Ok(status)
 }
 
 #[cfg(test)]

@@ -33,11 +33,7 @@ pub fn digest(d: &str) -> String {
 
 /// Milliseconds since the epoch as `2026-12-01 11:46:16Z`, or `-` for 0.
 pub fn when(ms: i64) -> String {
-    if ms <= 0 {
-        return "-".to_string();
-    }
-    let (y, m, d, h, mi, s) = ferry_proto::time::utc(ms.div_euclid(1000));
-    format!("{y:04}-{m:02}-{d:02} {h:02}:{mi:02}:{s:02}Z")
+    ferry_proto::time::table_time(ms)
 }
 
 /// Rows as columns padded to their widest cell, two spaces apart, no trailing blanks.

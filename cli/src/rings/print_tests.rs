@@ -53,6 +53,7 @@ fn running(image: &str, digest: String, clusters: &[&str]) -> pb::RunningDigest 
         clusters: clusters.iter().map(|c| c.to_string()).collect(),
         since_ms: T,
         targets: clusters.len() as u32,
+        ..Default::default()
     }
 }
 

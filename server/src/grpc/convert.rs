@@ -269,7 +269,8 @@ fn running_digest(r: RunningView) -> pb::RunningDigest {
     pb::RunningDigest {
         image: r.image,
         digest: r.digest,
-        clusters: r.clusters,
+        clusters: Vec::new(),
+        cluster_indexes: r.cluster_indexes,
         since_ms: r.since_ms,
         targets: r.targets,
     }

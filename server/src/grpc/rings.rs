@@ -12,7 +12,7 @@ use super::{authorize, bearer, convert, run_blocking, status, FerryGrpc, ImageFi
 use crate::service::auth::{Principal, Role};
 use crate::service::pipelines;
 use crate::service::rings::normalise_image;
-use crate::service::{Event, PromoteInput, Service};
+use crate::service::{Event, PromoteInput, Service, ServiceError};
 
 /// The token's caller if it may move rings of every image in `images`.
 pub(super) fn promoter(
@@ -108,31 +108,54 @@ pub(super) async fn list_pipelines(
     Ok(Response::new(pb::ListPipelinesResponse { pipelines }))
 }
 
+/// A ring move: checks the caller is a promoter with every image of `images` in scope, runs
+/// `verb` as that caller off the async runtime (it writes SQLite), and answers what moved.
+async fn move_verb<F>(
+    grpc: &FerryGrpc,
+    token: Option<String>,
+    action: &'static str,
+    images: impl FnOnce(&Service) -> Vec<String> + Send + 'static,
+    verb: F,
+) -> Result<Response<pb::MoveResponse>, Status>
+where
+    F: FnOnce(&Service, String) -> Result<Vec<Event>, ServiceError> + Send + 'static,
+{
+    let service = grpc.service.clone();
+    let out = run_blocking(move || {
+        let images = images(&service);
+        let p = promoter(&service, token.as_deref(), action, &images)?;
+        let events = verb(&service, p.name).map_err(status)?;
+        Ok(moved(events, &service))
+    })
+    .await?;
+    Ok(Response::new(out))
+}
+
 pub(super) async fn promote(
     grpc: &FerryGrpc,
     req: Request<pb::PromoteRequest>,
 ) -> Result<Response<pb::MoveResponse>, Status> {
     let token = bearer(&req);
     let req = req.into_inner();
-    let service = grpc.service.clone();
-    let out = run_blocking(move || {
-        let image = scoped_image(&req.image);
-        let p = promoter(&service, token.as_deref(), "promote", &[image])?;
-        let events = service
-            .promote(PromoteInput {
+    let image = scoped_image(&req.image);
+    move_verb(
+        grpc,
+        token,
+        "promote",
+        move |_| vec![image],
+        move |service, actor| {
+            service.promote(PromoteInput {
                 image: req.image,
                 reference: req.reference,
                 to_ring: req.to_ring,
                 pipeline: req.pipeline,
                 force: req.force,
                 reason: req.reason,
-                actor: p.name,
+                actor,
             })
-            .map_err(status)?;
-        Ok(moved(events, &service))
-    })
-    .await?;
-    Ok(Response::new(out))
+        },
+    )
+    .await
 }
 
 async fn shift_or_unshift(
@@ -151,21 +174,22 @@ async fn shift_or_unshift(
             "shift: the pipeline field is required",
         ));
     }
-    let service = grpc.service.clone();
-    let out = run_blocking(move || {
-        let images = images_of(&service, &pipeline);
-        let action = if undo { "unshift" } else { "shift" };
-        let p = promoter(&service, token.as_deref(), action, &images)?;
-        let events = if undo {
-            service.unshift(&pipeline, &p.name)
-        } else {
-            service.shift(&pipeline, force, &reason, &p.name)
-        }
-        .map_err(status)?;
-        Ok(moved(events, &service))
-    })
-    .await?;
-    Ok(Response::new(out))
+    let action = if undo { "unshift" } else { "shift" };
+    let of = pipeline.clone();
+    move_verb(
+        grpc,
+        token,
+        action,
+        move |service| images_of(service, &of),
+        move |service, actor| {
+            if undo {
+                service.unshift(&pipeline, &actor)
+            } else {
+                service.shift(&pipeline, force, &reason, &actor)
+            }
+        },
+    )
+    .await
 }
 
 pub(super) async fn shift(
@@ -188,17 +212,17 @@ pub(super) async fn rollback(
 ) -> Result<Response<pb::MoveResponse>, Status> {
     let token = bearer(&req);
     let req = req.into_inner();
-    let service = grpc.service.clone();
-    let out = run_blocking(move || {
-        let image = scoped_image(&req.image);
-        let p = promoter(&service, token.as_deref(), "roll back", &[image])?;
-        let events = service
-            .rollback(&req.image, &req.ring, &req.pipeline, &req.reason, &p.name)
-            .map_err(status)?;
-        Ok(moved(events, &service))
-    })
-    .await?;
-    Ok(Response::new(out))
+    let image = scoped_image(&req.image);
+    move_verb(
+        grpc,
+        token,
+        "roll back",
+        move |_| vec![image],
+        move |service, actor| {
+            service.rollback(&req.image, &req.ring, &req.pipeline, &req.reason, &actor)
+        },
+    )
+    .await
 }
 
 pub(super) async fn reject(
@@ -246,7 +270,9 @@ mod tests {
     use crate::service::{Limits, ReportInput, TargetInput};
 
     /// The benchmark's load (1,000 clusters × 100 targets): GetPipeline's work in this process.
-    /// `cargo test --release -p ferry-server --lib get_pipeline_load -- --ignored --nocapture`.
+    /// `cargo test --release -p ferry-server --lib get_pipeline_load -- --ignored --nocapture`;
+    /// `CLUSTERS` (1000) and `ROUNDS` (20) set the load and the calls timed, and `TARGETS=0`
+    /// skips the answer with every target (for a run under callgrind).
     #[test]
     #[ignore = "a timing, not a check: run by hand"]
     fn get_pipeline_load() {
@@ -312,8 +338,9 @@ mod tests {
             .unwrap();
         }
         // Fetching the rings' reports from the index alone, for the split below.
+        let rounds: usize = std::env::var("ROUNDS").map_or(20, |v| v.parse().unwrap());
         let mut fetch = Vec::new();
-        for _ in 0..20 {
+        for _ in 0..rounds {
             let t = Instant::now();
             let n: usize = ["ante", "developers", "testers", "users", "post"]
                 .iter()
@@ -332,10 +359,14 @@ mod tests {
         );
         // Build (service: one pass over the report index) and encode (convert + prost) timed
         // apart, the default answer and the one with every target.
+        let every_target = std::env::var("TARGETS").map_or(true, |v| v != "0");
         for targets in [false, true] {
+            if targets && !every_target {
+                continue;
+            }
             let (mut build, mut total) = (Vec::new(), Vec::new());
             let mut bytes = 0;
-            for _ in 0..20 {
+            for _ in 0..rounds {
                 let t = Instant::now();
                 let views = s.pipeline_status("shop", false, targets).unwrap();
                 build.push(t.elapsed());

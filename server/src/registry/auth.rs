@@ -357,28 +357,7 @@ pub(super) async fn token_endpoint(
 
 /// RFC 3339 time of now (docker reads `issued_at` with `expires_in`).
 fn httpdate_now() -> String {
-    let secs = now_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to a (year, month, day) in the proleptic Gregorian calendar.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+    ferry_proto::time::rfc3339(now_secs() as i64)
 }
 
 #[cfg(test)]
@@ -427,9 +406,14 @@ mod tests {
     }
 
     #[test]
-    fn issued_at_is_rfc3339() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_778), (2026, 11, 21));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    fn issued_at_is_rfc3339_of_now() {
+        let before = ferry_proto::time::rfc3339(now_secs() as i64);
+        let issued = httpdate_now();
+        let after = ferry_proto::time::rfc3339(now_secs() as i64);
+        assert!(
+            before <= issued && issued <= after,
+            "{before} <= {issued} <= {after}"
+        );
+        assert_eq!(issued.len(), "2026-12-01T11:46:16Z".len());
     }
 }

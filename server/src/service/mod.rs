@@ -7,7 +7,8 @@
 //!
 //! Rings: [`pipelines`] (specs), [`rings`] (the move verbs), [`gates`], [`auto_promote`],
 //! `ring_state` (memory) and `ring_status` (GetPipeline, ListRings, reject); [`reports`] holds
-//! what clusters run.
+//! what clusters run, indexed and tallied per (pipeline, ring, image) in `report_index`, and
+//! `ring_summary` reads those tallies for a status.
 
 pub mod auth;
 pub mod auto_promote;
@@ -18,6 +19,7 @@ pub mod gates;
 pub mod pipelines;
 mod publish;
 mod reads;
+mod report_index;
 pub mod reports;
 mod ring_state;
 mod ring_status;

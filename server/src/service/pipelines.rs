@@ -72,6 +72,15 @@ impl PipelineSpec {
         self.gates.get(ring).copied().unwrap_or_default()
     }
 
+    /// The image whose gate a status shows: the root, or the first image without one.
+    pub fn gate_image(&self) -> &str {
+        if self.root.is_empty() {
+            self.images.first().map_or("", String::as_str)
+        } else {
+            &self.root
+        }
+    }
+
     /// Whether `image` (normalised) is one of the pipeline's images.
     pub fn lists(&self, image: &str) -> bool {
         self.images.iter().any(|i| i == image)

@@ -3,16 +3,18 @@
 //! Subscribe stream now.
 //!
 //! A report is validated whole before anything is stored, so a refused report changes nothing.
-//! The index is what `GetPipeline` reads: [`Service::ring_reports`] costs the targets of that
-//! ring, not every target of every cluster (1,000 clusters × 100 targets is the design load).
+//! The index (`report_index`) is what `GetPipeline` and the gates read: tallies per (pipeline,
+//! ring, image) kept as reports arrive, so neither walks every target of every cluster (1,000
+//! clusters × 100 targets is the design load).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
 use ferry_proto::names::{validate_digest, Shown};
 use ferry_proto::reference::ImageName;
 use tokio::sync::watch;
 
+use super::report_index::Index;
 use super::{Service, ServiceError};
 use crate::store::{ClusterRecord, ReportRecord, Store};
 
@@ -105,62 +107,6 @@ pub(super) struct Reports {
 /// Open Subscribe streams by cluster name: (count, the token of the newest).
 type Connections = Arc<Mutex<HashMap<String, (usize, String)>>>;
 
-/// The targets following one ring, by (cluster, target): ordered as status prints them.
-type RingEntries = BTreeMap<(String, String), Arc<ReportedTarget>>;
-
-#[derive(Default)]
-struct Index {
-    clusters: HashMap<String, ClusterRecord>,
-    by_cluster: HashMap<String, HashMap<String, Arc<ReportedTarget>>>,
-    /// pipeline → ring → (cluster, target) → report; only targets that follow a ring.
-    by_ring: HashMap<String, HashMap<String, RingEntries>>,
-}
-
-impl Index {
-    fn insert(&mut self, t: Arc<ReportedTarget>) {
-        if !t.ring.is_empty() {
-            self.by_ring
-                .entry(t.pipeline.clone())
-                .or_default()
-                .entry(t.ring.clone())
-                .or_default()
-                .insert((t.cluster.clone(), t.target.clone()), t.clone());
-        }
-        self.by_cluster
-            .entry(t.cluster.clone())
-            .or_default()
-            .insert(t.target.clone(), t);
-    }
-
-    /// Drops every target of `cluster` from the ring index and returns them.
-    fn take_cluster(&mut self, cluster: &str) -> HashMap<String, Arc<ReportedTarget>> {
-        let old = self.by_cluster.remove(cluster).unwrap_or_default();
-        for t in old.values().filter(|t| !t.ring.is_empty()) {
-            let Some(rings) = self.by_ring.get_mut(&t.pipeline) else {
-                continue;
-            };
-            if let Some(entries) = rings.get_mut(&t.ring) {
-                entries.remove(&(t.cluster.clone(), t.target.clone()));
-                if entries.is_empty() {
-                    rings.remove(&t.ring);
-                }
-            }
-            if rings.is_empty() {
-                self.by_ring.remove(&t.pipeline);
-            }
-        }
-        old
-    }
-
-    fn ring(&self, pipeline: &str, ring: &str) -> impl Iterator<Item = &Arc<ReportedTarget>> {
-        self.by_ring
-            .get(pipeline)
-            .and_then(|rings| rings.get(ring))
-            .into_iter()
-            .flat_map(|entries| entries.values())
-    }
-}
-
 impl Reports {
     /// Indexes every stored report.
     pub(super) fn load(store: &Store) -> Result<Self, ServiceError> {
@@ -186,7 +132,7 @@ impl Reports {
         })
     }
 
-    fn index(&self) -> std::sync::RwLockReadGuard<'_, Index> {
+    pub(super) fn index(&self) -> std::sync::RwLockReadGuard<'_, Index> {
         self.index.read().expect("report index poisoned")
     }
 
@@ -426,17 +372,31 @@ impl Service {
             .collect()
     }
 
-    /// [`Service::ring_reports`] without copying each report: GetPipeline of 1,000 clusters
-    /// copies every target once, into the response, not twice.
+    /// [`Service::ring_reports`] without copying each report.
     pub fn ring_reports_shared(&self, pipeline: &str, ring: &str) -> Vec<Arc<ReportedTarget>> {
+        self.reports.index().ring_targets(pipeline, ring)
+    }
+
+    /// The latest reports of targets of `images` following `ring` of `pipeline` (with those
+    /// that named no pipeline), in `images` order, then by (cluster, target): what a gate
+    /// reads, a few hundred targets where the whole ring may hold 100,000.
+    pub fn image_reports(
+        &self,
+        pipeline: &str,
+        ring: &str,
+        images: &[&str],
+    ) -> Vec<Arc<ReportedTarget>> {
         let index = self.reports.index();
-        let mut out: Vec<Arc<ReportedTarget>> = index.ring(pipeline, ring).cloned().collect();
-        if !pipeline.is_empty() {
-            let unnamed = index.ring("", ring).cloned();
-            let before = out.len();
-            out.extend(unnamed);
-            if out.len() > before {
-                out.sort_by(|a, b| (&a.cluster, &a.target).cmp(&(&b.cluster, &b.target)));
+        let mut out = Vec::new();
+        for image in images {
+            let from = out.len();
+            let mut sources = 0;
+            for tally in index.image_tallies(pipeline, ring, image) {
+                out.extend(tally.targets.values().cloned());
+                sources += 1;
+            }
+            if sources > 1 {
+                out[from..].sort_by(|a, b| (&a.cluster, &a.target).cmp(&(&b.cluster, &b.target)));
             }
         }
         out

@@ -1,10 +1,11 @@
 //! Reading rings: a pipeline's status (GetPipeline), the pointers agents reconcile to
 //! (ListRings), and rejecting a digest.
 //!
-//! Status is assembled from memory: the ring state, the catalog's labels and the latest
-//! reports, each ring's reports fetched once whatever the number of clusters and summarised in
-//! one pass (`ring_summary`); per-target rows are only the failing ones unless asked for. Only
-//! the history, when asked for, is read from the store (one query per pipeline).
+//! Status is assembled from memory: the ring state, the catalog's labels and the tallies the
+//! report index keeps per (pipeline, ring, image) (`ring_summary`), so its cost is the size of
+//! the answer, not the number of targets; per-target rows are only the failing ones unless
+//! asked for, and a gate reads only its image's reports. Only the history, when asked for, is
+//! read from the store (one query per pipeline).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use super::gates::{evaluate, GateEval, GateQuery};
 use super::pipelines::{Gate, PipelineSpec};
 use super::reports::{ClusterInfo, ReportedTarget};
 use super::ring_state::{manifest, RingPipeline, RingState};
-use super::ring_summary::{summarise, ClusterSummaryView, RunningView};
+use super::ring_summary::{summarise, ClusterSummaryView, RingSummary, RunningView};
 use super::rings::{normalise_image, ANTE, POST};
 use super::{Service, ServiceError};
 use crate::store::{now_ms, StoredHistory, StoredRejection};
@@ -171,11 +172,22 @@ impl Service {
                 )))
             }
         };
-        // Reports first, outside the ring and catalog locks: they come from another lock.
-        let mut reports: HashMap<&str, Vec<Arc<ReportedTarget>>> = spec
-            .all_rings()
-            .into_iter()
-            .map(|r| (r, self.ring_reports_shared(name, r)))
+        // Reports first, outside the ring and catalog locks: they come from another lock,
+        // which a report holds to write while it may wait for neither.
+        let rings_of = spec.all_rings();
+        let mut summaries: HashMap<&str, RingSummary> = {
+            let index = self.reports.index();
+            rings_of
+                .iter()
+                .map(|r| {
+                    let s = summarise(&index, name, r, &spec.images, &clusters, all_targets);
+                    (*r, s)
+                })
+                .collect()
+        };
+        let gate_reports: HashMap<&str, Vec<Arc<ReportedTarget>>> = rings_of
+            .iter()
+            .map(|r| (*r, self.image_reports(name, r, &[spec.gate_image()])))
             .collect();
         let mut rows: BTreeMap<(String, String), Vec<StoredHistory>> = BTreeMap::new();
         if history {
@@ -215,7 +227,7 @@ impl Service {
             if ring != ANTE && ring != POST {
                 let gate = spec.gate(ring);
                 view.gate = Some(gate);
-                view.gate_status = Some(gate_status(p, &st, ring, &gate, &reports, now));
+                view.gate_status = Some(gate_status(p, &st, ring, &gate, &gate_reports, now));
                 if let Some(h) = st.holds.get(&(name.to_string(), ring.to_string())) {
                     view.hold = h.reason.clone();
                 }
@@ -223,12 +235,13 @@ impl Service {
             rings.push(view);
         }
         for view in &mut rings {
-            let mut targets = reports.remove(view.name.as_str()).unwrap_or_default();
-            // Keeps the targets of listed images (targets that name no pipeline are reported
-            // for every pipeline with that ring), failing ones only unless all are asked for.
-            (view.running, view.cluster_summaries) =
-                summarise(&mut targets, &spec.images, &clusters, head_seq, all_targets);
-            view.clusters = targets;
+            let summary = summaries.remove(view.name.as_str()).unwrap_or_default();
+            view.running = summary.running;
+            view.cluster_summaries = summary.clusters;
+            for c in &mut view.cluster_summaries {
+                c.lag = head_seq.saturating_sub(c.cursor);
+            }
+            view.clusters = summary.rows;
         }
         let rejected = st
             .rejections
@@ -331,11 +344,7 @@ fn gate_status(
 ) -> GateEval {
     let spec = &p.spec;
     let previous = spec.previous_ring(ring).unwrap_or(ANTE);
-    let image = if spec.root.is_empty() {
-        spec.images.first().cloned().unwrap_or_default()
-    } else {
-        spec.root.clone()
-    };
+    let image = spec.gate_image().to_string();
     let Some(src) = st.pointer(&spec.name, previous, &image) else {
         return GateEval {
             open: false,

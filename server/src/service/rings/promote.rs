@@ -49,7 +49,8 @@ impl Service {
                     .iter()
                     .map(|(i, d, _)| (i.clone(), d.clone()))
                     .collect();
-                let reports = self.ring_reports_shared(&spec.name, previous);
+                let images: Vec<&str> = members.iter().map(|(i, _)| i.as_str()).collect();
+                let reports = self.image_reports(&spec.name, previous, &images);
                 let entered_previous_ms = pl
                     .pointer(&spec.name, previous, &members[0].0)
                     .filter(|p| p.0 == members[0].1)

@@ -40,7 +40,7 @@ impl Service {
                     let gate = spec.gate(target);
                     if !force && target != POST && gate.guards() {
                         let members = [(image.clone(), src.digest.clone())];
-                        let reports = self.ring_reports_shared(pipeline, source);
+                        let reports = self.image_reports(pipeline, source, &[image.as_str()]);
                         let eval = evaluate(
                             &gate,
                             &GateQuery {
