@@ -37,11 +37,7 @@ pub fn rfc3339(secs: i64) -> String {
 /// `2026-12-01T11:46:16.042Z` (ferry-server's notifications).
 pub fn rfc3339_ms(ms: i64) -> String {
     let secs = format_secs(ms.div_euclid(1000), 'T');
-    format!(
-        "{}.{:03}Z",
-        secs.trim_end_matches('Z'),
-        ms.rem_euclid(1000)
-    )
+    format!("{}.{:03}Z", secs.trim_end_matches('Z'), ms.rem_euclid(1000))
 }
 
 /// Milliseconds since the epoch as tables print them, `2026-12-01 11:46:16Z`; `-` for 0 or
