@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs ferry's whole test suite. Installs the real peers the tests talk to when they are missing
 # (skopeo, docker-registry, git with git-daemon and git-http-backend, gpg, ssh-keygen, sshd,
-# lighttpd with TLS, openssl, kubectl, chromium, and kubernetes-validate from PyPI for the Kubernetes
-# manifests), builds the binaries the end-to-end tests start, then runs every test. Extra
-# arguments go to `cargo test`.
+# lighttpd with TLS, openssl, kubectl, chromium, kubernetes-validate from PyPI for the Kubernetes
+# manifests, and jsonschema from PyPI for the notification schemas), builds the binaries the
+# end-to-end tests start, then runs every test. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +37,13 @@ if ! command -v kubernetes-validate >/dev/null; then
   python3 -m pip install --quiet kubernetes-validate
   # pyenv reaches new console scripts through shims, made by a rehash.
   if command -v pyenv >/dev/null; then pyenv rehash; fi
+fi
+
+# JSON Schema validation of the notification bodies (tests/tests/notify.rs checks them against
+# docs/notification*.schema.json).
+if ! python3 -c 'import jsonschema' 2>/dev/null; then
+  echo "installing jsonschema (PyPI)" >&2
+  python3 -m pip install --quiet jsonschema
 fi
 
 cargo build --workspace --bins

@@ -73,6 +73,7 @@ pub async fn subscribe(
             after_seq,
             images: images.to_vec(),
             cluster: cluster.to_string(),
+            observer: false,
         })
         .await
         .map_err(|s| rpc_error("Subscribe", &s, token_file))?;

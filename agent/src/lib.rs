@@ -13,6 +13,7 @@
 //! - `report`: cluster reports: what each target runs, sent when it changed.
 //! - `rings`: ring pointers as the agent knows them, and which one a ring target follows.
 //! - `run`: the main loop: list-then-watch, batching, reports, reconnect with backoff.
+//! - `sync_trigger`: after a push, Argo CD application syncs or a webhook, off the push path.
 //! - `targets`: loading ImageWatcher targets with their policies.
 
 pub mod apply;
@@ -29,4 +30,5 @@ pub mod policy;
 pub mod report;
 pub mod rings;
 pub mod run;
+pub mod sync_trigger;
 pub mod targets;

@@ -26,6 +26,7 @@ use crate::health::Readiness;
 use crate::notices::Notices;
 use crate::report::Reporter;
 use crate::rings::RingTable;
+use crate::sync_trigger::{remote_without_userinfo, LandedTarget, PushLanded, SyncTriggers};
 use crate::targets::{self, LoadedTargets, Target};
 
 /// How long a report may take before it is given up (and sent again with the next one).
@@ -63,6 +64,8 @@ struct Agent {
     skipped: Notices<SkippedFile>,
     /// Each repository's last fetch is recorded here for `/readyz`.
     readiness: Arc<Readiness>,
+    /// Told of each push to a base branch, off the push path (`spec.syncTriggers`).
+    sync: SyncTriggers,
 }
 
 /// The targets of every repository that follow one provider.
@@ -171,6 +174,9 @@ impl Agent {
                     return (facts, Err(e));
                 }
             };
+            if let Outcome::Pushed { commit, .. } = outcome {
+                self.announce_push(&repo.ws, &mine, &found, &commit.to_string());
+            }
             facts.extend(found);
             for e in errors {
                 tracing::warn!(repo = %repo.watcher.repo_id, "target not applied: {e}");
@@ -188,6 +194,41 @@ impl Agent {
             }
         }
         (facts, Ok(()))
+    }
+
+    /// Offers a push to the sync triggers: only a push to the base branch, which is what Argo
+    /// CD deploys (a push branch waits for review).
+    fn announce_push(
+        &self,
+        ws: &Workspace,
+        mine: &[&Target],
+        found: &BTreeMap<String, Fact>,
+        commit: &str,
+    ) {
+        if ws.push_settings().to.is_branch_mode() {
+            return;
+        }
+        let targets = mine
+            .iter()
+            .filter_map(|t| match found.get(&t.key()) {
+                Some(Fact::Applied {
+                    digest, commit: c, ..
+                }) if c == commit => Some(LandedTarget {
+                    target: t.key(),
+                    image: t.spec.image.to_string(),
+                    file: t.spec.file_path.clone(),
+                    digest: digest.clone(),
+                }),
+                _ => None,
+            })
+            .collect();
+        self.sync.landed(PushLanded {
+            repo_id: mine.first().map(|t| t.repo_id.clone()).unwrap_or_default(),
+            remote: remote_without_userinfo(ws.remote()),
+            branch: ws.branch().to_string(),
+            commit: commit.to_string(),
+            targets,
+        });
     }
 
     fn record_fetch<T>(&self, repo_id: &str, result: &anyhow::Result<T>) {
@@ -251,6 +292,7 @@ pub async fn run(config: AgentConfig, opts: RunOptions) -> anyhow::Result<()> {
         notes: Notices::default(),
         skipped: Notices::default(),
         readiness: opts.readiness.clone(),
+        sync: SyncTriggers::start(config.sync_triggers.clone()),
     });
     let mut tasks = Vec::new();
     for provider in config.providers.clone() {

@@ -10,6 +10,7 @@
 //! - [`status`]: scenario 7, `GetPipeline` with 1,000 clusters × 100 targets reported.
 //! - [`promote`]: scenario 8, `Promote` → commits of 10 agents following the ring.
 //! - [`dashboard`]: scenario 9, the dashboard's pages with 1,000 images × 100 tags.
+//! - [`notify`]: scenario 10, publish latency with a hanging webhook receiver vs none.
 //! - [`wrk`], [`ceiling`], [`stats`], [`origin_push`], [`report`]: the tools they share.
 
 mod catchup;
@@ -17,6 +18,7 @@ mod ceiling;
 mod dashboard;
 mod end_to_end;
 mod fanout;
+mod notify;
 mod origin_push;
 mod promote;
 mod publish;
@@ -68,6 +70,9 @@ enum Command {
     /// Scenario 9: the dashboard's pages with 1,000 images × 100 tags, against the registry's
     /// tags list and catalog.
     Dashboard(dashboard::Options),
+    /// Scenario 10: publish latency with no `--notify-url`, an answering receiver and a hanging
+    /// one, in the same run.
+    Notify(notify::Options),
     /// Every scenario with its default options.
     All,
     /// (internal) Serve a constant manifest: the ceiling for this machine.
@@ -107,6 +112,7 @@ fn main() -> anyhow::Result<()> {
         Command::Status(o) => scenario("status", || status::run(&o)),
         Command::Promote(o) => scenario("promote", || promote::run(&o)),
         Command::Dashboard(o) => scenario("dashboard", || dashboard::run(&o)),
+        Command::Notify(o) => scenario("notify", || notify::run(&o)),
         Command::All => {
             let started = Instant::now();
             scenario("registry", || registry::run(&defaults()))?;
@@ -118,6 +124,7 @@ fn main() -> anyhow::Result<()> {
             scenario("status", || status::run(&defaults()))?;
             scenario("promote", || promote::run(&defaults()))?;
             scenario("dashboard", || dashboard::run(&defaults()))?;
+            scenario("notify", || notify::run(&defaults()))?;
             eprintln!(
                 "all scenarios: {:.1} min",
                 started.elapsed().as_secs_f64() / 60.0

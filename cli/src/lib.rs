@@ -3,10 +3,12 @@
 //! - [`source`]: reading an image's manifests and configs from an origin registry or an OCI layout.
 //! - [`publish`]: building the `Publish` request and sending it to ferry-server.
 //! - [`client`]: the gRPC connection (server address, token).
+//! - [`events`]: `ferry events`, the event log as a table, optionally followed.
 //! - [`pipeline_file`]: pipeline files → `PipelineSpec`, refusals naming `file:line:col`.
 //! - [`rings`]: the pipeline and ring verbs (apply, promote, shift, status, version next …).
 
 pub mod client;
+pub mod events;
 pub mod pipeline_file;
 pub mod publish;
 pub mod rings;
@@ -52,6 +54,9 @@ pub enum Command {
     Version(rings::VersionCommand),
     /// Whether CI must build IMAGE for RING: exit 0 = build needed, 1 = not, 2 = error.
     NeedsBuild(rings::NeedsBuildArgs),
+    /// The event log (tag moves, ring moves, pipeline edits) as a table, like `kubectl get
+    /// events`; --follow keeps streaming.
+    Events(events::EventsArgs),
 }
 
 /// How to reach ferry-server: address, token, CA.
@@ -181,6 +186,15 @@ pub async fn run(args: Args) -> anyhow::Result<Outcome> {
             Ok(Outcome::Published {
                 digest,
                 ring_moves: rings::print::moves(&moves),
+            })
+        }
+        Command::Events(e) => {
+            // Streamed as it arrives (--follow may never end), so not an Outcome's text.
+            events::run(&e, &mut std::io::stdout()).await?;
+            Ok(Outcome::Printed {
+                text: String::new(),
+                note: String::new(),
+                code: 0,
             })
         }
         other => rings::run(other).await,

@@ -12,7 +12,8 @@
 //! - [`pipeline`]: the rules of a pipeline spec (names, rings, images, gates, soak durations).
 //! - [`versioning`]: `ferry version next` and `ferry needs-build`, decided from what rings run.
 //! - [`status`]: reading a pipeline status (cluster names from their indexes).
-//! - [`time`]: UTC timestamps as RFC 3339 and as tables print them.
+//! - [`time`]: UTC timestamps as RFC 3339 (seconds, or milliseconds for notifications) and as
+//!   tables print them.
 
 pub mod client;
 pub mod digest;

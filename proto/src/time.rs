@@ -33,6 +33,13 @@ pub fn rfc3339(secs: i64) -> String {
     format_secs(secs, 'T')
 }
 
+/// Milliseconds since the epoch in RFC 3339 with milliseconds, UTC:
+/// `2026-12-01T11:46:16.042Z` (ferry-server's notifications).
+pub fn rfc3339_ms(ms: i64) -> String {
+    let secs = format_secs(ms.div_euclid(1000), 'T');
+    format!("{}.{:03}Z", secs.trim_end_matches('Z'), ms.rem_euclid(1000))
+}
+
 /// Milliseconds since the epoch as tables print them, `2026-12-01 11:46:16Z`; `-` for 0 or
 /// less (never set).
 pub fn table_time(ms: i64) -> String {
@@ -52,6 +59,12 @@ mod tests {
         assert_eq!(civil_from_days(20_778), (2026, 11, 21));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
         assert_eq!(civil_from_days(-1), (1969, 12, 31));
+    }
+
+    #[test]
+    fn milliseconds_are_kept_in_the_notification_form() {
+        assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_ms(1_795_000_000_042), "2026-11-18T11:06:40.042Z");
     }
 
     #[test]

@@ -69,6 +69,9 @@ pub struct Args {
     /// (`printf 'ferry_%s\n' "$(openssl rand -hex 32)"`). Ignored once the database has tokens.
     #[arg(long, env = "FERRY_BOOTSTRAP_TOKEN_FILE", value_name = "FILE")]
     pub bootstrap_token_file: Option<PathBuf>,
+    /// Outbound notifications (`--notify-url` …).
+    #[command(flatten)]
+    pub notify: crate::notify::NotifyArgs,
     /// Log format.
     #[arg(long, value_parser = ["text", "json"], default_value = "text")]
     pub log_format: String,
@@ -127,6 +130,8 @@ pub struct ServerConfig {
     pub max_streams_per_token: usize,
     /// The first start's bootstrap token comes from this file instead of being generated.
     pub bootstrap_token_file: Option<PathBuf>,
+    /// Outbound notifications; none without `--notify-url`.
+    pub notify: crate::notify::NotifyConfig,
 }
 
 impl Args {
@@ -158,6 +163,7 @@ impl Args {
             registry_token_ttl: Duration::from_secs(self.registry_token_ttl_secs),
             max_streams_per_token: self.max_streams_per_token,
             bootstrap_token_file: self.bootstrap_token_file.clone(),
+            notify: self.notify.config()?,
             tls: match (&self.tls_cert, &self.tls_key) {
                 (Some(cert), Some(key)) => Some(TlsIdentity::load(cert, key)?),
                 _ => None,

@@ -10,6 +10,8 @@
 //! - [`config`]: command-line configuration.
 //! - [`admin`]: the `token` subcommands and the bootstrap token.
 //! - [`health`]: `/healthz` and `/readyz` for orchestrators' probes.
+//! - [`notify`]: outbound webhook notifications (`--notify-url`), fed by the event fan-out and
+//!   the service's report, stream and gate state.
 //! - [`probe`]: `ferry-server probe`, a health check without curl for FROM-scratch images.
 //! - [`tls`]: TLS for both listeners from certificate and key files.
 //! - [`ui`]: the web dashboard at `/ui/` (server-rendered HTML, live updates over SSE).
@@ -21,6 +23,7 @@ pub mod admin;
 pub mod config;
 pub mod grpc;
 pub mod health;
+pub mod notify;
 pub mod probe;
 pub mod registry;
 pub mod run;

@@ -94,6 +94,8 @@ pub async fn run(
     let grpc_task = tokio::spawn(grpc_server);
     let auto_promote =
         crate::service::auto_promote::spawn(service.clone(), close_streams.subscribe());
+    // Its senders are not awaited at shutdown: a hanging receiver must not hold the exit.
+    let _notify = crate::notify::spawn(service.clone(), &cfg.notify, close_streams.subscribe());
     shutdown.await;
     tracing::info!("shutting down");
     draining.start();

@@ -151,6 +151,7 @@ async fn a_cluster_is_connected_while_its_subscribe_stream_is_open() {
             after_seq: 0,
             images: vec![],
             cluster: "prod-eu".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -186,5 +187,27 @@ async fn a_cluster_is_connected_while_its_subscribe_stream_is_open() {
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
     assert!(err.message().contains("\"bad name\""), "{}", err.message());
+
+    // An observer (`ferry events`) streams like an agent but is no cluster.
+    let mut watcher = agent
+        .subscribe(pb::SubscribeRequest {
+            cluster: "watcher".into(),
+            observer: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    tokio::time::timeout(Duration::from_secs(10), watcher.message())
+        .await
+        .expect("no heartbeat within 10 s")
+        .unwrap()
+        .expect("stream ended");
+    assert!(server.service.cluster("watcher").is_none());
+    assert!(server
+        .service
+        .clusters()
+        .iter()
+        .all(|c| c.name != "watcher"));
     server.stop().await;
 }

@@ -11,6 +11,8 @@
 //! - [`oci`]: OCI image layouts written by hand (images, multi-arch indexes, artifacts).
 //! - [`releases`]: distinct releases made in memory (images, multi-arch indexes, artifacts with a
 //!   subject), to publish over gRPC or hand to a `Service` in-process.
+//! - [`receiver`]: an HTTP receiver that records requests and answers (or hangs) as told, for
+//!   webhooks and Argo CD's API.
 //! - [`skopeo`]: `skopeo copy` / `inspect` / `list-tags` wrappers.
 //! - [`git`]: a `git daemon` serving bare repositories, and git CLI helpers.
 //! - [`browser`]: headless Chromium over the DevTools Protocol, for the dashboard tests.
@@ -37,6 +39,7 @@ pub mod oci;
 pub mod origin;
 pub mod ports;
 pub mod process;
+pub mod receiver;
 pub mod releases;
 pub mod skopeo;
 pub mod ssh_signing;

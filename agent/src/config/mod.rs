@@ -8,6 +8,7 @@
 //! - `discover`: which files of a repository are ImageWatcher files ([`watcher_files`]).
 //! - `message`: commit message templates and the default and combined messages.
 //! - `push`: branch mode (`spec.repositories[].push`) and branch names from templates.
+//! - `sync_trigger`: `spec.syncTriggers` (Argo CD syncs and webhooks after a push).
 //! - `rules`: what the files share (apiVersions, kinds, include paths); imports no sibling.
 //! - `error`: [`ConfigError`].
 //! - `yaml`: serde-saphyr with field paths.
@@ -18,6 +19,7 @@ mod message;
 mod piped;
 mod push;
 mod rules;
+mod sync_trigger;
 mod watcher;
 mod yaml;
 
@@ -34,4 +36,5 @@ pub use piped::{
 };
 pub use push::{branch_name, check_branch_name, sanitize_branch, PushConfig, PushTarget};
 pub use rules::{API_VERSIONS, PIPECD_KINDS, PIPED_KIND, WATCHER_KIND};
+pub use sync_trigger::{ArgoApplication, SyncCall, SyncTriggerConfig};
 pub use watcher::{Format, ImageWatcherFile, RingFollow, TargetKind, TargetSpec};

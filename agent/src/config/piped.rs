@@ -39,6 +39,8 @@ struct RawSpec<C> {
     image_providers: Vec<Spanned<RawProvider<C>>>,
     #[serde(default)]
     image_watcher: Vec<Spanned<RawWatcher>>,
+    #[serde(default)]
+    sync_triggers: Vec<Spanned<super::sync_trigger::RawSyncTrigger>>,
 }
 
 #[derive(Deserialize)]
@@ -164,6 +166,8 @@ pub struct AgentConfig {
     /// `imageWatcher` entry only narrows which files are read. Without one, every ImageWatcher
     /// file under `.pipe/`.
     pub watchers: Vec<WatcherConfig>,
+    /// What to call after a push lands (`spec.syncTriggers`): Argo CD syncs, webhooks.
+    pub sync_triggers: Vec<super::sync_trigger::SyncTriggerConfig>,
 }
 
 impl AgentConfig {
@@ -256,7 +260,14 @@ impl<'a> Validator<'a> {
         let repositories = self.repositories(&spec.repositories)?;
         let providers = self.providers(&spec.image_providers)?;
         let watchers = self.watchers(&spec.image_watcher, &repositories)?;
+        let sync_triggers = super::sync_trigger::validate(
+            self.file,
+            self.base,
+            &spec.sync_triggers,
+            &repositories,
+        )?;
         Ok(AgentConfig {
+            sync_triggers,
             cluster,
             identity,
             ssh_key_file,

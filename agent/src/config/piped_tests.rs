@@ -1,4 +1,5 @@
 use super::*;
+use crate::config::SyncCall;
 
 const FULL: &str = "\
 apiVersion: pipecd.dev/v1beta1          # ferry.dev/v1 is accepted too
@@ -68,6 +69,7 @@ fn full_example_round_trip() {
     assert_eq!(
         c,
         AgentConfig {
+            sync_triggers: vec![],
             cluster: String::new(),
             identity: GitIdentity {
                 name: "ferry-bot".into(),
@@ -640,4 +642,81 @@ fn cluster_name_is_checked_and_optional() {
         "spec.name",
         &["invalid cluster name \"\""],
     );
+}
+
+const SYNC: &str = "
+  syncTriggers:
+    - repoId: config
+      argocd:
+        server: https://argocd.example.com/
+        tokenFile: argocd-token
+        applications:
+          - name: shop-prod
+          - name: api-prod
+            appNamespace: team-a
+            paths: [apps/api/]
+    - repoId: apps
+      webhook:
+        url: https://ci.example.com/hooks/ferry
+";
+
+#[test]
+fn sync_triggers_are_read_with_token_files_resolved_and_paths_normalised() {
+    let c = parse(&format!("{FULL}{SYNC}")).unwrap();
+    assert_eq!(c.sync_triggers.len(), 2);
+    let SyncCall::ArgoCd {
+        server,
+        token_file,
+        applications,
+        prune,
+    } = &c.sync_triggers[0].call
+    else {
+        panic!("{:?}", c.sync_triggers)
+    };
+    assert_eq!(server, "https://argocd.example.com");
+    assert_eq!(token_file, Path::new("/etc/ferry/argocd-token"));
+    assert!(!prune);
+    assert_eq!(applications[1].paths, vec!["apps/api".to_string()]);
+    assert_eq!(applications[1].app_namespace.as_deref(), Some("team-a"));
+    assert!(matches!(
+        &c.sync_triggers[1].call,
+        SyncCall::Webhook {
+            token_file: None,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn bad_sync_triggers_are_refused_naming_file_line_field_and_rule() {
+    let full = format!("{FULL}{SYNC}");
+    let text = full.replace("repoId: apps\n      webhook", "repoId: nope\n      webhook");
+    assert_err(
+        &text,
+        "spec.syncTriggers[1].repoId",
+        &["\"nope\" is not in spec.repositories", "config, apps"],
+    );
+    let text = full.replace("https://argocd.example.com/", "argocd.example.com");
+    assert_err(
+        &text,
+        "spec.syncTriggers[0].argocd.server",
+        &["write http://HOST"],
+    );
+    let text = full.replace("name: shop-prod", "name: Shop_Prod");
+    assert_err(
+        &text,
+        "spec.syncTriggers[0].argocd.applications[0].name",
+        &["lower-case letters"],
+    );
+    let text = full.replace("paths: [apps/api/]", "paths: [../x]");
+    assert_err(
+        &text,
+        "spec.syncTriggers[0].argocd.applications[1].paths[0]",
+        &["'..'"],
+    );
+    let text = full.replace(
+        "    - repoId: apps\n      webhook:\n        url: https://ci.example.com/hooks/ferry\n",
+        "    - repoId: apps\n",
+    );
+    assert_err(&text, "spec.syncTriggers[1]", &["exactly one of argocd"]);
 }

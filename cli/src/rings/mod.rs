@@ -277,7 +277,9 @@ fn printed(text: String) -> Outcome {
 /// Runs a ring verb (every [`Command`] but `publish`).
 pub async fn run(command: Command) -> anyhow::Result<Outcome> {
     match command {
-        Command::Publish(_) => unreachable!("publish is run by crate::run"),
+        Command::Publish(_) | Command::Events(_) => {
+            unreachable!("publish and events are run by crate::run")
+        }
         Command::Pipeline(PipelineCommand::Apply(a)) => {
             let name = a.file.display().to_string();
             let text =

@@ -256,7 +256,8 @@ impl Ferry for FerryGrpc {
             req.cluster.clone()
         };
         let slot = self.streams.open(principal.id, &principal.name)?;
-        let connection = self.service.cluster_connected(&cluster, &principal.name);
+        let connection =
+            (!req.observer).then(|| self.service.cluster_connected(&cluster, &principal.name));
         let service = self.service.clone();
         let still_allowed: subscribe::StillAllowed = Arc::new(move || {
             authorize(

@@ -34,8 +34,8 @@ pub struct StreamToken {
     pub still_allowed: StillAllowed,
     /// Freed when the stream ends.
     pub slot: StreamSlot,
-    /// Marks the stream's cluster connected until the stream ends.
-    pub connection: ClusterConnection,
+    /// Marks the stream's cluster connected until the stream ends (none for an observer).
+    pub connection: Option<ClusterConnection>,
 }
 
 /// Starts the stream task and returns the client's end. The task runs in a `subscribe` span
@@ -84,7 +84,7 @@ struct Subscriber {
     /// This stream's place in its token's count, freed when the stream ends.
     _slot: StreamSlot,
     /// Its cluster's connected mark, dropped when the stream ends.
-    _connection: ClusterConnection,
+    _connection: Option<ClusterConnection>,
 }
 
 /// Checked at every heartbeat (blocking: it reads the store): an error ends the stream with that
