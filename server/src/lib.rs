@@ -20,6 +20,7 @@ pub mod admin;
 pub mod config;
 pub mod grpc;
 pub mod health;
+pub mod metrics;
 pub mod probe;
 pub mod registry;
 pub mod run;

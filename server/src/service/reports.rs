@@ -201,6 +201,7 @@ impl Reports {
 pub struct ClusterConnection {
     connections: Connections,
     name: String,
+    _counted: crate::metrics::OpenStream,
 }
 
 impl Drop for ClusterConnection {
@@ -511,6 +512,7 @@ impl Service {
         ClusterConnection {
             connections,
             name: cluster.to_string(),
+            _counted: self.metrics.stream_opened(),
         }
     }
 }

@@ -19,6 +19,8 @@ pub fn config(data_dir: &Path, limits: Limits, heartbeat: Duration) -> ServerCon
         tls: None,
         max_streams_per_token: 1000,
         bootstrap_token_file: None,
+        metrics: true,
+        drain: Duration::ZERO,
     }
 }
 
