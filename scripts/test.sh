@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs ferry's whole test suite. Installs the real peers the tests talk to when they are missing
 # (skopeo, docker-registry, git with git-daemon and git-http-backend, gpg, ssh-keygen, sshd,
-# lighttpd with TLS, openssl, kubectl, and kubernetes-validate from PyPI for the Kubernetes
+# lighttpd with TLS, openssl, kubectl, prometheus, and kubernetes-validate from PyPI for the Kubernetes
 # manifests), builds the binaries the end-to-end tests start, then runs every test. Extra
 # arguments go to `cargo test`.
 set -euo pipefail
@@ -19,6 +19,8 @@ command -v openssl >/dev/null || missing+=(openssl)
 { command -v lighttpd >/dev/null && [ -e /usr/lib/lighttpd/mod_openssl.so ]; } || missing+=(lighttpd lighttpd-mod-openssl)
 # Debian's kubectl; a kubectl from elsewhere (e.g. the cloud SDK's) serves as well.
 command -v kubectl >/dev/null || missing+=(kubernetes-client)
+# A real Prometheus scrapes the server and the agent (tests/tests/metrics.rs).
+command -v prometheus >/dev/null || missing+=(prometheus)
 if ((${#missing[@]})); then
   echo "installing test peers: ${missing[*]}" >&2
   sudo=""
