@@ -9,7 +9,9 @@
 //!   GetPipeline and Report.
 //! - [`config`]: command-line configuration.
 //! - [`admin`]: the `token` subcommands and the bootstrap token.
-//! - [`health`]: `/healthz` and `/readyz` for orchestrators' probes.
+//! - [`health`]: `/healthz` and `/readyz` for orchestrators' probes, draining, the gRPC health
+//!   service.
+//! - [`metrics`]: Prometheus metrics (one registry, owned by the service) and `GET /metrics`.
 //! - [`probe`]: `ferry-server probe`, a health check without curl for FROM-scratch images.
 //! - [`tls`]: TLS for both listeners from certificate and key files.
 //! - [`run`]: wiring both listeners to one service, with graceful shutdown.
