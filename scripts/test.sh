@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs ferry's whole test suite. Installs the real peers the tests talk to when they are missing
 # (skopeo, docker-registry, git with git-daemon and git-http-backend, gpg, ssh-keygen, sshd,
-# lighttpd with TLS, openssl, kubectl, chromium, kubernetes-validate from PyPI for the Kubernetes
-# manifests, and jsonschema from PyPI for the notification schemas), builds the binaries the
-# end-to-end tests start, then runs every test. Extra arguments go to `cargo test`.
+# lighttpd with TLS, openssl, kubectl, chromium, prometheus, kubernetes-validate from PyPI for
+# the Kubernetes manifests, and jsonschema from PyPI for the notification schemas), builds the
+# binaries the end-to-end tests start, then runs every test. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +21,8 @@ command -v openssl >/dev/null || missing+=(openssl)
 command -v kubectl >/dev/null || missing+=(kubernetes-client)
 # Headless Chromium for the dashboard's browser test (tests/tests/dashboard.rs).
 command -v chromium >/dev/null || missing+=(chromium)
+# A real Prometheus scrapes the server and the agent (tests/tests/metrics.rs).
+command -v prometheus >/dev/null || missing+=(prometheus)
 if ((${#missing[@]})); then
   echo "installing test peers: ${missing[*]}" >&2
   sudo=""

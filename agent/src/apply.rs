@@ -32,6 +32,8 @@ pub struct TagInfo {
     pub artifact_type: String,
     /// OCI 1.1 `subject` digest of the manifest; empty when it refers to nothing.
     pub subject: String,
+    /// When the tag moved to this digest, in ms since the epoch (the server's clock).
+    pub published_at_ms: i64,
 }
 
 impl TagInfo {
@@ -52,6 +54,19 @@ pub struct Known {
     pub tags: TagTable,
     /// Current ring pointers of the images ring targets watch.
     pub rings: RingTable,
+}
+
+impl Known {
+    /// When `digest` of `image` was last published under a tag the agent knows, in ms since
+    /// the epoch: the start of the publish → pushed latency.
+    pub fn published_at_ms(&self, image: &str, digest: &str) -> Option<i64> {
+        self.tags
+            .get(image)?
+            .values()
+            .filter(|t| t.digest == digest && t.published_at_ms > 0)
+            .map(|t| t.published_at_ms)
+            .max()
+    }
 }
 
 /// What planning found a target's file to hold. A target planning says nothing about (no

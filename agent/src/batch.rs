@@ -16,8 +16,10 @@ fn tag_info(
     labels: &HashMap<String, String>,
     artifact_type: &str,
     subject: &str,
+    published_at_ms: i64,
 ) -> TagInfo {
     TagInfo {
+        published_at_ms,
         digest: digest.to_string(),
         seq,
         labels: labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
@@ -29,7 +31,14 @@ fn tag_info(
 /// Records a listed or snapshotted tag. Artifacts are recorded too: planning passes them over
 /// and says why, once.
 pub(crate) fn record_state(table: &mut TagTable, t: &pb::TagState) {
-    let info = tag_info(&t.digest, t.seq, &t.labels, &t.artifact_type, &t.subject);
+    let info = tag_info(
+        &t.digest,
+        t.seq,
+        &t.labels,
+        &t.artifact_type,
+        &t.subject,
+        t.published_at_ms,
+    );
     table
         .entry(t.image.clone())
         .or_default()
@@ -38,7 +47,14 @@ pub(crate) fn record_state(table: &mut TagTable, t: &pb::TagState) {
 
 /// Records a tag moved by an event.
 fn record_event(table: &mut TagTable, e: &pb::Event) {
-    let info = tag_info(&e.digest, e.seq, &e.labels, &e.artifact_type, &e.subject);
+    let info = tag_info(
+        &e.digest,
+        e.seq,
+        &e.labels,
+        &e.artifact_type,
+        &e.subject,
+        e.published_at_ms,
+    );
     table
         .entry(e.image.clone())
         .or_default()

@@ -1,18 +1,19 @@
-//! `--metrics-addr`: `/healthz` and `/readyz` over plain HTTP/1.1 (Prometheus `/metrics` comes
-//! later, on the same listener).
+//! `--metrics-addr`: `/healthz`, `/readyz` and Prometheus `/metrics` ([`crate::metrics`]) over
+//! plain HTTP/1.1.
 //!
 //! A probe sends one small GET and reads one answer, so a hand-written responder is enough and
 //! keeps a web framework out of the agent: read the request head up to [`MAX_HEAD`] bytes,
 //! answer with Content-Length and `Connection: close`, hang up.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::config::AgentConfig;
+use crate::metrics::Metrics;
 
 /// The largest request head read. Probes send well under 1 KiB; anything bigger is not a probe.
 const MAX_HEAD: usize = 8 * 1024;
@@ -110,8 +111,9 @@ impl Readiness {
     }
 }
 
-/// Answers probes on `listener` until the process ends. A failed connection only ends itself.
-pub async fn serve(listener: TcpListener, readiness: std::sync::Arc<Readiness>) {
+/// Answers probes and scrapes on `listener` until the process ends. A failed connection only
+/// ends itself.
+pub async fn serve(listener: TcpListener, readiness: Arc<Readiness>, metrics: Arc<Metrics>) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -122,9 +124,9 @@ pub async fn serve(listener: TcpListener, readiness: std::sync::Arc<Readiness>) 
                 continue;
             }
         };
-        let readiness = readiness.clone();
+        let (readiness, metrics) = (readiness.clone(), metrics.clone());
         tokio::spawn(async move {
-            if let Err(e) = answer(stream, &readiness).await {
+            if let Err(e) = answer(stream, &readiness, &metrics).await {
                 tracing::debug!(%peer, error = %e, "metrics connection");
             }
         });
@@ -132,7 +134,11 @@ pub async fn serve(listener: TcpListener, readiness: std::sync::Arc<Readiness>) 
 }
 
 /// Reads one request head and writes the answer.
-async fn answer(mut stream: TcpStream, readiness: &Readiness) -> std::io::Result<()> {
+async fn answer(
+    mut stream: TcpStream,
+    readiness: &Readiness,
+    metrics: &Metrics,
+) -> std::io::Result<()> {
     let response = match tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream)).await {
         Err(_) => return Ok(()), // the client never finished its request: nobody to answer
         Ok(Err(e)) => return Err(e),
@@ -141,7 +147,7 @@ async fn answer(mut stream: TcpStream, readiness: &Readiness) -> std::io::Result
             "Request Header Fields Too Large",
             "request head over 8 KiB\n",
         ),
-        Ok(Ok(Some(head))) => route(&head, readiness),
+        Ok(Ok(Some(head))) => route(&head, readiness, metrics),
     };
     stream.write_all(&response.to_bytes()).await?;
     stream.shutdown().await
@@ -202,7 +208,7 @@ impl Response {
 }
 
 /// Answers a request head: only the request line matters (probes send no body).
-fn route(head: &[u8], readiness: &Readiness) -> Response {
+fn route(head: &[u8], readiness: &Readiness, metrics: &Metrics) -> Response {
     let head = String::from_utf8_lossy(head);
     let mut parts = head.lines().next().unwrap_or_default().split(' ');
     let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
@@ -231,14 +237,23 @@ fn route(head: &[u8], readiness: &Readiness) -> Response {
                 body: body.to_string(),
             }
         }
-        _ => Response::text(404, "Not Found", "not found: try /healthz or /readyz\n"),
+        ("GET", "/metrics") => Response {
+            status: 200,
+            reason: "OK",
+            content_type: crate::metrics::CONTENT_TYPE,
+            body: metrics.encode(),
+        },
+        _ => Response::text(
+            404,
+            "Not Found",
+            "not found: try /healthz, /readyz or /metrics\n",
+        ),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     fn readiness() -> Readiness {
         let r = Readiness::default();
@@ -254,7 +269,7 @@ mod tests {
     async fn exchange(readiness: Arc<Readiness>, request: &[u8]) -> String {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(serve(listener, readiness));
+        let server = tokio::spawn(serve(listener, readiness, Arc::new(Metrics::new())));
         let mut stream = TcpStream::connect(addr).await.unwrap();
         stream.write_all(request).await.unwrap();
         let mut raw = String::new();
@@ -302,7 +317,7 @@ mod tests {
     async fn other_paths_and_methods_are_404_and_junk_is_400() {
         let r = Arc::new(Readiness::default());
         for request in [
-            &b"GET /metrics HTTP/1.1\r\n\r\n"[..],
+            &b"GET /metricz HTTP/1.1\r\n\r\n"[..],
             b"POST /healthz HTTP/1.1\r\n\r\n",
         ] {
             let raw = exchange(r.clone(), request).await;
@@ -312,6 +327,26 @@ mod tests {
         assert!(raw.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{raw}");
         let raw = exchange(r, b"GET /readyz SPDY/3\r\n\r\n").await;
         assert!(raw.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{raw}");
+    }
+
+    #[tokio::test]
+    async fn metrics_are_served_in_the_openmetrics_text_format() {
+        let raw = exchange(
+            Arc::new(Readiness::default()),
+            b"GET /metrics HTTP/1.1\r\n\r\n",
+        )
+        .await;
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert!(
+            head.contains("Content-Type: application/openmetrics-text; version=1.0.0"),
+            "{head}"
+        );
+        assert!(
+            body.contains("# TYPE ferry_agent_publish_to_push_seconds histogram"),
+            "{body}"
+        );
+        assert!(body.ends_with("# EOF\n"), "{body}");
     }
 
     #[tokio::test]

@@ -7,7 +7,8 @@
 //! - `errors`: error chains on one line, each cause once.
 //! - `edit`: format-preserving manifest edits (field, kustomize, Helm) that change only the edited scalar.
 //! - `git`: the config-repo clone, confined paths, signed commits and the push/retry loop.
-//! - `health`: `--metrics-addr`'s `/healthz` and `/readyz`, and the readiness the loop keeps.
+//! - `health`: `--metrics-addr`'s responder (`/healthz`, `/readyz`, `/metrics`), and the readiness the loop keeps.
+//! - `metrics`: Prometheus metrics (events, pushes, apply and publish → pushed latency, failing targets).
 //! - `notices`: saying a fact (a passed-over tag, a target kept by its policy) once.
 //! - `policy`: tag selection (semver ranges, tag patterns, newest tag) for a target.
 //! - `report`: cluster reports: what each target runs, sent when it changed.
@@ -25,6 +26,7 @@ pub mod edit;
 pub mod errors;
 pub mod git;
 pub mod health;
+pub mod metrics;
 pub mod notices;
 pub mod policy;
 pub mod report;

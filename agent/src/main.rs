@@ -27,10 +27,10 @@ struct Args {
     /// Reconcile every target once and exit.
     #[arg(long)]
     once: bool,
-    /// Serve probes over plain HTTP on this address (e.g. 0.0.0.0:9090): GET /healthz is 200
-    /// while the process runs; GET /readyz is 200 once every provider stream is connected and
-    /// every repository was reached by its last fetch, else 503 with the reasons as JSON. Health
-    /// now, metrics later: Prometheus /metrics will be served here too. Default: off.
+    /// Serve probes and metrics over plain HTTP on this address (e.g. 0.0.0.0:9090): GET
+    /// /healthz is 200 while the process runs; GET /readyz is 200 once every provider stream is
+    /// connected and every repository was reached by its last fetch, else 503 with the reasons
+    /// as JSON; GET /metrics is Prometheus metrics (ferry_agent_*). Default: off.
     #[arg(long, env = "FERRY_AGENT_METRICS_ADDR", value_name = "ADDR")]
     metrics_addr: Option<std::net::SocketAddr>,
 }
@@ -60,19 +60,25 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let config = ferry_agent::config::AgentConfig::load(&args.config)
         .with_context(|| format!("loading {}", args.config.display()))?;
     let readiness = Arc::new(ferry_agent::health::Readiness::for_config(&config));
+    let metrics = Arc::new(ferry_agent::metrics::Metrics::new());
     if let Some(addr) = args.metrics_addr {
         // Bound before the loop starts, so a taken port fails the start instead of a probe.
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
             format!("binding --metrics-addr {addr}: is another process using the port?")
         })?;
-        tracing::info!(%addr, "serving /healthz and /readyz");
-        tokio::spawn(ferry_agent::health::serve(listener, readiness.clone()));
+        tracing::info!(%addr, "serving /healthz, /readyz and /metrics");
+        tokio::spawn(ferry_agent::health::serve(
+            listener,
+            readiness.clone(),
+            metrics.clone(),
+        ));
     }
     let opts = ferry_agent::run::RunOptions {
         state_dir: args.state_dir,
         resync: Duration::from_secs(args.resync_secs.max(1)),
         once: args.once,
         readiness,
+        metrics,
     };
     tokio::select! {
         result = ferry_agent::run::run(config, opts) => result,

@@ -107,6 +107,14 @@ impl Reporter {
         }
     }
 
+    /// How many targets' last apply failed.
+    pub fn failing(&self) -> usize {
+        self.targets
+            .values()
+            .filter(|t| !t.error.is_empty())
+            .count()
+    }
+
     /// The report to send with `cursor`, unless the server already has exactly it.
     pub fn pending(&self, cursor: u64) -> Option<pb::ReportRequest> {
         let report = pb::ReportRequest {

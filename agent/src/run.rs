@@ -23,6 +23,7 @@ use crate::cursor::Cursor;
 use crate::errors::one_line;
 use crate::git::{Outcome, PushSettings, PushTo, RemoteAuth, SigningKey, Workspace};
 use crate::health::Readiness;
+use crate::metrics::Metrics;
 use crate::notices::Notices;
 use crate::report::Reporter;
 use crate::rings::RingTable;
@@ -43,6 +44,8 @@ pub struct RunOptions {
     pub once: bool,
     /// What `/readyz` reports; the loop keeps it current.
     pub readiness: Arc<Readiness>,
+    /// What `/metrics` reports; the loop counts into it.
+    pub metrics: Arc<Metrics>,
 }
 
 struct Repo {
@@ -66,6 +69,7 @@ struct Agent {
     readiness: Arc<Readiness>,
     /// Told of each push to a base branch, off the push path (`spec.syncTriggers`).
     sync: SyncTriggers,
+    metrics: Arc<Metrics>,
 }
 
 /// The targets of every repository that follow one provider.
@@ -157,8 +161,10 @@ impl Agent {
                 &self.identity,
                 self.signing.as_ref(),
                 repo.branch_template.as_deref(),
-            )
-            .with_context(|| format!("applying to {}", repo.ws.remote()));
+            );
+            self.metrics.apply_took(started.elapsed().as_secs_f64());
+            self.count_push(&applied, &mine, known);
+            let applied = applied.with_context(|| format!("applying to {}", repo.ws.remote()));
             // Applying fetches first, so its outcome says whether the repository was reached.
             self.record_fetch(&repo.watcher.repo_id, &applied);
             let Applied {
@@ -231,6 +237,35 @@ impl Agent {
         });
     }
 
+    /// Counts what one repository's apply did to its remote, and how long each pushed
+    /// release took from its publish.
+    fn count_push(
+        &self,
+        applied: &Result<Applied, crate::git::GitError>,
+        targets: &[&Target],
+        known: &Known,
+    ) {
+        use crate::git::GitError;
+        match applied {
+            Ok(a) => {
+                if let Outcome::Pushed { attempts, .. } = a.outcome {
+                    self.metrics.pushed(attempts);
+                }
+                for t in targets {
+                    if let Some(Fact::Applied { digest, at_ms, .. }) = a.facts.get(&t.key()) {
+                        let image = t.spec.image.to_string();
+                        if let Some(published) = known.published_at_ms(&image, digest) {
+                            self.metrics.published_to_pushed(at_ms - published);
+                        }
+                    }
+                }
+            }
+            Err(GitError::PushRejected { .. }) => self.metrics.push_rejected("refused"),
+            Err(GitError::Contended { .. }) => self.metrics.push_rejected("contended"),
+            Err(_) => {}
+        }
+    }
+
     fn record_fetch<T>(&self, repo_id: &str, result: &anyhow::Result<T>) {
         let outcome = result.as_ref().map(|_| ()).map_err(one_line);
         self.readiness.fetched(repo_id, outcome);
@@ -293,6 +328,7 @@ pub async fn run(config: AgentConfig, opts: RunOptions) -> anyhow::Result<()> {
         skipped: Notices::default(),
         readiness: opts.readiness.clone(),
         sync: SyncTriggers::start(config.sync_triggers.clone()),
+        metrics: opts.metrics.clone(),
     });
     let mut tasks = Vec::new();
     for provider in config.providers.clone() {
@@ -404,6 +440,9 @@ async fn reconcile(
     tracing::info!(provider = %provider.name, targets = loaded.targets.len(), images = loaded.images.len(), tags = listed.tags.len(), ring_images = loaded.ring_images.len(), cursor = cursor.seq(), "connected");
     let (facts, applied) = apply_in_background(agent, &loaded.targets, &known, None).await?;
     reporter.record(&facts);
+    agent
+        .metrics
+        .set_targets_failing(&provider.name, reporter.failing());
     if applied.is_ok() {
         cursor.advance(listed.head_seq)?;
     }
@@ -515,6 +554,12 @@ impl Session<'_> {
         known: &mut Known,
     ) -> anyhow::Result<()> {
         let token_file = self.provider.token_file.as_deref();
+        let events = items
+            .iter()
+            .filter(|i| matches!(i.item, Some(pb::subscribe_response::Item::Event(_))))
+            .count() as u64;
+        let metrics = &self.agent.metrics;
+        metrics.events_received(&self.provider.name, events);
         let batch = fold_batch(items, known, self.cursor)?;
         if batch.full {
             // A snapshot carries tags only: the rings are listed again, as at reconcile.
@@ -525,6 +570,7 @@ impl Session<'_> {
             let (facts, applied) =
                 apply_in_background(self.agent, &self.loaded.targets, known, only).await?;
             self.reporter.record(&facts);
+            metrics.set_targets_failing(&self.provider.name, self.reporter.failing());
             if let Err(e) = applied {
                 // The cursor stays: the next session applies these events again.
                 send_report(self.client, self.reporter, self.cursor.seq(), token_file).await;
@@ -534,6 +580,7 @@ impl Session<'_> {
         if let Some(seq) = batch.last_seq {
             self.cursor.advance(seq)?;
         }
+        metrics.events_applied(&self.provider.name, events);
         send_report(self.client, self.reporter, self.cursor.seq(), token_file).await;
         Ok(())
     }

@@ -1,7 +1,8 @@
 //! `ferry-bench`: runs ferry next to what users would pick instead, on loopback, prints a table
 //! and records it in `BENCHMARKS.md`.
 //!
-//! - [`registry`]: scenario 1, registry reads against docker-registry and a constant handler.
+//! - [`registry`]: scenario 1, registry reads against docker-registry and a constant handler;
+//!   [`metrics_cost`]: the same reads with Prometheus metrics on and off.
 //! - [`publish`]: scenario 2, publishes per second, database size and memory at 100,000 tags.
 //! - [`fanout`]: scenario 3, publish → last of N `Subscribe` streams, memory per stream.
 //! - [`end_to_end`]: scenario 4, publish → commit on a `git daemon`, and a 200-release burst.
@@ -19,6 +20,7 @@ mod dashboard;
 mod end_to_end;
 mod fanout;
 mod notify;
+mod metrics_cost;
 mod origin_push;
 mod promote;
 mod publish;

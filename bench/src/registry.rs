@@ -2,7 +2,8 @@
 //! reference registry) and by a constant actix-web handler (the ceiling), and each endpoint is
 //! loaded with wrk at the same concurrency in the same run. A second ferry-server, with
 //! `--registry-auth token`, measures what the token check costs: manifest GET with Basic and
-//! with Bearer credentials next to the anonymous server.
+//! with Bearer credentials next to the anonymous server. [`crate::metrics_cost`] measures what
+//! Prometheus metrics cost (`--metrics on` against `off`).
 
 use std::path::Path;
 use std::process::Command;
@@ -297,7 +298,11 @@ pub fn run(o: &Options) -> anyhow::Result<String> {
     }
     eprintln!("registry: starting a ferry-server with --registry-auth token");
     let auth = measure_auth(o, load, &origin, &format!("{f}/manifests/v1"))?;
-    Ok(render(o, &rows, &auth))
+    eprintln!("registry: starting ferry-servers with --metrics on and off");
+    let metrics = crate::metrics_cost::measure(o.runs, load, &origin, d)?;
+    let mut section = render(o, &rows, &auth);
+    section.push_str(&crate::metrics_cost::render(o.runs, load, &metrics));
+    Ok(section)
 }
 
 fn render(o: &Options, rows: &[Row], auth: &AuthRows) -> String {

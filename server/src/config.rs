@@ -72,12 +72,30 @@ pub struct Args {
     /// Outbound notifications (`--notify-url` …).
     #[command(flatten)]
     pub notify: crate::notify::NotifyArgs,
+    /// Serve Prometheus metrics at GET /metrics on the registry listener and count every
+    /// request there (on), or neither (off).
+    #[arg(long, value_enum, env = "FERRY_METRICS", default_value = "on")]
+    pub metrics: Switch,
+    /// On SIGTERM or SIGINT, answer /readyz 503 and gRPC health NOT_SERVING for this many
+    /// seconds while still serving everything, so load balancers stop sending work; then end
+    /// the event streams and close the listeners.
+    #[arg(long, env = "FERRY_DRAIN_SECS", default_value_t = 5)]
+    pub drain_secs: u64,
     /// Log format.
     #[arg(long, value_parser = ["text", "json"], default_value = "text")]
     pub log_format: String,
     /// The subcommand to run; none means `serve`.
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// A feature turned on or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    /// Enabled.
+    On,
+    /// Disabled.
+    Off,
 }
 
 /// Subcommands; serving is the default.
@@ -132,6 +150,10 @@ pub struct ServerConfig {
     pub bootstrap_token_file: Option<PathBuf>,
     /// Outbound notifications; none without `--notify-url`.
     pub notify: crate::notify::NotifyConfig,
+    /// Serve /metrics and count HTTP requests.
+    pub metrics: bool,
+    /// How long the server stays up, not ready, after a shutdown signal.
+    pub drain: Duration,
 }
 
 impl Args {
@@ -164,6 +186,8 @@ impl Args {
             max_streams_per_token: self.max_streams_per_token,
             bootstrap_token_file: self.bootstrap_token_file.clone(),
             notify: self.notify.config()?,
+            metrics: self.metrics == Switch::On,
+            drain: Duration::from_secs(self.drain_secs),
             tls: match (&self.tls_cert, &self.tls_key) {
                 (Some(cert), Some(key)) => Some(TlsIdentity::load(cert, key)?),
                 _ => None,

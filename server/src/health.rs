@@ -30,6 +30,40 @@ impl Draining {
     }
 }
 
+/// The standard gRPC health service (`grpc.health.v1.Health`) on the gRPC listener, for
+/// orchestrators that probe gRPC: the server as a whole (`""`) and `ferry.v1.Ferry` answer
+/// SERVING until draining starts, then NOT_SERVING; any other name is NOT_FOUND.
+#[derive(Debug, Clone)]
+pub struct GrpcHealth {
+    reporter: tonic_health::server::HealthReporter,
+}
+
+/// The gRPC service name of ferry's API, as the health service knows it.
+pub const FERRY_SERVICE: &str = <ferry_proto::pb::ferry_server::FerryServer<crate::grpc::FerryGrpc> as tonic::server::NamedService>::NAME;
+
+impl GrpcHealth {
+    /// The reporter, with every name SERVING, and the service to add to the gRPC server.
+    pub async fn serving() -> (
+        GrpcHealth,
+        tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
+    ) {
+        let (reporter, service) = tonic_health::server::health_reporter();
+        reporter
+            .set_service_status(FERRY_SERVICE, tonic_health::ServingStatus::Serving)
+            .await;
+        (GrpcHealth { reporter }, service)
+    }
+
+    /// Every name answers NOT_SERVING from now on (watchers are told at once).
+    pub async fn draining(&self) {
+        for name in ["", FERRY_SERVICE] {
+            self.reporter
+                .set_service_status(name, tonic_health::ServingStatus::NotServing)
+                .await;
+        }
+    }
+}
+
 /// Registers `/healthz` and `/readyz`. Expects `web::Data<Arc<Service>>` and
 /// `web::Data<Draining>` among the app data.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -63,7 +97,7 @@ async fn readyz(service: web::Data<Arc<Service>>, draining: web::Data<Draining>)
     // The read runs on the blocking pool: SQLite calls block, and a probe must never stall an
     // HTTP worker that serves registry reads.
     let store = service.store().clone();
-    match web::block(move || store.newest_seq()).await {
+    match web::block(move || store.probe()).await {
         Ok(Ok(_)) => HttpResponse::Ok().json(Readiness {
             ready: true,
             reason: None,
@@ -153,6 +187,46 @@ mod tests {
             body["reason"].as_str().unwrap().starts_with("draining"),
             "{body}"
         );
+    }
+
+    #[actix_web::test]
+    async fn readyz_is_not_ready_while_the_database_file_is_removed_or_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = test::init_service(
+            App::new()
+                .app_data(service(dir.path()))
+                .app_data(web::Data::new(Draining::default()))
+                .configure(configure),
+        )
+        .await;
+        let db = dir.path().join("ferry.db");
+        let aside = dir.path().join("ferry.db.aside");
+        macro_rules! ready {
+            () => {{
+                let req = test::TestRequest::get().uri("/readyz").to_request();
+                let resp = test::call_service(&app, req).await;
+                let status = resp.status().as_u16();
+                let body: serde_json::Value = test::read_body_json(resp).await;
+                (status, body)
+            }};
+        }
+        assert_eq!(ready!().0, 200);
+
+        // Removed: the server's open connections would still read the unlinked file.
+        std::fs::rename(&db, &aside).unwrap();
+        let (status, body) = ready!();
+        assert_eq!(status, 503, "{body}");
+        assert!(
+            body["reason"].as_str().unwrap().starts_with("store:"),
+            "{body}"
+        );
+
+        // Replaced by something that is not a database.
+        std::fs::write(&db, b"not a database").unwrap();
+        assert_eq!(ready!().0, 503);
+
+        std::fs::rename(&aside, &db).unwrap();
+        assert_eq!(ready!().0, 200);
     }
 
     #[actix_web::test]

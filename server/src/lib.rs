@@ -12,6 +12,9 @@
 //! - [`health`]: `/healthz` and `/readyz` for orchestrators' probes.
 //! - [`notify`]: outbound webhook notifications (`--notify-url`), fed by the event fan-out and
 //!   the service's report, stream and gate state.
+//! - [`health`]: `/healthz` and `/readyz` for orchestrators' probes, draining, the gRPC health
+//!   service.
+//! - [`metrics`]: Prometheus metrics (one registry, owned by the service) and `GET /metrics`.
 //! - [`probe`]: `ferry-server probe`, a health check without curl for FROM-scratch images.
 //! - [`tls`]: TLS for both listeners from certificate and key files.
 //! - [`ui`]: the web dashboard at `/ui/` (server-rendered HTML, live updates over SSE).
@@ -24,6 +27,7 @@ pub mod config;
 pub mod grpc;
 pub mod health;
 pub mod notify;
+pub mod metrics;
 pub mod probe;
 pub mod registry;
 pub mod run;

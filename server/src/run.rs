@@ -46,14 +46,24 @@ pub async fn run(
     let ui_auth = crate::ui::state(cfg.registry_auth, streams_closing.clone());
     let draining = crate::health::Draining::default();
     let draining_data = actix_web::web::Data::new(draining.clone());
+    let metrics_on = cfg.metrics;
     let http_server = actix_web::HttpServer::new(move || {
         actix_web::App::new()
+            .wrap(actix_web::middleware::Condition::new(
+                metrics_on,
+                actix_web::middleware::from_fn(crate::metrics::http::record),
+            ))
             .app_data(data.clone())
             .app_data(registry_auth.clone())
             .app_data(draining_data.clone())
             .app_data(ui_auth.clone())
             .configure(crate::health::configure)
             .configure(crate::ui::configure)
+            .configure(|c| {
+                if metrics_on {
+                    crate::metrics::http::configure(c)
+                }
+            })
             .configure(registry::configure)
     })
     .workers(cfg.http_workers)
@@ -74,7 +84,9 @@ pub async fn run(
             .tls_config(tls.tonic_config())
             .context("setting up TLS on the gRPC listener")?;
     }
+    let (grpc_health, grpc_health_service) = crate::health::GrpcHealth::serving().await;
     let grpc_server = grpc_builder
+        .add_service(grpc_health_service)
         .add_service(
             FerryGrpc::new(
                 service.clone(),
@@ -97,8 +109,16 @@ pub async fn run(
     // Its senders are not awaited at shutdown: a hanging receiver must not hold the exit.
     let _notify = crate::notify::spawn(service.clone(), &cfg.notify, close_streams.subscribe());
     shutdown.await;
-    tracing::info!("shutting down");
+    // Not ready first, while both listeners still serve: load balancers and Kubernetes stop
+    // sending new work during --drain-secs, then streams and listeners close.
     draining.start();
+    grpc_health.draining().await;
+    tracing::info!(
+        drain_secs = cfg.drain.as_secs(),
+        "draining: /readyz and gRPC health answer not ready"
+    );
+    tokio::time::sleep(cfg.drain).await;
+    tracing::info!("shutting down");
     // Streams first: graceful shutdown waits for them, and they only end when told to.
     let _ = close_streams.send(true);
     let _ = stop_grpc_tx.send(());

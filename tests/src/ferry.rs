@@ -144,6 +144,20 @@ impl FerryServer {
         self.child.take()?.terminate(timeout)
     }
 
+    /// Sends SIGTERM and returns at once, so a test can watch the drain;
+    /// [`FerryServer::wait_exit`] waits for the exit.
+    pub fn send_sigterm(&self) {
+        self.child.as_ref().expect("server running").send_sigterm();
+    }
+
+    /// Waits up to `timeout` for the server to exit; its exit status, or None if it still runs.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .expect("server started")
+            .wait_exit(timeout)
+    }
+
     /// The seq of the newest event in the server's log (`ListTags`' `head_seq`), asked over
     /// gRPC on a runtime of its own; for synchronous tests (an async test uses
     /// [`FerryServer::client`]).

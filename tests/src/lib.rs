@@ -9,6 +9,8 @@
 //!   waiting for one to listen.
 //! - [`origin`]: a `docker-registry` origin with its access log, to publish images from.
 //! - [`oci`]: OCI image layouts written by hand (images, multi-arch indexes, artifacts).
+//! - [`prometheus`]: a real Prometheus scraping given targets every second, queried through its
+//!   HTTP API.
 //! - [`releases`]: distinct releases made in memory (images, multi-arch indexes, artifacts with a
 //!   subject), to publish over gRPC or hand to a `Service` in-process.
 //! - [`receiver`]: an HTTP receiver that records requests and answers (or hangs) as told, for
@@ -40,6 +42,7 @@ pub mod origin;
 pub mod ports;
 pub mod process;
 pub mod receiver;
+pub mod prometheus;
 pub mod releases;
 pub mod skopeo;
 pub mod ssh_signing;

@@ -152,7 +152,7 @@ fn readyz_follows_the_server_the_token_and_the_repository_while_healthz_stays_ok
     assert!(gone.is_ok(), "repository gone: {gone:?}\n{}", agent.log());
     assert_healthy(&addr, &agent);
 
-    // Anything but the two probes is 404 (`/metrics` is not served yet).
-    let r = http::get(&addr, "/metrics").expect("GET /metrics");
+    // Anything but the probes and `/metrics` (tests/tests/metrics.rs) is 404.
+    let r = http::get(&addr, "/metricz").expect("GET /metricz");
     assert_eq!(r.status, 404);
 }

@@ -93,6 +93,30 @@ fn capped(mut message: String) -> String {
     message
 }
 
+/// A gRPC code as a metrics label value (`invalid_argument`), from a closed set.
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "ok",
+        Code::Cancelled => "cancelled",
+        Code::Unknown => "unknown",
+        Code::InvalidArgument => "invalid_argument",
+        Code::DeadlineExceeded => "deadline_exceeded",
+        Code::NotFound => "not_found",
+        Code::AlreadyExists => "already_exists",
+        Code::PermissionDenied => "permission_denied",
+        Code::ResourceExhausted => "resource_exhausted",
+        Code::FailedPrecondition => "failed_precondition",
+        Code::Aborted => "aborted",
+        Code::OutOfRange => "out_of_range",
+        Code::Unimplemented => "unimplemented",
+        Code::Internal => "internal",
+        Code::Unavailable => "unavailable",
+        Code::DataLoss => "data_loss",
+        Code::Unauthenticated => "unauthenticated",
+    }
+}
+
 /// Maps a refused token to UNAUTHENTICATED (no valid token) or PERMISSION_DENIED (valid, but
 /// not for this).
 fn auth_status(e: AuthError) -> Status {
@@ -227,7 +251,12 @@ impl Ferry for FerryGrpc {
             input.actor.clone_from(&principal.name);
             service.publish(input).map_err(status)
         })
-        .await?;
+        .await;
+        self.service.metrics().publish(match &out {
+            Ok(_) => "ok",
+            Err(s) => code_name(s.code()),
+        });
+        let out = out?;
         Ok(Response::new(pb::PublishResponse {
             digest: out.digest,
             repository: out.repository,

@@ -40,6 +40,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
+/// The route pattern of a `/v2` path (`/v2/{name}/blobs/{digest}`), for metrics; None for a
+/// path outside `/v2`.
+pub fn endpoint_pattern(path: &str) -> Option<&'static str> {
+    let under_v2 = path
+        .strip_prefix("/v2")
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+    under_v2.then(|| route::parse(path).pattern())
+}
+
 /// Chooses the handler from the method and the path ([`route::parse`]). HEAD is answered like
 /// GET everywhere: actix-web keeps the headers, including Content-Length, and drops the body.
 async fn dispatch(

@@ -25,6 +25,20 @@ pub(crate) enum Endpoint<'a> {
 }
 
 impl Endpoint<'_> {
+    /// The route's pattern, for metrics labels: never the names in the path, which are the
+    /// client's.
+    pub(crate) fn pattern(&self) -> &'static str {
+        match self {
+            Endpoint::Base => "/v2/",
+            Endpoint::Catalog => "/v2/_catalog",
+            Endpoint::Manifest { .. } => "/v2/{name}/manifests/{reference}",
+            Endpoint::Blob { .. } => "/v2/{name}/blobs/{digest}",
+            Endpoint::Tags { .. } => "/v2/{name}/tags/list",
+            Endpoint::Referrers { .. } => "/v2/{name}/referrers/{digest}",
+            Endpoint::Unknown => "/v2/{unknown}",
+        }
+    }
+
     /// The repository the request reads, if any (for access checks).
     pub(crate) fn repository(&self) -> Option<&str> {
         match self {

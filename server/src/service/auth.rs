@@ -269,12 +269,19 @@ impl Service {
         role: Role,
     ) -> Result<Result<Principal, AuthError>, ServiceError> {
         let Some(token) = token.map(str::trim).filter(|t| !t.is_empty()) else {
+            self.metrics().token_check("missing");
             return Ok(Err(AuthError::Missing { action, role }));
         };
-        Ok(match self.store().token_by_hash(&token_hash(token))? {
+        let answer = match self.store().token_by_hash(&token_hash(token))? {
             None => Err(AuthError::Unknown),
             Some(rec) => principal(rec),
-        })
+        };
+        self.metrics().token_check(match &answer {
+            Ok(_) => "ok",
+            Err(AuthError::Revoked(_)) => "revoked",
+            Err(_) => "unknown",
+        });
+        Ok(answer)
     }
 
     /// Whether the token with this id exists and is not revoked.

@@ -40,6 +40,17 @@ pub enum EventKind {
     },
 }
 
+impl EventKind {
+    /// The kind's name in metrics labels (`tag_moved`, `ring_moved`, `pipeline_applied`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::TagMoved(_) => "tag_moved",
+            EventKind::RingMoved(_) => "ring_moved",
+            EventKind::PipelineApplied { .. } => "pipeline_applied",
+        }
+    }
+}
+
 /// A ring pointer that moved, with what clients need to know of the manifest it points at.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RingMove {

@@ -40,6 +40,7 @@ use tokio::sync::broadcast;
 
 use ferry_proto::manifest::ManifestInfo;
 
+use crate::metrics::Metrics;
 use crate::store::{ManifestRecord, Store};
 use catalog::{BlobMeta, Catalog, ManifestEntry, Origin, RepoView, TagEntry};
 
@@ -102,6 +103,8 @@ pub struct Service {
     limits: Limits,
     /// Cluster reports, indexed by (pipeline, ring), and open streams by cluster.
     reports: reports::Reports,
+    /// Prometheus metrics: the one registry of the process.
+    metrics: Arc<Metrics>,
 }
 
 impl Service {
@@ -168,6 +171,8 @@ impl Service {
         let rings = ring_state::RingState::load(store.load_rings()?)?;
         let (live, _) = broadcast::channel(limits.live_buffer.max(1));
         let reports = reports::Reports::load(&store)?;
+        let metrics = Arc::new(Metrics::new());
+        store.time_writes(metrics.store_commit_histogram());
         Ok(Service {
             store,
             catalog: RwLock::new(catalog),
@@ -178,7 +183,26 @@ impl Service {
             lag_replays: AtomicU64::new(0),
             limits,
             reports,
+            metrics,
         })
+    }
+
+    /// The metrics every layer records into.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Sets the gauges that mirror state (head seq, each reporting cluster's cursor lag) just
+    /// before a scrape encodes them.
+    pub fn refresh_metrics(&self) {
+        let head = self.head_seq();
+        self.metrics.set_head_seq(head);
+        self.metrics.set_cluster_lags(
+            self.clusters()
+                .into_iter()
+                .filter(|c| c.reported_at_ms > 0)
+                .map(|c| (c.name, head.saturating_sub(c.cursor))),
+        );
     }
 
     /// The store underneath (for replay and health checks).

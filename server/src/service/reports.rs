@@ -147,6 +147,7 @@ impl Reports {
 pub struct ClusterConnection {
     connections: Connections,
     name: String,
+    _counted: crate::metrics::OpenStream,
 }
 
 impl Drop for ClusterConnection {
@@ -471,6 +472,7 @@ impl Service {
         ClusterConnection {
             connections,
             name: cluster.to_string(),
+            _counted: self.metrics.stream_opened(),
         }
     }
 }

@@ -224,6 +224,9 @@ impl Service {
     pub(crate) fn broadcast(&self, events: &[Event]) {
         if let Some(last) = events.last() {
             self.head_seq.store(last.seq, Ordering::Release);
+            for e in events {
+                self.metrics.events_appended(e.kind.name(), 1);
+            }
             // No receiver is fine: nobody is subscribed right now.
             let _ = self.live.send(Arc::from(events.to_vec()));
         }

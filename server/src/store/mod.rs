@@ -15,6 +15,7 @@ mod tokens;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use prometheus_client::metrics::histogram::Histogram;
 use rusqlite::Connection;
 use thiserror::Error;
 
@@ -63,6 +64,14 @@ pub enum StoreError {
     /// A token name already in use.
     #[error("a token named {0:?} already exists; choose another --name or revoke it first")]
     TokenNameTaken(String),
+    /// The database file is gone, replaced or unreadable (readiness probe).
+    #[error("database {path} does not answer: {reason}")]
+    Unreadable {
+        /// The database file.
+        path: PathBuf,
+        /// What was found.
+        reason: String,
+    },
     /// A stored row that cannot be read back (e.g. labels that are not JSON).
     #[error("corrupt row in {table}: {reason}")]
     Corrupt {
@@ -150,9 +159,31 @@ pub struct Store {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// The database file's (device, inode) when opened, so [`Store::probe`] sees a replaced file.
+    file_id: (u64, u64),
+    /// Times each write transaction, once the service has set it ([`Store::time_writes`]).
+    write_timer: std::sync::OnceLock<Histogram>,
 }
 
 const DB_FILE: &str = "ferry.db";
+
+/// (device, inode) of `path`; (0, 0) where there are no inodes, so only a removed file shows.
+fn file_id(path: &Path) -> Result<(u64, u64), StoreError> {
+    let meta = std::fs::metadata(path).map_err(|source| StoreError::DataDir {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Ok((meta.dev(), meta.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        Ok((0, 0))
+    }
+}
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
@@ -202,11 +233,40 @@ impl Store {
     fn migrated(path: PathBuf) -> Result<Self, StoreError> {
         let mut conn = open_connection(&path)?;
         schema::migrate(&mut conn, &path)?;
+        let file_id = file_id(&path)?;
         Ok(Store {
             path,
+            file_id,
             writer: Mutex::new(conn),
             readers: Mutex::new(Vec::new()),
+            write_timer: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Whether the database file still answers, for readiness: the path still names the file
+    /// this store opened, and a new connection (not a pooled one, which would keep reading a
+    /// removed or replaced file through its open descriptor) reads the event log from it.
+    pub fn probe(&self) -> Result<u64, StoreError> {
+        let unreadable = |reason: String| StoreError::Unreadable {
+            path: self.path.clone(),
+            reason,
+        };
+        match file_id(&self.path) {
+            Ok(id) if id == self.file_id => {}
+            Ok(_) => {
+                return Err(unreadable(
+                    "the file was replaced since the server opened it; restart the server".into(),
+                ))
+            }
+            Err(e) => return Err(unreadable(e.to_string())),
+        }
+        // Without SQLITE_OPEN_CREATE: a removed file is reported, never recreated empty.
+        let flags =
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&self.path, flags)?;
+        let seq: i64 =
+            conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
+        Ok(seq as u64)
     }
 
     /// The database file.
@@ -238,7 +298,19 @@ impl Store {
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut conn = self.writer.lock().expect("writer poisoned");
-        f(&mut conn)
+        // Timed inside the lock: the histogram shows what SQLite costs, not the queue for it.
+        let started = std::time::Instant::now();
+        let out = f(&mut conn);
+        if let Some(timer) = self.write_timer.get() {
+            timer.observe(started.elapsed().as_secs_f64());
+        }
+        out
+    }
+
+    /// Observes the duration of every later write transaction in `histogram` (the first call
+    /// wins; the service makes it once).
+    pub fn time_writes(&self, histogram: Histogram) {
+        let _ = self.write_timer.set(histogram);
     }
 
     /// The event log's size and ends: (count, lowest seq, highest seq). Gapless means

@@ -20,6 +20,8 @@ pub fn config(data_dir: &Path, limits: Limits, heartbeat: Duration) -> ServerCon
         max_streams_per_token: 1000,
         bootstrap_token_file: None,
         notify: Default::default(),
+        metrics: true,
+        drain: Duration::ZERO,
     }
 }
 
