@@ -1,0 +1,238 @@
+//! Making the commit of one change without a work tree or an index: the edited blobs are
+//! written, and the new tree is the base tip's tree with only the changed paths replaced
+//! (`TreeUpdateBuilder`, which rewrites just the trees on those paths). So a commit costs what
+//! it changes: one blob per edited file, one tree per directory on their paths, one commit.
+//!
+//! The new objects go to an in-memory object store (libgit2's mempack backend, on a second
+//! handle of the clone opened for this commit) and then to the clone as one pack, rather than
+//! as one loose file each: a release moving 200 targets writes a few hundred objects, and one
+//! pack is one file written (and one directory entry) instead of hundreds.
+
+use std::collections::BTreeMap;
+
+use git2::build::TreeUpdateBuilder;
+use git2::{ObjectType, Oid, Repository, Signature};
+
+use super::error::{ConfinementRule, GitError};
+use super::tree::{self, EntryKind, TreeFiles};
+use super::{GitIdentity, SigningKey, Workspace};
+
+/// Priority of the in-memory backend: above libgit2's loose (1) and pack (2) backends, so
+/// every object written during the commit lands in memory.
+const MEMPACK_PRIORITY: i32 = 1000;
+
+/// Regular, non-executable file: the mode of a file the agent creates.
+const BLOB_MODE: i32 = 0o100644;
+
+impl Workspace {
+    /// Commits `files` (path → new bytes, `None` to delete) on the base tip `base` for
+    /// `branch`, moving the local `branch` to the commit. `None` when there is nothing to
+    /// commit: the new tree equals the base's (the edits rewrote identical bytes) or, in
+    /// branch mode, the push branch's tree already is the one we would commit.
+    pub(super) fn commit(
+        &self,
+        base: Oid,
+        branch: &str,
+        files: &BTreeMap<String, Option<Vec<u8>>>,
+        message: &str,
+        identity: &GitIdentity,
+        signing: Option<&SigningKey>,
+    ) -> Result<Option<Oid>, GitError> {
+        let local = |action| self.local_error(action);
+        // A second handle whose object store writes to memory first; this one stays as it is
+        // for fetches and pushes. Opening a clone reads a few small files.
+        let scratch =
+            Repository::open_bare(self.repo.path()).map_err(local("opening the clone"))?;
+        let odb = scratch.odb().map_err(local("opening the object store"))?;
+        let mempack = odb
+            .add_new_mempack_backend(MEMPACK_PRIORITY)
+            .map_err(local("adding the in-memory object store"))?;
+
+        let base_files = TreeFiles::at(&scratch, base).map_err(local("reading the base tree"))?;
+        let edited = edited_tree(&scratch, &base_files, files)?;
+        if edited == base_files.tree().id() {
+            return Ok(None);
+        }
+        let (tree_id, parents) = if branch == self.branch {
+            (edited, vec![base])
+        } else {
+            // Fetched after the edits, so a push branch that moved meanwhile is a lost race
+            // at push time, answered like any other.
+            let tip = self.fetch_branch(branch)?;
+            let tree = match tip {
+                Some(tip) => self.push_branch_tree(&scratch, edited, base, tip)?,
+                None => edited,
+            };
+            if let Some(tip) = tip {
+                let tip_tree = scratch
+                    .find_commit(tip)
+                    .map_err(local("reading the push branch tip"))?
+                    .tree_id();
+                if tip_tree == tree {
+                    return Ok(None);
+                }
+            }
+            (tree, self.push_branch_parents(base, tip)?)
+        };
+        let commit = write_commit(&scratch, tree_id, &parents, message, identity, signing)
+            .map_err(|e| e.into_git(&self.dir))?;
+
+        // The commit and everything new under it, as one pack in the clone.
+        let mut pack = git2::Buf::new();
+        mempack
+            .dump(&scratch, &mut pack)
+            .map_err(local("packing the new objects"))?;
+        let disk = self.repo.odb().map_err(local("opening the object store"))?;
+        let mut writer = disk.packwriter().map_err(local("writing the pack"))?;
+        std::io::Write::write_all(&mut writer, &pack).map_err(|source| GitError::Io {
+            action: "writing the pack of the new objects",
+            path: self.dir.clone(),
+            source,
+        })?;
+        writer.commit().map_err(local("indexing the pack"))?;
+        self.repo
+            .reference(
+                &format!("refs/heads/{branch}"),
+                commit,
+                true,
+                "ferry: commit",
+            )
+            .map_err(local("moving the branch to the commit"))?;
+        Ok(Some(commit))
+    }
+}
+
+/// The base tree with `files` written or removed, built in `repo` (whose object store takes
+/// the new blobs and trees). Each path is confined on the base tree: no symlink or submodule
+/// anywhere on it, and an existing entry must be a regular file, whose mode is kept.
+fn edited_tree(
+    repo: &Repository,
+    base: &TreeFiles<'_>,
+    files: &BTreeMap<String, Option<Vec<u8>>>,
+) -> Result<Oid, GitError> {
+    let local = |action: &'static str| {
+        move |source| GitError::Local {
+            action,
+            dir: repo.path().to_path_buf(),
+            source,
+        }
+    };
+    let mut update = TreeUpdateBuilder::new();
+    for (rel, content) in files {
+        let clean = tree::components(rel)?.join("/");
+        let existing = base.entry(rel)?;
+        let mode = match existing {
+            None => BLOB_MODE,
+            Some((EntryKind::File, found)) => found.mode,
+            Some((EntryKind::Symlink, _)) => {
+                return Err(GitError::Confinement {
+                    path: rel.clone(),
+                    rule: ConfinementRule::Symlink { link: clean },
+                })
+            }
+            Some((EntryKind::Submodule, _)) => {
+                return Err(GitError::Confinement {
+                    path: rel.clone(),
+                    rule: ConfinementRule::Submodule { link: clean },
+                })
+            }
+            Some((EntryKind::Dir, _)) => {
+                return Err(GitError::NotAFile {
+                    path: rel.clone(),
+                    commit: base.commit().to_string(),
+                })
+            }
+        };
+        match content {
+            Some(bytes) => {
+                let blob = repo.blob(bytes).map_err(local("writing an edited file"))?;
+                update.upsert(clean.as_str(), blob, file_mode(mode));
+            }
+            None if existing.is_some() => {
+                update.remove(clean.as_str());
+            }
+            // Deleting what is not there changes nothing.
+            None => {}
+        }
+    }
+    update
+        .create_updated(repo, base.tree())
+        .map_err(local("building the new tree"))
+}
+
+fn file_mode(mode: i32) -> git2::FileMode {
+    if mode == 0o100755 {
+        git2::FileMode::BlobExecutable
+    } else {
+        git2::FileMode::Blob
+    }
+}
+
+/// Why writing the commit object failed, before the clone directory is known.
+enum CommitError {
+    Local(&'static str, git2::Error),
+    Git(GitError),
+}
+
+impl CommitError {
+    fn into_git(self, dir: &std::path::Path) -> GitError {
+        match self {
+            CommitError::Local(action, source) => GitError::Local {
+                action,
+                dir: dir.to_path_buf(),
+                source,
+            },
+            CommitError::Git(e) => e,
+        }
+    }
+}
+
+/// Writes the commit of `tree_id` on `parents` as `identity` (author and committer), signed
+/// with `signing` if given; the branch is moved by the caller.
+fn write_commit(
+    repo: &Repository,
+    tree_id: Oid,
+    parents: &[Oid],
+    message: &str,
+    identity: &GitIdentity,
+    signing: Option<&SigningKey>,
+) -> Result<Oid, CommitError> {
+    let local = |action| move |e| CommitError::Local(action, e);
+    let tree = repo
+        .find_tree(tree_id)
+        .map_err(local("reading the new tree"))?;
+    let parents = parents
+        .iter()
+        .map(|p| repo.find_commit(*p))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(local("reading the parent commit"))?;
+    let parents: Vec<&git2::Commit<'_>> = parents.iter().collect();
+    let who = Signature::now(&identity.name, &identity.email)
+        .map_err(local("making the commit identity"))?;
+    let message = if message.ends_with('\n') {
+        message.to_string()
+    } else {
+        format!("{message}\n")
+    };
+    let buffer = repo
+        .commit_create_buffer(&who, &who, &message, &tree, &parents)
+        .map_err(local("building the commit"))?;
+    match signing {
+        // commit_signed writes the object only.
+        Some(key) => {
+            let content = buffer.as_str().map_err(|_| {
+                CommitError::Git(GitError::Sign {
+                    key: key.describe(),
+                    reason: "the commit is not valid UTF-8".into(),
+                })
+            })?;
+            let signature = key.sign(content.as_bytes()).map_err(CommitError::Git)?;
+            repo.commit_signed(content, &signature, Some("gpgsig"))
+                .map_err(local("writing the signed commit"))
+        }
+        None => repo
+            .odb()
+            .and_then(|odb| odb.write(ObjectType::Commit, &buffer))
+            .map_err(local("writing the commit")),
+    }
+}
