@@ -9,12 +9,14 @@
 //! - [`catchup`]: scenario 6, an agent offline for 100,000 events comes back.
 //! - [`status`]: scenario 7, `GetPipeline` with 1,000 clusters × 100 targets reported.
 //! - [`promote`]: scenario 8, `Promote` → commits of 10 agents following the ring.
+//! - [`monorepo`]: scenario 9, the agent on config repos of 1,000 to 100,000 files.
 //! - [`wrk`], [`ceiling`], [`stats`], [`origin_push`], [`report`]: the tools they share.
 
 mod catchup;
 mod ceiling;
 mod end_to_end;
 mod fanout;
+mod monorepo;
 mod origin_push;
 mod promote;
 mod publish;
@@ -63,6 +65,9 @@ enum Command {
     /// Scenario 8: Promote → every one of 10 agents following the ring committed, against a
     /// tag publish → the same agents committed.
     Promote(promote::Options),
+    /// Scenario 9: config repos of 1,000, 20,000 and 100,000 files; agent start-up against
+    /// `git clone --bare`, publish → pushed for 1 and 200 targets against the git CLI, RSS.
+    Monorepo(monorepo::Options),
     /// Every scenario with its default options.
     All,
     /// (internal) Serve a constant manifest: the ceiling for this machine.
@@ -101,6 +106,7 @@ fn main() -> anyhow::Result<()> {
         Command::Catchup(o) => scenario("catchup", || catchup::run(&o)),
         Command::Status(o) => scenario("status", || status::run(&o)),
         Command::Promote(o) => scenario("promote", || promote::run(&o)),
+        Command::Monorepo(o) => scenario("monorepo", || monorepo::run(&o)),
         Command::All => {
             let started = Instant::now();
             scenario("registry", || registry::run(&defaults()))?;
@@ -111,6 +117,7 @@ fn main() -> anyhow::Result<()> {
             scenario("catchup", || catchup::run(&defaults()))?;
             scenario("status", || status::run(&defaults()))?;
             scenario("promote", || promote::run(&defaults()))?;
+            scenario("monorepo", || monorepo::run(&defaults()))?;
             eprintln!(
                 "all scenarios: {:.1} min",
                 started.elapsed().as_secs_f64() / 60.0

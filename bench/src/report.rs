@@ -51,7 +51,7 @@ fn benchmarks_md() -> PathBuf {
 }
 
 /// The scenarios in the order their sections appear in BENCHMARKS.md.
-const ORDER: [&str; 8] = [
+const ORDER: [&str; 9] = [
     "registry",
     "publish",
     "fanout",
@@ -60,6 +60,7 @@ const ORDER: [&str; 8] = [
     "catchup",
     "status",
     "promote",
+    "monorepo",
 ];
 
 fn markers(name: &str) -> (String, String) {
