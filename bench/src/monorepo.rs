@@ -125,9 +125,11 @@ pub fn run(o: &Options) -> anyhow::Result<String> {
 /// Writes a bare repository at `bare`: `files` files, `history` commits. The first commit holds
 /// every file; each later one changes one filler file, as humans tweaking config would.
 fn generate(bare: &Path, files: usize, history: usize, wide: usize) -> anyhow::Result<()> {
-    run_command(git::git_command()
-        .args(["init", "--quiet", "--bare", "--initial-branch=main"])
-        .arg(bare))?;
+    run_command(
+        git::git_command()
+            .args(["init", "--quiet", "--bare", "--initial-branch=main"])
+            .arg(bare),
+    )?;
     let filler = files.saturating_sub(wide + 2).max(1);
     let mut stream = Vec::with_capacity(files * 96 + history * 160);
     let data = |out: &mut Vec<u8>, text: &str| {
@@ -238,9 +240,11 @@ fn measure(
     for i in 0..o.startups {
         let dir = tmp.join(format!("clone-{name}-{i}"));
         let started = Instant::now();
-        run_command(git::git_command()
-            .args(["clone", "--bare", "--quiet", url])
-            .arg(&dir))?;
+        run_command(
+            git::git_command()
+                .args(["clone", "--bare", "--quiet", url])
+                .arg(&dir),
+        )?;
         clone_ms.push(ms(started));
         std::fs::remove_dir_all(&dir)?;
     }

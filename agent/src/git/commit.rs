@@ -236,3 +236,78 @@ fn write_commit(
             .map_err(local("writing the commit")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::git::testing::TestTree;
+
+    fn files(edits: &[(&str, Option<&str>)]) -> BTreeMap<String, Option<Vec<u8>>> {
+        edits
+            .iter()
+            .map(|(p, c)| (p.to_string(), c.map(|c| c.as_bytes().to_vec())))
+            .collect()
+    }
+
+    #[test]
+    fn only_the_trees_on_changed_paths_are_rewritten() {
+        let t = TestTree::new(&[
+            ("a/big/x.yaml", "x"),
+            ("b/y.sh", "+xecho y"),
+            ("b/z.yaml", "z"),
+        ]);
+        let base = t.files();
+        let repo = t.repo();
+        let new = edited_tree(
+            repo,
+            &base,
+            &files(&[
+                ("b/y.sh", Some("echo new")),
+                ("./b/z.yaml", None),
+                ("c/new.yaml", Some("n")),
+                ("gone.yaml", None),
+            ]),
+        )
+        .unwrap();
+        let new = TreeFiles::at(repo, {
+            let who = Signature::now("t", "t@example.com").unwrap();
+            let tree = repo.find_tree(new).unwrap();
+            repo.commit(None, &who, &who, "edit", &tree, &[]).unwrap()
+        })
+        .unwrap();
+        // Untouched directories keep their tree ids: nothing under them was read or written.
+        assert_eq!(new.entry("a").unwrap(), base.entry("a").unwrap());
+        assert_ne!(new.entry("b").unwrap(), base.entry("b").unwrap());
+        assert_eq!(new.read("b/y.sh").unwrap(), b"echo new");
+        assert_eq!(
+            new.file("b/y.sh").unwrap().mode,
+            0o100755,
+            "the mode is kept"
+        );
+        assert!(matches!(
+            new.read("b/z.yaml"),
+            Err(GitError::NotInTree { .. })
+        ));
+        assert_eq!(new.file("c/new.yaml").unwrap().mode, BLOB_MODE);
+    }
+
+    #[test]
+    fn writing_through_a_symlink_entry_is_refused() {
+        let t = TestTree::new(&[
+            ("real/x.yaml", "x"),
+            ("link", "->real"),
+            ("l.yaml", "->real/x.yaml"),
+        ]);
+        let base = t.files();
+        for (path, link) in [("link/x.yaml", "link"), ("l.yaml", "l.yaml")] {
+            let err = edited_tree(t.repo(), &base, &files(&[(path, Some("y"))])).unwrap_err();
+            match err {
+                GitError::Confinement {
+                    rule: ConfinementRule::Symlink { link: l },
+                    ..
+                } => assert_eq!(l, link),
+                other => panic!("{path}: {other:?}"),
+            }
+        }
+    }
+}

@@ -228,16 +228,17 @@ pub(crate) mod testing {
 
     impl TestTree {
         /// `files`: repo-relative path → content; a content starting with `->` makes a symlink
-        /// to the rest.
+        /// to the rest, one starting with `+x` an executable file holding the rest.
         pub(crate) fn new(files: &[(&str, &str)]) -> TestTree {
             let dir = tempfile::tempdir().unwrap();
             let repo = Repository::init_bare(dir.path()).unwrap();
             let empty = repo.treebuilder(None).unwrap().write().unwrap();
             let mut update = git2::build::TreeUpdateBuilder::new();
             for (path, content) in files {
-                let (mode, bytes) = match content.strip_prefix("->") {
-                    Some(link) => (git2::FileMode::Link, link.as_bytes()),
-                    None => (git2::FileMode::Blob, content.as_bytes()),
+                let (mode, bytes) = match (content.strip_prefix("->"), content.strip_prefix("+x")) {
+                    (Some(link), _) => (git2::FileMode::Link, link.as_bytes()),
+                    (_, Some(script)) => (git2::FileMode::BlobExecutable, script.as_bytes()),
+                    _ => (git2::FileMode::Blob, content.as_bytes()),
                 };
                 let blob = repo.blob(bytes).unwrap();
                 update.upsert(*path, blob, mode);
@@ -261,6 +262,10 @@ pub(crate) mod testing {
 
         pub(crate) fn files(&self) -> TreeFiles<'_> {
             TreeFiles::at(&self.repo, self.commit).unwrap()
+        }
+
+        pub(crate) fn repo(&self) -> &Repository {
+            &self.repo
         }
     }
 }
