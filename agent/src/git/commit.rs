@@ -44,7 +44,7 @@ impl Workspace {
         let scratch =
             Repository::open_bare(self.repo.path()).map_err(local("opening the clone"))?;
         let odb = scratch.odb().map_err(local("opening the object store"))?;
-        let mempack = odb
+        let _mempack = odb
             .add_new_mempack_backend(MEMPACK_PRIORITY)
             .map_err(local("adding the in-memory object store"))?;
 
@@ -77,11 +77,31 @@ impl Workspace {
         let commit = write_commit(&scratch, tree_id, &parents, message, identity, signing)
             .map_err(|e| e.into_git(&self.dir))?;
 
-        // The commit and everything new under it, as one pack in the clone.
+        // The commit and what is new under it (only the trees and blobs that differ from the
+        // parents' at the same path), as one pack in the clone. Not `Mempack::dump`: it packs
+        // the commit's whole tree, every object of the repository.
         let mut pack = git2::Buf::new();
-        mempack
-            .dump(&scratch, &mut pack)
+        let mut builder = scratch
+            .packbuilder()
             .map_err(local("packing the new objects"))?;
+        builder.set_threads(1);
+        let old_trees = parents
+            .iter()
+            .map(|p| scratch.find_commit(*p).and_then(|c| c.tree()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(local("reading the parent trees"))?;
+        builder
+            .insert_object(commit, None)
+            .map_err(local("packing the new objects"))?;
+        let new_tree = scratch
+            .find_tree(tree_id)
+            .map_err(local("reading the new tree"))?;
+        insert_changed(&scratch, &mut builder, &new_tree, &old_trees)
+            .map_err(local("packing the new objects"))?;
+        builder
+            .write_buf(&mut pack)
+            .map_err(local("packing the new objects"))?;
+        drop(builder);
         let disk = self.repo.odb().map_err(local("opening the object store"))?;
         let mut writer = disk.packwriter().map_err(local("writing the pack"))?;
         std::io::Write::write_all(&mut writer, &pack).map_err(|source| GitError::Io {
@@ -100,6 +120,49 @@ impl Workspace {
             .map_err(local("moving the branch to the commit"))?;
         Ok(Some(commit))
     }
+}
+
+/// Adds `tree` and, recursively, every entry of it that differs from the entry at the same
+/// path in all of `olds` (the parents' trees) to `builder`: the objects a commit adds. Equal
+/// subtrees are not entered, so the walk follows the changed paths only.
+fn insert_changed(
+    repo: &Repository,
+    builder: &mut git2::PackBuilder<'_>,
+    tree: &git2::Tree<'_>,
+    olds: &[git2::Tree<'_>],
+) -> Result<(), git2::Error> {
+    if olds.iter().any(|old| old.id() == tree.id()) {
+        return Ok(());
+    }
+    builder.insert_object(tree.id(), None)?;
+    for entry in tree.iter() {
+        // Trees are sorted, so a lookup by name is a binary search.
+        let olds_here: Vec<git2::TreeEntry<'_>> = match entry.name() {
+            Ok(name) => olds.iter().filter_map(|old| old.get_name(name)).collect(),
+            Err(_) => olds
+                .iter()
+                .filter_map(|old| old.iter().find(|e| e.name_bytes() == entry.name_bytes()))
+                .collect(),
+        };
+        if olds_here.iter().any(|old| old.id() == entry.id()) {
+            continue;
+        }
+        match entry.kind() {
+            Some(ObjectType::Tree) => {
+                let sub = repo.find_tree(entry.id())?;
+                let old_subs = olds_here
+                    .iter()
+                    .filter(|e| e.kind() == Some(ObjectType::Tree))
+                    .map(|e| repo.find_tree(e.id()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                insert_changed(repo, builder, &sub, &old_subs)?;
+            }
+            Some(ObjectType::Blob) => builder.insert_object(entry.id(), None)?,
+            // A submodule's commit is not an object of this repository.
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The base tree with `files` written or removed, built in `repo` (whose object store takes
