@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs ferry's benchmarks: `bench/run.sh all`, or one scenario:
-# `bench/run.sh registry|publish|fanout|end-to-end|upstream|catchup|status|promote|dashboard|notify [options]`.
+# `bench/run.sh registry|publish|fanout|end-to-end|upstream|catchup|status|promote|dashboard|notify|monorepo [options]`.
 # Installs the load generator and peers when missing, builds release binaries, and writes the
 # results into BENCHMARKS.md.
 set -euo pipefail

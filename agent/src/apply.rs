@@ -2,18 +2,18 @@
 //! ring target's ring pointer, edit the files, and make one signed commit for everything that
 //! changed. Planning also says, per target, which digest its file holds (for reports).
 //!
-//! The plan is computed from the work tree as it is, so the push loop can recompute it on a new
-//! tip after losing a race: concurrent human commits are kept, and our edits land on top.
+//! The plan is computed from the files of the branch tip ([`TreeFiles`]), so the push loop can
+//! recompute it on a new tip after losing a race: concurrent human commits are kept, and our
+//! edits land on top.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::path::Path;
 
 use ferry_proto::release::{self, NotARelease};
 
 use crate::config::{branch_name, combined_message, digest_short, CommitVars, Format, RingFollow};
 use crate::edit::{self, EditOutcome, Release};
-use crate::git::{self, Change, GitIdentity, Outcome, SigningKey, Workspace};
+use crate::git::{self, Change, GitIdentity, Outcome, SigningKey, TreeFiles, Workspace};
 use crate::policy::Candidate;
 use crate::rings::{RingTable, VERSION_LABEL};
 
@@ -230,13 +230,13 @@ fn stays(target: &Target, candidates: &[Candidate<'_>], reason: String) -> Optio
     })
 }
 
-/// Plans the edits for `targets` against the files under `root`.
-pub fn plan(root: &Path, targets: &[&Target], known: &Known) -> Plan {
+/// Plans the edits for `targets` against the files of `tip`.
+pub fn plan(tip: &TreeFiles<'_>, targets: &[&Target], known: &Known) -> Plan {
     let mut plan = Plan::default();
     for target in targets {
         match &target.spec.ring {
-            Some(follow) => plan_ring_target(root, target, follow, &known.rings, &mut plan),
-            None => plan_tag_target(root, target, &known.tags, &mut plan),
+            Some(follow) => plan_ring_target(tip, target, follow, &known.rings, &mut plan),
+            None => plan_tag_target(tip, target, &known.tags, &mut plan),
         }
     }
     plan
@@ -245,7 +245,7 @@ pub fn plan(root: &Path, targets: &[&Target], known: &Known) -> Plan {
 /// Adds what a ring target needs to `plan`: what its ring points at, moved back or forward
 /// alike (the ring is the authority), or nothing when the ring is empty.
 fn plan_ring_target(
-    root: &Path,
+    tip: &TreeFiles<'_>,
     target: &Target,
     follow: &RingFollow,
     rings: &RingTable,
@@ -277,7 +277,7 @@ fn plan_ring_target(
         tag: &info.tag,
         digest: &info.digest,
     };
-    match edit_target(root, target, plan, &release) {
+    match edit_target(tip, target, plan, &release) {
         Ok(EditOutcome::Unchanged) => plan.holds(target, &info.digest, false),
         Ok(EditOutcome::Changed { content, previous }) => {
             plan.files.insert(target.spec.file_path.clone(), content);
@@ -308,12 +308,12 @@ fn previous_for_message(previous: Option<&str>) -> Option<String> {
 
 /// Writes `release` into the file `target` edits, as this plan has it so far.
 fn edit_target(
-    root: &Path,
+    tip: &TreeFiles<'_>,
     target: &Target,
     plan: &Plan,
     release: &Release<'_>,
 ) -> Result<EditOutcome, String> {
-    let current = current_content(root, target, plan)?;
+    let current = current_content(tip, target, plan)?;
     edit::apply(
         &current,
         &target.spec.kind,
@@ -325,7 +325,7 @@ fn edit_target(
 }
 
 /// Adds what a tag target needs to `plan`: an edit, an error, or a note saying why it stays.
-fn plan_tag_target(root: &Path, target: &Target, table: &TagTable, plan: &mut Plan) {
+fn plan_tag_target(tip: &TreeFiles<'_>, target: &Target, table: &TagTable, plan: &mut Plan) {
     let image = target.spec.image.to_string();
     let Some(tags) = table.get(&image) else {
         tracing::debug!(target = %target.describe(), "no published tags yet");
@@ -345,7 +345,7 @@ fn plan_tag_target(root: &Path, target: &Target, table: &TagTable, plan: &mut Pl
         tag: chosen.tag,
         digest: chosen.digest,
     };
-    match edit_target(root, target, plan, &release) {
+    match edit_target(tip, target, plan, &release) {
         Ok(EditOutcome::Unchanged) => {
             tracing::debug!(target = %target.describe(), tag = chosen.tag, "already current");
             plan.holds(target, chosen.digest, false);
@@ -380,13 +380,13 @@ fn plan_tag_target(root: &Path, target: &Target, table: &TagTable, plan: &mut Pl
 }
 
 /// The file `target` edits: as an earlier target of this plan left it (several targets may edit
-/// one file, each seeing the previous one's result), or as it is in the work tree.
-fn current_content(root: &Path, target: &Target, plan: &Plan) -> Result<Vec<u8>, String> {
+/// one file, each seeing the previous one's result), or as it is at the tip. A path that
+/// breaks the confinement rules, a missing file and a symlink are errors naming the path.
+fn current_content(tip: &TreeFiles<'_>, target: &Target, plan: &Plan) -> Result<Vec<u8>, String> {
     if let Some(c) = plan.files.get(&target.spec.file_path) {
         return Ok(c.clone());
     }
-    let path = git::confine_path(root, &target.spec.file_path).map_err(|e| e.to_string())?;
-    std::fs::read(&path).map_err(|e| format!("reading {}: {e}", target.spec.file_path))
+    tip.read(&target.spec.file_path).map_err(|e| e.to_string())
 }
 
 /// What [`apply_repo`] did for one repository.
@@ -488,8 +488,8 @@ pub fn apply_repo(
     let mut errors = Vec::new();
     let mut notes = Vec::new();
     let mut verdicts = BTreeMap::new();
-    let outcome = ws.commit_and_push_with(identity, signing, |root: &Path| {
-        let p = plan(root, targets, known);
+    let outcome = ws.commit_and_push_with(identity, signing, |tip: &TreeFiles<'_>| {
+        let p = plan(tip, targets, known);
         // Only the last plan counts: the push loop replans on a new tip after losing a race.
         errors = p.errors;
         notes = p.notes;
@@ -507,11 +507,8 @@ pub fn apply_repo(
             },
             None => None,
         };
-        for (rel, content) in &p.files {
-            std::fs::write(git::confine_path(root, rel)?, content)?;
-        }
         Ok::<_, git::ApplyError>(Some(Change {
-            paths: p.files.into_keys().collect(),
+            files: p.files.into_iter().map(|(rel, c)| (rel, Some(c))).collect(),
             message: combined_message(&p.updates, template.as_deref()),
             branch,
         }))

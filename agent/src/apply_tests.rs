@@ -1,5 +1,6 @@
 use super::*;
 use crate::config::ImageWatcherFile;
+use crate::git::testing::TestTree;
 use ferry_proto::pb;
 
 const HEX: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -26,13 +27,9 @@ fn short_digest_of_reads_the_digest_part() {
 
 /// A repository with `deployment.yaml` running `image`, and one target on it with `policy`
 /// (a YAML flow mapping, or empty for none).
-fn repo_with_target(image: &str, policy: &str) -> (tempfile::TempDir, Target) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("deployment.yaml"),
-        format!("spec:\n  containers:\n    - name: app\n      image: {image}\n"),
-    )
-    .unwrap();
+fn repo_with_target(image: &str, policy: &str) -> (TestTree, Target) {
+    let deployment = format!("spec:\n  containers:\n    - name: app\n      image: {image}\n");
+    let dir = TestTree::new(&[("deployment.yaml", &deployment)]);
     let policy = if policy.is_empty() {
         String::new()
     } else {
@@ -84,7 +81,7 @@ fn plan_picks_the_release_over_newer_artifact_tags() {
         ("1.2.4-sig", 3, "", &subject),
         (&cosign, 4, "", ""),
     ]);
-    let plan = plan(dir.path(), &[&target], &table);
+    let plan = plan(&dir.files(), &[&target], &table);
     assert!(plan.errors.is_empty(), "{:?}", plan.errors);
     assert_eq!(plan.updates.len(), 1, "{plan:?}");
     assert_eq!(plan.updates[0].tag, "1.2.4");
@@ -105,7 +102,7 @@ fn plan_picks_the_release_over_newer_artifact_tags() {
 fn only_artifacts_move_nothing() {
     let (dir, target) = repo_with_target("registry.example.com/app:1.2.3", "");
     let table = table(&[("sbom", 5, "application/spdx+json", "")]);
-    let plan = plan(dir.path(), &[&target], &table);
+    let plan = plan(&dir.files(), &[&target], &table);
     assert!(plan.files.is_empty() && plan.updates.is_empty());
     assert!(matches!(&plan.notes[..], [Note::PassedOver { tag, .. }] if tag == "sbom"));
 }
@@ -115,7 +112,7 @@ fn only_artifacts_move_nothing() {
 #[test]
 fn previous_tag_falls_back_to_the_short_digest() {
     let (dir, target) = repo_with_target(&format!("registry.example.com/app@sha256:{HEX}"), "");
-    let plan = plan(dir.path(), &[&target], &table(&[("1.2.4", 1, "", "")]));
+    let plan = plan(&dir.files(), &[&target], &table(&[("1.2.4", 1, "", "")]));
     assert_eq!(plan.updates.len(), 1, "{plan:?}");
     assert_eq!(
         plan.updates[0].previous_tag.as_deref(),
@@ -128,7 +125,7 @@ fn previous_tag_falls_back_to_the_short_digest() {
 #[test]
 fn a_target_kept_by_its_policy_says_why_once_per_release() {
     let (dir, target) = repo_with_target("registry.example.com/app:1.2.3", "{semver: '>=2'}");
-    let first = plan(dir.path(), &[&target], &table(&[("1.2.4", 1, "", "")]));
+    let first = plan(&dir.files(), &[&target], &table(&[("1.2.4", 1, "", "")]));
     assert!(first.files.is_empty());
     let [note @ Note::Stays { .. }] = &first.notes[..] else {
         panic!("{:?}", first.notes)
@@ -139,11 +136,11 @@ fn a_target_kept_by_its_policy_says_why_once_per_release() {
         "{shown}"
     );
     // Planned again (a resync) with nothing new: the same note, which the caller logs once.
-    let again = plan(dir.path(), &[&target], &table(&[("1.2.4", 1, "", "")]));
+    let again = plan(&dir.files(), &[&target], &table(&[("1.2.4", 1, "", "")]));
     assert_eq!(again.notes, first.notes);
     // A new release is a new note.
     let newer = plan(
-        dir.path(),
+        &dir.files(),
         &[&target],
         &table(&[("1.2.4", 1, "", ""), ("1.3.0", 2, "", "")]),
     );
@@ -153,7 +150,7 @@ fn a_target_kept_by_its_policy_says_why_once_per_release() {
 #[test]
 fn a_target_never_moved_down_says_why() {
     let (dir, target) = repo_with_target("registry.example.com/app:1.5.0", "{semver: '<2'}");
-    let plan = plan(dir.path(), &[&target], &table(&[("1.2.4", 1, "", "")]));
+    let plan = plan(&dir.files(), &[&target], &table(&[("1.2.4", 1, "", "")]));
     assert!(plan.files.is_empty());
     let shown: Vec<String> = plan.notes.iter().map(Note::to_string).collect();
     assert!(
@@ -168,13 +165,9 @@ const IMAGE: &str = "registry.example.com/app";
 
 /// A repository with `deployment.yaml` running `image`, and a target following ring `testers`
 /// with `extra` lines (format, commitMessage is separate).
-fn repo_with_ring_target(image: &str, extra: &str) -> (tempfile::TempDir, Target) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("deployment.yaml"),
-        format!("spec:\n  containers:\n    - name: app\n      image: {image}\n"),
-    )
-    .unwrap();
+fn repo_with_ring_target(image: &str, extra: &str) -> (TestTree, Target) {
+    let deployment = format!("spec:\n  containers:\n    - name: app\n      image: {image}\n");
+    let dir = TestTree::new(&[("deployment.yaml", &deployment)]);
     let text = format!("apiVersion: pipecd.dev/v1beta1\nkind: ImageWatcher\nspec:\n  commitMessage: \"Deploy {{{{version}}}} to {{{{ring}}}}\"\n  targets:\n    - image: {IMAGE}\n      provider: ferry\n      filePath: deployment.yaml\n      field: spec.containers[0].image\n      ring: testers\n{extra}");
     let file = ImageWatcherFile::parse(&text, ".pipe/w.yaml").unwrap();
     let spec = file.valid_targets().next().expect("a valid target").clone();
@@ -234,7 +227,7 @@ fn a_ring_target_writes_what_the_ring_points_at_with_ring_and_version() {
         rings: listed_rings(),
         ..Known::default()
     };
-    let plan = plan(dir.path(), &[&target], &known);
+    let plan = plan(&dir.files(), &[&target], &known);
     assert!(plan.errors.is_empty(), "{:?}", plan.errors);
     assert!(written(&plan).contains(&format!("image: {IMAGE}:1.3.0\n")));
     let [update] = &plan.updates[..] else {
@@ -263,7 +256,7 @@ fn a_ring_moving_back_is_applied() {
         rings: listed_rings(),
         ..Known::default()
     };
-    let current = plan(dir.path(), &[&target], &known);
+    let current = plan(&dir.files(), &[&target], &known);
     assert!(current.files.is_empty(), "already on 1.3.0: {current:?}");
     assert_eq!(
         current.verdicts[&target.key()],
@@ -275,7 +268,7 @@ fn a_ring_moving_back_is_applied() {
     assert!(known
         .rings
         .record_event(&ring_moved(11, &digest(2), "1.2.0")));
-    let back = plan(dir.path(), &[&target], &known);
+    let back = plan(&dir.files(), &[&target], &known);
     assert!(back.errors.is_empty(), "{:?}", back.errors);
     assert!(written(&back).contains(&format!("image: {IMAGE}:1.2.0\n")));
     assert_eq!(back.updates[0].previous_tag.as_deref(), Some("1.3.0"));
@@ -289,7 +282,7 @@ fn an_emptied_ring_leaves_the_file_as_it_is() {
         ..Known::default()
     };
     assert!(known.rings.record_event(&ring_moved(11, "", "")));
-    let plan = plan(dir.path(), &[&target], &known);
+    let plan = plan(&dir.files(), &[&target], &known);
     assert!(plan.files.is_empty() && plan.errors.is_empty(), "{plan:?}");
     // No verdict: the report keeps what the file held.
     assert!(plan.verdicts.is_empty(), "{:?}", plan.verdicts);
@@ -308,7 +301,7 @@ fn tag_moves_never_move_a_ring_target() {
     // A newer tag of the image than the ring's: a tag target would move, the ring target not.
     let mut known = table(&[("9.9.9", 20, "", "")]);
     known.rings = listed_rings();
-    let plan = plan(dir.path(), &[&target], &known);
+    let plan = plan(&dir.files(), &[&target], &known);
     assert!(plan.files.is_empty(), "{plan:?}");
     assert_eq!(
         plan.verdicts[&target.key()],
@@ -319,11 +312,11 @@ fn tag_moves_never_move_a_ring_target() {
     );
     // And a ring target with no ring pointers writes nothing, whatever the tags say.
     let tags_only = table(&[("9.9.9", 20, "", "")]);
-    assert!(plan_files_empty(dir.path(), &target, &tags_only));
+    assert!(plan_files_empty(&dir.files(), &target, &tags_only));
 }
 
-fn plan_files_empty(root: &Path, target: &Target, known: &Known) -> bool {
-    plan(root, &[target], known).files.is_empty()
+fn plan_files_empty(tip: &TreeFiles<'_>, target: &Target, known: &Known) -> bool {
+    plan(tip, &[target], known).files.is_empty()
 }
 
 #[test]
@@ -334,7 +327,7 @@ fn a_format_that_writes_a_tag_needs_a_tagged_pointer() {
         ..Known::default()
     };
     assert!(known.rings.record_event(&ring_moved(11, &digest(4), "")));
-    let failed = plan(dir.path(), &[&target], &known);
+    let failed = plan(&dir.files(), &[&target], &known);
     assert!(failed.files.is_empty());
     let Verdict::Failed(why) = &failed.verdicts[&target.key()] else {
         panic!("{:?}", failed.verdicts)
@@ -348,7 +341,7 @@ fn a_format_that_writes_a_tag_needs_a_tagged_pointer() {
     assert!(failed.errors[0].contains(why.as_str()));
     // format: digest writes it.
     let (dir, target) = repo_with_ring_target(&format!("{IMAGE}:1.2.0"), "      format: digest\n");
-    let plan = plan(dir.path(), &[&target], &known);
+    let plan = plan(&dir.files(), &[&target], &known);
     assert!(written(&plan).contains(&format!("image: {IMAGE}@{}\n", digest(4))));
 }
 
@@ -364,12 +357,12 @@ fn a_ring_in_several_pipelines_is_a_target_error_naming_them() {
         ..ring_moved(11, &digest(5), "1.5.0")
     };
     assert!(known.rings.record_event(&other));
-    let failed = plan(dir.path(), &[&target], &known);
+    let failed = plan(&dir.files(), &[&target], &known);
     let Verdict::Failed(why) = &failed.verdicts[&target.key()] else {
         panic!("{:?}", failed.verdicts)
     };
     assert!(why.contains("(outlet, shop)"), "{why}");
     let (dir, target) =
         repo_with_ring_target(&format!("{IMAGE}:1.2.0"), "      pipeline: outlet\n");
-    assert!(written(&plan(dir.path(), &[&target], &known)).contains(":1.5.0\n"));
+    assert!(written(&plan(&dir.files(), &[&target], &known)).contains(":1.5.0\n"));
 }

@@ -6,7 +6,8 @@
 //! - `cursor`: the durable last-applied event seq.
 //! - `errors`: error chains on one line, each cause once.
 //! - `edit`: format-preserving manifest edits (field, kustomize, Helm) that change only the edited scalar.
-//! - `git`: the config-repo clone, confined paths, signed commits and the push/retry loop.
+//! - `git`: the config repo's bare clone, its tip's files read by path, confined paths, signed
+//!   commits built without a work tree, and the push/retry loop.
 //! - `health`: `--metrics-addr`'s responder (`/healthz`, `/readyz`, `/metrics`), and the readiness the loop keeps.
 //! - `metrics`: Prometheus metrics (events, pushes, apply and publish → pushed latency, failing targets).
 //! - `notices`: saying a fact (a passed-over tag, a target kept by its policy) once.

@@ -53,6 +53,9 @@ struct Repo {
     watcher: crate::config::WatcherConfig,
     /// `push.branchTemplate`: names each batch's push branch.
     branch_template: Option<String>,
+    /// The last targets loaded, with the [`targets::scope_id`] they were read at: an idle
+    /// resync whose tip has the same ImageWatcher directories reuses them unread.
+    loaded: Option<(u64, LoadedTargets)>,
 }
 
 /// Everything a session needs, shared between the async loop and blocking git work.
@@ -96,12 +99,29 @@ impl Agent {
                 .with_context(|| format!("syncing {}", repo.ws.remote()));
             self.record_fetch(&repo.watcher.repo_id, &synced);
             synced?;
+            let repo = &mut *repo;
+            let tip = repo
+                .ws
+                .files()
+                .with_context(|| format!("reading {}", repo.ws.remote()))?;
+            let scope = targets::scope_id(&tip, &repo.watcher);
+            let loaded = match (&repo.loaded, scope) {
+                (Some((was, loaded)), Some(now)) if *was == now => loaded.clone(),
+                _ => {
+                    let loaded = targets::load(&tip, &repo.watcher, &self.config);
+                    drop(tip);
+                    if let Some(now) = scope {
+                        repo.loaded = Some((now, loaded.clone()));
+                    }
+                    loaded
+                }
+            };
             let LoadedTargets {
                 targets,
                 errors,
                 skipped,
                 fingerprint: fp,
-            } = targets::load(repo.ws.root(), &repo.watcher, &self.config);
+            } = loaded;
             for e in errors {
                 tracing::warn!(repo = %repo.watcher.repo_id, "{e}");
             }
@@ -317,6 +337,7 @@ pub async fn run(config: AgentConfig, opts: RunOptions) -> anyhow::Result<()> {
             ws,
             watcher: w.clone(),
             branch_template,
+            loaded: None,
         }));
     }
     let agent = Arc::new(Agent {

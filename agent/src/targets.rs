@@ -1,11 +1,12 @@
-//! Loading the watched targets: ImageWatcher files in a repository's work tree, validated, each
-//! with its compiled policy. A bad target is reported and skipped; the others keep working.
+//! Loading the watched targets: ImageWatcher files in the tree of a repository's branch tip,
+//! validated, each with its compiled policy. A bad target is reported and skipped; the others
+//! keep working.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
-use std::path::Path;
 
 use crate::config::{self, AgentConfig, SkippedFile, TargetSpec, WatcherConfig};
+use crate::git::TreeFiles;
 use crate::policy::Policy;
 
 /// One target ready to apply.
@@ -44,7 +45,7 @@ impl Target {
 
 /// The targets of one repository, the problems found, and a fingerprint of the files they came
 /// from (to notice when ImageWatcher files change).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct LoadedTargets {
     /// Usable targets.
     pub targets: Vec<Target>,
@@ -52,15 +53,45 @@ pub struct LoadedTargets {
     pub errors: Vec<String>,
     /// YAML files left out for a kind that looks like a mistake.
     pub skipped: Vec<SkippedFile>,
-    /// Hash of the watcher files' names and contents.
+    /// Hash of the watcher files' names and blob ids (equal ids, equal contents).
     pub fingerprint: u64,
 }
 
-/// Reads every ImageWatcher file `watcher` selects in the work tree at `root`.
-pub fn load(root: &Path, watcher: &WatcherConfig, agent: &AgentConfig) -> LoadedTargets {
+/// An id of everything [`load`] would read for `watcher` in `tip`: the tree ids of the
+/// directories its patterns look in (`.pipe/` by default, else each include's directory).
+/// Equal ids mean equal ImageWatcher files, so an idle resync compares this and reads nothing.
+/// `None` when a directory cannot be looked up (then [`load`] says why).
+pub fn scope_id(tip: &TreeFiles<'_>, watcher: &WatcherConfig) -> Option<u64> {
+    let dirs: Vec<&str> = if watcher.includes.is_empty() {
+        vec![config::DEFAULT_WATCHER_DIR]
+    } else {
+        watcher
+            .includes
+            .iter()
+            .map(|p| p.rsplit_once('/').map_or("", |(dir, _)| dir))
+            .collect()
+    };
+    let mut hasher = DefaultHasher::new();
+    for dir in dirs {
+        let id = if dir.is_empty() || dir == "." {
+            tip.root_id()
+        } else {
+            match tip.entry(dir) {
+                Ok(Some((_, found))) => found.id,
+                Ok(None) => git2::Oid::ZERO_SHA1,
+                Err(_) => return None,
+            }
+        };
+        (dir, id.as_bytes()).hash(&mut hasher);
+    }
+    Some(hasher.finish())
+}
+
+/// Reads every ImageWatcher file `watcher` selects in the tree `tip`.
+pub fn load(tip: &TreeFiles<'_>, watcher: &WatcherConfig, agent: &AgentConfig) -> LoadedTargets {
     let mut out = LoadedTargets::default();
     let mut hasher = DefaultHasher::new();
-    let found = match config::find_watcher_files(root, &watcher.includes, &watcher.excludes) {
+    let found = match config::find_watcher_files(tip, &watcher.includes, &watcher.excludes) {
         Ok(f) => f,
         Err(e) => {
             out.errors.push(e.to_string());
@@ -68,20 +99,26 @@ pub fn load(root: &Path, watcher: &WatcherConfig, agent: &AgentConfig) -> Loaded
         }
     };
     out.skipped = found.skipped;
-    for path in found.files {
-        let rel = path
-            .strip_prefix(root)
-            .unwrap_or(&path)
-            .display()
-            .to_string();
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
+    for rel in found.files {
+        let read = tip
+            .file(&rel)
+            .and_then(|entry| Ok((entry.id, tip.read(&rel)?)));
+        let (id, bytes) = match read {
+            Ok(r) => r,
             Err(e) => {
                 out.errors.push(format!("{rel}: {e}"));
                 continue;
             }
         };
-        (&rel, &text).hash(&mut hasher);
+        (&rel, id.as_bytes()).hash(&mut hasher);
+        let text = match String::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(_) => {
+                out.errors
+                    .push(format!("{rel}: the file is not UTF-8 text"));
+                continue;
+            }
+        };
         let mut file = match config::ImageWatcherFile::parse(&text, &rel) {
             Ok(f) => f,
             Err(e) => {

@@ -4,11 +4,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use common::{identity, pushed, set_file, FILE, V1, V2};
 use ferry_agent::git::{
-    Change, GitError, Oid, Outcome, PushSettings, PushTo, RemoteAuth, SigningKey, Workspace,
+    Change, GitError, Oid, Outcome, PushSettings, PushTo, RemoteAuth, SigningKey, TreeFiles,
+    Workspace,
 };
 use ferry_tests::git::{self as harness, git, GitDaemon};
 use ferry_tests::ssh_signing::SshKey;
@@ -119,12 +120,12 @@ fn for_branch(
     rel: &'static str,
     content: &'static str,
     branch: &'static str,
-) -> impl FnMut(&Path) -> std::io::Result<Option<Change>> {
+) -> impl FnMut(&TreeFiles<'_>) -> std::io::Result<Option<Change>> {
     let mut edit = set_file(rel, content);
-    move |root| {
-        let paths = edit(root)?;
-        Ok((!paths.is_empty()).then(|| Change {
-            paths,
+    move |tip| {
+        let files = edit(tip)?;
+        Ok((!files.is_empty()).then(|| Change {
+            files,
             message: format!("ferry: {branch}"),
             branch: Some(branch.to_string()),
         }))
@@ -328,9 +329,9 @@ done
     let mut calls = 0;
     let mut edit = set_file(FILE, V3);
     let (second, attempts) = pushed(
-        ws.commit_and_push(&identity(), None, "Deploy foo:v3", |root: &Path| {
+        ws.commit_and_push(&identity(), None, "Deploy foo:v3", |tip: &TreeFiles<'_>| {
             calls += 1;
-            edit(root)
+            edit(tip)
         })
         .unwrap_or_else(|e| panic!("{e}\n{}", remote.daemon.log_tail(20))),
     );

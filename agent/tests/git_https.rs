@@ -7,8 +7,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{identity, pushed, set_file, FILE, V1, V2};
-use ferry_agent::git::{GitError, HttpsCredentials, RemoteAuth, Workspace};
+use common::{identity, pushed, set_file, tip_file, FILE, V1, V2};
+use ferry_agent::git::{GitError, HttpsCredentials, RemoteAuth, TreeFiles, Workspace};
 use ferry_tests::git::git;
 use ferry_tests::https_git::{HttpsGitServer, TOKEN, USER};
 use ferry_tests::process::run;
@@ -78,7 +78,7 @@ fn clones_commits_and_pushes_over_https_with_a_token_and_a_private_ca() {
     let dir = remote.dir("agent-clone");
     let mut ws = Workspace::open(&dir, &remote.url, "main", remote.trusting_its_ca())
         .unwrap_or_else(|e| panic!("{e}\n{}", remote.server.log_tail(20)));
-    assert_eq!(std::fs::read_to_string(dir.join(FILE)).unwrap(), V1);
+    assert_eq!(tip_file(&ws, FILE), V1);
     assert!(!ws.remote().contains(TOKEN), "{}", ws.remote());
 
     let (commit, _) = pushed(
@@ -108,7 +108,7 @@ fn clones_commits_and_pushes_over_https_with_a_token_and_a_private_ca() {
 
     let ws = Workspace::open(&dir, &remote.url, "main", remote.trusting_its_ca()).unwrap();
     assert_eq!(ws.head().unwrap().to_string(), human_commit.trim());
-    assert_eq!(std::fs::read_to_string(dir.join("README")).unwrap(), "hi\n");
+    assert_eq!(tip_file(&ws, "README"), "hi\n");
 }
 
 #[test]
@@ -142,9 +142,9 @@ fn wrong_token_is_refused_and_nothing_is_pushed() {
     let mut applied = false;
     let mut set_v2 = set_file(FILE, V2);
     let err = ws
-        .commit_and_push(&identity(), None, "Deploy foo:v2", |root: &Path| {
+        .commit_and_push(&identity(), None, "Deploy foo:v2", |tip: &TreeFiles<'_>| {
             applied = true;
-            set_v2(root)
+            set_v2(tip)
         })
         .unwrap_err();
     assert!(matches!(err, GitError::Fetch { .. }), "{err:?}");

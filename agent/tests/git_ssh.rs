@@ -12,7 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use common::{identity, pushed, set_file, FILE, V1, V2};
+use common::{identity, pushed, set_file, tip_file, FILE, V1, V2};
 use ferry_agent::git::{GitError, RemoteAuth, Workspace};
 use ferry_tests::git::{self as harness, git};
 use ferry_tests::ssh_signing::SshKey;
@@ -85,7 +85,7 @@ fn clones_fetches_and_pushes_over_ssh_with_the_key_file() {
         .open()
         .unwrap_or_else(|e| panic!("{e}\n{}", remote.server.log_tail(20)));
     assert_eq!(ws.head().unwrap().to_string(), remote.main_tip());
-    assert_eq!(std::fs::read_to_string(ws.root().join(FILE)).unwrap(), V1);
+    assert_eq!(tip_file(&ws, FILE), V1);
     let login = format!("Accepted publickey for {}", remote.server.user());
     assert!(
         remote.server.log().contains(&login),

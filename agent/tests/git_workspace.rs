@@ -5,9 +5,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{identity, pushed, set_file, FILE, V1, V2};
+use common::{identity, pushed, set_file, tip_file, FILE, V1, V2};
 use ferry_agent::git::{
-    ConfinementRule, GitError, Oid, Outcome, RemoteAuth, SigningKey, Workspace,
+    ConfinementRule, Files, GitError, Oid, Outcome, RemoteAuth, SigningKey, TreeFiles, Workspace,
 };
 use ferry_tests::git::{self as harness, git, GitDaemon};
 use ferry_tests::gpg::GpgKey;
@@ -183,16 +183,26 @@ fn lost_race_reapplies_on_the_new_tip_and_resigns() {
     let mut human = None;
     let mut edit = set_file(FILE, V2);
     let outcome = ws
-        .commit_and_push(&identity(), Some(&key), "Deploy foo:v2", |root: &Path| {
-            calls += 1;
-            if calls == 1 {
-                human = Some(
-                    harness::commit_file_and_push(&remote.url, "README", "edited\n", "human edit")
+        .commit_and_push(
+            &identity(),
+            Some(&key),
+            "Deploy foo:v2",
+            |tip: &TreeFiles<'_>| {
+                calls += 1;
+                if calls == 1 {
+                    human = Some(
+                        harness::commit_file_and_push(
+                            &remote.url,
+                            "README",
+                            "edited\n",
+                            "human edit",
+                        )
                         .unwrap(),
-                );
-            }
-            edit(root)
-        })
+                    );
+                }
+                edit(tip)
+            },
+        )
         .unwrap();
     let (commit, attempts) = pushed(outcome);
     assert_eq!((attempts, calls), (2, 2));
@@ -293,9 +303,9 @@ fn refusal_by_a_hook_is_an_error_not_a_retry() {
     let mut calls = 0;
     let mut edit = set_file(FILE, V2);
     let err = ws
-        .commit_and_push(&identity(), None, "Deploy foo:v2", |root: &Path| {
+        .commit_and_push(&identity(), None, "Deploy foo:v2", |tip: &TreeFiles<'_>| {
             calls += 1;
-            edit(root)
+            edit(tip)
         })
         .unwrap_err();
     assert_eq!(calls, 1, "a refusal must not be retried");
@@ -317,8 +327,8 @@ fn no_change_makes_no_commit() {
     assert_eq!(outcome, Outcome::NoChange);
     // An edit that names a file but rewrites the same bytes is no change either.
     let outcome = ws
-        .commit_and_push(&identity(), None, "nothing", |root: &Path| {
-            std::fs::write(root.join(FILE), V1).map(|()| vec![FILE.to_string()])
+        .commit_and_push(&identity(), None, "nothing", |_: &TreeFiles<'_>| {
+            Ok::<_, std::io::Error>(Files::from([(FILE.to_string(), Some(V1.into()))]))
         })
         .unwrap();
     assert_eq!(outcome, Outcome::NoChange);
@@ -330,13 +340,18 @@ fn no_change_makes_no_commit() {
 }
 
 #[test]
-fn confined_path_keeps_config_paths_inside_the_repository() {
+fn paths_are_confined_to_the_regular_files_of_the_tree() {
     let remote = Remote::start();
-    let ws = remote.workspace();
-    let outside = tempfile::tempdir().unwrap();
-    std::os::unix::fs::symlink(outside.path(), ws.root().join("apps/escape")).unwrap();
+    harness::commit_change_and_push(&remote.url, "links", |work| {
+        std::os::unix::fs::symlink("/tmp", work.join("apps/escape"))?;
+        std::os::unix::fs::symlink("foo/deployment.yaml", work.join("apps/link.yaml"))
+    })
+    .unwrap();
+    let mut ws = remote.workspace();
+    let before = ws.head().unwrap();
+    let tip = ws.files().unwrap();
 
-    let refused = |rel: &str| match ws.confined_path(rel) {
+    let refused = |rel: &str| match tip.read(rel) {
         Err(err @ GitError::Confinement { .. }) => {
             assert!(err.to_string().contains(&format!("{rel:?}")), "{err}");
             match err {
@@ -350,30 +365,50 @@ fn confined_path_keeps_config_paths_inside_the_repository() {
     assert_eq!(refused("a/../../x"), ConfinementRule::ParentDir);
     assert_eq!(refused("/etc/passwd"), ConfinementRule::Absolute);
     assert_eq!(refused(".git/config"), ConfinementRule::GitDir);
+    // A symlink entry (mode 120000) anywhere on the path, wherever it points.
     assert_eq!(
         refused("apps/escape/deployment.yaml"),
-        ConfinementRule::SymlinkEscapes {
+        ConfinementRule::Symlink {
             link: "apps/escape".into()
         }
     );
-    let err = ws
-        .confined_path("apps/escape/x.yaml")
-        .unwrap_err()
-        .to_string();
+    assert_eq!(
+        refused("apps/link.yaml"),
+        ConfinementRule::Symlink {
+            link: "apps/link.yaml".into()
+        }
+    );
+    let err = tip.read("apps/escape/x.yaml").unwrap_err().to_string();
     assert!(
-        err.contains("symlink") && err.contains("outside the repository"),
+        err.contains("symlink") && err.contains("regular files"),
         "{err}"
     );
+    assert_eq!(tip.read(FILE).unwrap(), V1.as_bytes());
+    assert_eq!(tip.read("./README").unwrap(), b"hi\n");
+    drop(tip);
 
-    assert_eq!(ws.confined_path(FILE).unwrap(), ws.root().join(FILE));
-    assert_eq!(
-        ws.confined_path("apps/foo/new.yaml").unwrap(),
-        ws.root().join("apps/foo/new.yaml")
+    // Writing through a link is refused the same way, and nothing is committed.
+    let err = ws
+        .commit_and_push(&identity(), None, "through a link", |_: &TreeFiles<'_>| {
+            Ok::<_, std::io::Error>(Files::from([(
+                "apps/link.yaml".to_string(),
+                Some(V2.into()),
+            )]))
+        })
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            GitError::Confinement {
+                rule: ConfinementRule::Symlink { .. },
+                ..
+            }
+        ),
+        "{err:?}"
     );
-    assert_eq!(
-        ws.confined_path("./README").unwrap(),
-        ws.root().join("README")
-    );
+    assert_eq!(ws.head().unwrap(), before);
+    let fresh = remote.fresh_clone();
+    assert_eq!(harness::log(&fresh.path().join("c")).unwrap().len(), 2);
 }
 
 #[test]
@@ -385,10 +420,11 @@ fn file_url_remote_commits_unsigned_and_reopens() {
     let mut ws = Workspace::open(&dir, &url, "main", RemoteAuth::default()).unwrap();
 
     let (commit, _) = pushed(
-        ws.commit_and_push(&identity(), None, "Deploy foo:v2", |root: &Path| {
-            std::fs::write(root.join(FILE), V2)?;
-            std::fs::remove_file(root.join("README"))?;
-            Ok::<_, std::io::Error>(vec![FILE.to_string(), "README".to_string()])
+        ws.commit_and_push(&identity(), None, "Deploy foo:v2", |_: &TreeFiles<'_>| {
+            Ok::<_, std::io::Error>(Files::from([
+                (FILE.to_string(), Some(V2.into())),
+                ("README".to_string(), None),
+            ]))
         })
         .unwrap(),
     );
@@ -404,16 +440,34 @@ fn file_url_remote_commits_unsigned_and_reopens() {
     drop(ws);
 
     // Reopening the same directory fetches what others pushed meanwhile; a plain path works
-    // as the remote too, and local junk is discarded.
+    // as the remote too. The clone is bare: no work tree to check out or clean.
     let human = harness::commit_file_and_push(&remote.url, "README", "back\n", "restore").unwrap();
-    std::fs::write(dir.join("junk.txt"), "left over").unwrap();
     let ws = Workspace::open(&dir, &bare.to_string_lossy(), "main", RemoteAuth::default()).unwrap();
     assert_eq!(ws.head().unwrap().to_string(), human);
-    assert_eq!(
-        std::fs::read_to_string(dir.join("README")).unwrap(),
-        "back\n"
+    assert_eq!(tip_file(&ws, "README"), "back\n");
+    assert!(!dir.join("README").exists() && !dir.join("index").exists());
+}
+
+// The clone became bare (issue 13): a work-tree clone an older agent left in the state
+// directory is replaced by a bare one, and the agent carries on from the remote tip.
+#[test]
+fn a_work_tree_clone_from_an_older_agent_is_replaced_by_a_bare_one() {
+    let remote = Remote::start();
+    harness::clone(&remote.url, &remote.clone_dir()).unwrap();
+    std::fs::write(remote.clone_dir().join("junk.txt"), "left over").unwrap();
+    let mut ws = remote.workspace();
+    assert!(!remote.clone_dir().join(".git").exists());
+    assert!(!remote.clone_dir().join("junk.txt").exists());
+    assert_eq!(tip_file(&ws, FILE), V1);
+    let (commit, _) = pushed(
+        ws.commit_and_push(&identity(), None, "Deploy foo:v2", set_file(FILE, V2))
+            .unwrap(),
     );
-    assert!(!dir.join("junk.txt").exists());
+    assert_landed(
+        &remote.fresh_clone().path().join("c"),
+        commit,
+        "Deploy foo:v2",
+    );
 }
 
 #[test]
@@ -452,7 +506,7 @@ fn open_refuses_foreign_directories_and_missing_branches() {
 fn locks_left_by_a_killed_agent_do_not_stop_the_next_one() {
     let remote = Remote::start();
     drop(remote.workspace());
-    let git_dir = remote.clone_dir().join(".git");
+    let git_dir = remote.clone_dir();
     std::fs::write(git_dir.join("index.lock"), "").unwrap();
     std::fs::write(git_dir.join("refs/heads/main.lock"), "").unwrap();
     let mut ws = remote.workspace();

@@ -12,6 +12,7 @@
 //! - [`promote`]: scenario 8, `Promote` → commits of 10 agents following the ring.
 //! - [`dashboard`]: scenario 9, the dashboard's pages with 1,000 images × 100 tags.
 //! - [`notify`]: scenario 10, publish latency with a hanging webhook receiver vs none.
+//! - [`monorepo`]: scenario 11, the agent on config repos of 1,000 to 100,000 files.
 //! - [`wrk`], [`ceiling`], [`stats`], [`origin_push`], [`report`]: the tools they share.
 
 mod catchup;
@@ -19,8 +20,9 @@ mod ceiling;
 mod dashboard;
 mod end_to_end;
 mod fanout;
-mod notify;
 mod metrics_cost;
+mod monorepo;
+mod notify;
 mod origin_push;
 mod promote;
 mod publish;
@@ -75,6 +77,9 @@ enum Command {
     /// Scenario 10: publish latency with no `--notify-url`, an answering receiver and a hanging
     /// one, in the same run.
     Notify(notify::Options),
+    /// Scenario 11: config repos of 1,000, 20,000 and 100,000 files; agent start-up against
+    /// `git clone --bare`, publish → pushed for 1 and 200 targets against the git CLI, RSS.
+    Monorepo(monorepo::Options),
     /// Every scenario with its default options.
     All,
     /// (internal) Serve a constant manifest: the ceiling for this machine.
@@ -115,6 +120,7 @@ fn main() -> anyhow::Result<()> {
         Command::Promote(o) => scenario("promote", || promote::run(&o)),
         Command::Dashboard(o) => scenario("dashboard", || dashboard::run(&o)),
         Command::Notify(o) => scenario("notify", || notify::run(&o)),
+        Command::Monorepo(o) => scenario("monorepo", || monorepo::run(&o)),
         Command::All => {
             let started = Instant::now();
             scenario("registry", || registry::run(&defaults()))?;
@@ -127,6 +133,7 @@ fn main() -> anyhow::Result<()> {
             scenario("promote", || promote::run(&defaults()))?;
             scenario("dashboard", || dashboard::run(&defaults()))?;
             scenario("notify", || notify::run(&defaults()))?;
+            scenario("monorepo", || monorepo::run(&defaults()))?;
             eprintln!(
                 "all scenarios: {:.1} min",
                 started.elapsed().as_secs_f64() / 60.0

@@ -51,7 +51,7 @@ fn benchmarks_md() -> PathBuf {
 }
 
 /// The scenarios in the order their sections appear in BENCHMARKS.md.
-const ORDER: [&str; 9] = [
+const ORDER: [&str; 11] = [
     "registry",
     "publish",
     "fanout",
@@ -61,6 +61,8 @@ const ORDER: [&str; 9] = [
     "status",
     "promote",
     "dashboard",
+    "notify",
+    "monorepo",
 ];
 
 fn markers(name: &str) -> (String, String) {

@@ -427,6 +427,11 @@ impl FerryAgent {
         self.spawn_with(args, rust_log);
     }
 
+    /// The agent's process id (for `/proc` and profilers).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("agent running").id()
+    }
+
     /// The agent's `--state-dir` (its clones and `cursor-<provider>` files).
     pub fn state_dir(&self) -> &Path {
         &self.state_dir

@@ -251,6 +251,22 @@ pub fn commit_file_and_push(url: &str, path: &str, content: &str, message: &str)
     Ok(git(work.path(), &["rev-parse", "HEAD"])?.trim().to_string())
 }
 
+/// Clones `url`, lets `change` edit the work tree (make a symlink, rename or delete files),
+/// commits everything with `message` and pushes, as a human would. Returns the new commit.
+pub fn commit_change_and_push(
+    url: &str,
+    message: &str,
+    change: impl FnOnce(&Path) -> std::io::Result<()>,
+) -> Result<String> {
+    let work = tempfile::tempdir()?;
+    clone(url, work.path())?;
+    change(work.path())?;
+    git(work.path(), &["add", "-A"])?;
+    git(work.path(), &["commit", "-m", message])?;
+    git(work.path(), &["push", "--quiet", "origin", "HEAD"])?;
+    Ok(git(work.path(), &["rev-parse", "HEAD"])?.trim().to_string())
+}
+
 /// A `hook` (pre-receive or post-receive) in the bare repository that holds a push until the
 /// test lets it go, so the agent can be killed or stopped while its push is in flight.
 pub struct HeldHook {

@@ -2,6 +2,7 @@
 //!
 //! Every helper drives a real peer on loopback, never a mock (README, "Testing"):
 //!
+//! - [`agent_stack`]: server + git daemon + one config repo, for the agent's end-to-end tests.
 //! - [`ferry`]: the ferry binaries under test (server on free ports, `ferry publish`).
 //! - [`ports`]: free loopback ports and waiting for a listener.
 //! - [`http`]: a tiny HTTP/1.1 GET over `std::net`, enough for readiness probes.
@@ -30,6 +31,7 @@
 //! A missing tool is a failure with install instructions, never a skip
 //! ([`process::require_tool`]).
 
+pub mod agent_stack;
 pub mod browser;
 pub mod certs;
 pub mod ferry;
@@ -41,8 +43,8 @@ pub mod oci;
 pub mod origin;
 pub mod ports;
 pub mod process;
-pub mod receiver;
 pub mod prometheus;
+pub mod receiver;
 pub mod releases;
 pub mod skopeo;
 pub mod ssh_signing;

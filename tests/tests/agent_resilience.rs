@@ -3,118 +3,10 @@
 
 use std::time::Duration;
 
-use ferry_tests::ferry::{agent_config, binary, wait_until, FerryAgent, FerryServer};
-use ferry_tests::git::{self, GitDaemon, HeldHook};
-use ferry_tests::oci::{ImageSpec, OciLayout};
-use ferry_tests::process::{require_tool, run};
-
-const WAIT: Duration = Duration::from_secs(20);
-
-/// A deployment whose container image is `image:tag`.
-fn deployment(image: &str, tag: &str) -> String {
-    format!("apiVersion: apps/v1\nkind: Deployment\nspec:\n  template:\n    spec:\n      containers:\n        - name: app\n          image: {image}:{tag}   # managed by ferry\n")
-}
-
-/// One ImageWatcher target on a deployment file.
-fn target(image: &str, file: &str) -> String {
-    format!("    - image: {image}\n      provider: ferry\n      filePath: {file}\n      field: spec.template.spec.containers[0].image\n")
-}
-
-fn watcher(targets: &[String]) -> String {
-    format!(
-        "apiVersion: pipecd.dev/v1beta1\nkind: ImageWatcher\nspec:\n  targets:\n{}",
-        targets.concat()
-    )
-}
-
-/// ferry-server, a git daemon with one config repo, and OCI layouts to publish from.
-struct Stack {
-    tmp: tempfile::TempDir,
-    server: FerryServer,
-    daemon: GitDaemon,
-    url: String,
-    layout: OciLayout,
-}
-
-impl Stack {
-    fn new(files: &[(&str, String)]) -> Stack {
-        require_tool("git");
-        let tmp = tempfile::tempdir().unwrap();
-        let server = FerryServer::start();
-        let daemon = GitDaemon::start(tmp.path().join("git"));
-        let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (*p, c.as_str())).collect();
-        let url = daemon.init_bare_repo_with_files("config", &files);
-        // A force push would be refused outright, so "every update landed" also means "no force".
-        git::git(
-            &daemon.repo_path("config"),
-            &["config", "receive.denyNonFastForwards", "true"],
-        )
-        .unwrap();
-        let layout = OciLayout::new(tmp.path().join("images"));
-        Stack {
-            tmp,
-            server,
-            daemon,
-            url,
-            layout,
-        }
-    }
-
-    fn agent(&self, includes: &[&str]) -> FerryAgent {
-        let agent = FerryAgent::start(&agent_config(&self.server, &self.url, None, includes), &[]);
-        assert!(
-            agent.wait_for_log("connected", 1, WAIT),
-            "agent never connected:\n{}",
-            agent.log()
-        );
-        agent
-    }
-
-    /// Publishes a fresh image as `image:tag`.
-    fn release(&mut self, image: &str, tag: &str) -> String {
-        let desc = self.layout.add_image(ImageSpec::default());
-        let ref_name = format!("{}-{tag}", image.replace(['/', '.', ':'], "-"));
-        self.layout.tag(&desc, &ref_name);
-        self.server.publish_ok(&[
-            &self.layout.reference(&ref_name),
-            "--image",
-            image,
-            "--tag",
-            tag,
-        ])
-    }
-
-    fn bare(&self) -> std::path::PathBuf {
-        self.daemon.repo_path("config")
-    }
-
-    /// A file's content on the remote's `main`.
-    fn remote_file(&self, path: &str) -> String {
-        git::git(&self.bare(), &["show", &format!("main:{path}")]).unwrap_or_default()
-    }
-
-    /// Commit subjects on the remote's `main`, newest first.
-    fn remote_log(&self, paths: &[&str]) -> Vec<String> {
-        let mut args = vec!["log", "--format=%s", "main", "--"];
-        args.extend(paths);
-        git::git(&self.bare(), &args)
-            .unwrap()
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-
-    fn wait_for_file(&self, path: &str, wanted: &str, agents: &[&FerryAgent]) {
-        let ok = wait_until(WAIT, || self.remote_file(path) == wanted);
-        let logs: Vec<String> = agents.iter().map(|a| a.log()).collect();
-        assert!(
-            ok,
-            "{path} never became:\n{wanted}\nit is:\n{}\nagent logs:\n{}",
-            self.remote_file(path),
-            logs.join("\n-----\n")
-        );
-    }
-}
+use ferry_tests::agent_stack::{deployment, target, watcher, Stack, WAIT};
+use ferry_tests::ferry::{agent_config, binary, wait_until, FerryAgent};
+use ferry_tests::git::{self, HeldHook};
+use ferry_tests::process::run;
 
 /// Waits for the outcome of a freshly started agent's start-up reconcile (its log starts
 /// afresh on each start) and fails unless it was "nothing to change": no commit was pushed.
@@ -373,16 +265,6 @@ fn a_target_added_to_an_imagewatcher_file_is_reconciled_without_a_new_release() 
         "{}",
         agent.log()
     );
-}
-
-impl Stack {
-    /// The commit the remote's `main` points at.
-    fn remote_main(&self) -> String {
-        git::git(&self.bare(), &["rev-parse", "main"])
-            .unwrap()
-            .trim()
-            .to_string()
-    }
 }
 
 #[test]

@@ -9,15 +9,18 @@
 //! A YAML file left out for its kind is reported back ([`SkippedFile`]) unless its kind is one
 //! PipeCD keeps under `.pipe/` ([`PIPECD_KINDS`]): `kind: ImageWatch` or a missing `kind` is a
 //! mistake the user should hear about, while `kind: KubernetesApp` is simply not ours.
+//!
+//! Files are read from the branch tip's tree ([`TreeFiles`]): only the directories the patterns
+//! name are listed, so discovery costs what `.pipe/` (or the included directories) hold, not
+//! the size of the repository. Symlink entries are never followed.
 
 use std::fmt;
-use std::fs;
-use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use super::error::ConfigError;
 use super::rules::{check_pattern, PIPECD_KINDS, WATCHER_KIND};
+use crate::git::{EntryKind, TreeFiles};
 
 /// Where ImageWatcher files live by default, relative to the repository root.
 pub const DEFAULT_WATCHER_DIR: &str = ".pipe";
@@ -86,8 +89,8 @@ impl fmt::Display for SkippedFile {
 /// What [`find_watcher_files`] found.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct WatcherFiles {
-    /// The ImageWatcher files, as paths under the repository root, sorted, without duplicates.
-    pub files: Vec<PathBuf>,
+    /// The ImageWatcher files, repo-relative, sorted, without duplicates.
+    pub files: Vec<String>,
     /// The YAML files left out for a kind that looks like a mistake, sorted.
     pub skipped: Vec<SkippedFile>,
 }
@@ -104,15 +107,16 @@ enum FileKind {
     Other(Option<String>),
 }
 
-fn file_kind(path: &Path) -> Result<FileKind, ConfigError> {
+fn file_kind(tip: &TreeFiles<'_>, rel: &str) -> Result<FileKind, ConfigError> {
     #[derive(Deserialize)]
     struct Kind {
         kind: Option<String>,
     }
-    let text = fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        file: path.to_path_buf(),
+    let bytes = tip.read(rel).map_err(|source| ConfigError::Tree {
+        file: rel.to_string(),
         source,
     })?;
+    let text = String::from_utf8_lossy(&bytes);
     Ok(match serde_saphyr::from_str::<Kind>(&text) {
         Ok(Kind { kind: Some(k) }) if k == WATCHER_KIND => FileKind::Watcher,
         Ok(Kind { kind: Some(k) }) if PIPECD_KINDS.contains(&k.as_str()) => FileKind::NotOurs,
@@ -129,9 +133,9 @@ struct Found {
     skipped: Vec<SkippedFile>,
 }
 
-/// Sorts `rel` into `found` or `skipped` by the kind of the file at `path`.
-fn classify(path: &Path, rel: String, found: &mut Found) -> Result<(), ConfigError> {
-    match file_kind(path)? {
+/// Sorts `rel` into `found` or `skipped` by the kind of the file.
+fn classify(tip: &TreeFiles<'_>, rel: String, found: &mut Found) -> Result<(), ConfigError> {
+    match file_kind(tip, &rel)? {
         FileKind::Watcher => found.files.push(rel),
         FileKind::NotOurs => {}
         FileKind::Other(kind) => found.skipped.push(SkippedFile { path: rel, kind }),
@@ -139,57 +143,45 @@ fn classify(path: &Path, rel: String, found: &mut Found) -> Result<(), ConfigErr
     Ok(())
 }
 
-fn read_dir_sorted(dir: &Path) -> Result<Vec<fs::DirEntry>, ConfigError> {
-    let read_err = |source| ConfigError::Read {
-        file: dir.to_path_buf(),
+/// The entries of directory `rel` of the tip, sorted by name.
+fn list(tip: &TreeFiles<'_>, rel: &str) -> Result<Vec<(String, EntryKind)>, ConfigError> {
+    tip.list(rel).map_err(|source| ConfigError::Tree {
+        file: rel.to_string(),
         source,
-    };
-    let mut entries = fs::read_dir(dir)
-        .map_err(read_err)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(read_err)?;
-    entries.sort_by_key(|e| e.file_name());
-    Ok(entries)
+    })
 }
 
-/// Collects ImageWatcher YAML files under `dir` (repo-relative `rel`). Symlinks are skipped: a
-/// link could lead out of the repository or loop.
-fn walk(root: &Path, rel: &str, out: &mut Found) -> Result<(), ConfigError> {
-    for entry in read_dir_sorted(&root.join(rel))? {
-        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
-            continue;
-        };
-        let file_type = entry.file_type().map_err(|source| ConfigError::Read {
-            file: entry.path(),
-            source,
-        })?;
+/// Collects ImageWatcher YAML files under directory `rel`. Symlinks are skipped: a link could
+/// lead out of the repository or loop.
+fn walk(tip: &TreeFiles<'_>, rel: &str, out: &mut Found) -> Result<(), ConfigError> {
+    for (name, kind) in list(tip, rel)? {
         let child = format!("{rel}/{name}");
-        if file_type.is_dir() {
-            walk(root, &child, out)?;
-        } else if file_type.is_file() && is_yaml(&name) {
-            classify(&entry.path(), child, out)?;
+        match kind {
+            EntryKind::Dir => walk(tip, &child, out)?,
+            EntryKind::File if is_yaml(&name) => classify(tip, child, out)?,
+            _ => {}
         }
     }
     Ok(())
 }
 
-/// The ImageWatcher files of the repository checked out at `repo_root`, as paths under
-/// `repo_root`, sorted and without duplicates. See the module documentation for the rules.
+/// The ImageWatcher files of the tree `tip`, repo-relative, sorted and without duplicates.
+/// See the module documentation for the rules.
 pub fn watcher_files(
-    repo_root: &Path,
+    tip: &TreeFiles<'_>,
     includes: &[String],
     excludes: &[String],
-) -> Result<Vec<PathBuf>, ConfigError> {
-    find_watcher_files(repo_root, includes, excludes).map(|found| found.files)
+) -> Result<Vec<String>, ConfigError> {
+    find_watcher_files(tip, includes, excludes).map(|found| found.files)
 }
 
 /// Like [`watcher_files`], and also the files left out for a kind that looks like a mistake.
 pub fn find_watcher_files(
-    repo_root: &Path,
+    tip: &TreeFiles<'_>,
     includes: &[String],
     excludes: &[String],
 ) -> Result<WatcherFiles, ConfigError> {
-    let repo = repo_root.display().to_string();
+    let repo = format!("the config repository at {}", tip.commit());
     let checked = |list: &[String], name: &str| -> Result<Vec<String>, ConfigError> {
         list.iter()
             .enumerate()
@@ -204,10 +196,7 @@ pub fn find_watcher_files(
 
     let mut found = Found::default();
     if includes.is_empty() {
-        let dir = repo_root.join(DEFAULT_WATCHER_DIR);
-        if fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
-            walk(repo_root, DEFAULT_WATCHER_DIR, &mut found)?;
-        }
+        walk(tip, DEFAULT_WATCHER_DIR, &mut found)?;
     }
     for (i, pattern) in includes.iter().enumerate() {
         let invalid =
@@ -215,9 +204,9 @@ pub fn find_watcher_files(
         let before = found.files.len();
         let is_glob = pattern.rsplit('/').next().is_some_and(|n| n.contains('*'));
         if is_glob {
-            include_glob(repo_root, pattern, &mut found)?;
+            include_glob(tip, pattern, &mut found)?;
         } else {
-            include_literal(repo_root, pattern, &mut found).map_err(invalid)?;
+            include_literal(tip, pattern, &mut found).map_err(invalid)?;
         }
         if found.files.len() == before {
             let what = if is_glob {
@@ -238,30 +227,22 @@ pub fn find_watcher_files(
     found.skipped.sort_by(|a, b| a.path.cmp(&b.path));
     found.skipped.dedup();
     Ok(WatcherFiles {
-        files: found.files.iter().map(|rel| repo_root.join(rel)).collect(),
+        files: found.files,
         skipped: found.skipped,
     })
 }
 
 /// The files of one directory that a `dir/name-*.yaml` include matches, filtered by kind.
-fn include_glob(repo_root: &Path, pattern: &str, found: &mut Found) -> Result<(), ConfigError> {
+fn include_glob(tip: &TreeFiles<'_>, pattern: &str, found: &mut Found) -> Result<(), ConfigError> {
     let (dir, name) = pattern.rsplit_once('/').unwrap_or(("", pattern));
-    let abs_dir = repo_root.join(dir);
-    if !fs::symlink_metadata(&abs_dir).is_ok_and(|m| m.is_dir()) {
-        return Ok(());
-    }
-    for entry in read_dir_sorted(&abs_dir)? {
-        let Some(file) = entry.file_name().to_str().map(str::to_string) else {
-            continue;
-        };
-        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
-        if is_file && glob_match(name, &file) {
+    for (file, kind) in list(tip, dir)? {
+        if kind == EntryKind::File && glob_match(name, &file) {
             let rel = if dir.is_empty() {
                 file
             } else {
                 format!("{dir}/{file}")
             };
-            classify(&entry.path(), rel, found)?;
+            classify(tip, rel, found)?;
         }
     }
     Ok(())
@@ -269,24 +250,17 @@ fn include_glob(repo_root: &Path, pattern: &str, found: &mut Found) -> Result<()
 
 /// A literal include, taken whatever its kind; a missing file adds nothing (the caller says
 /// so). The error is the message for the include's field.
-fn include_literal(repo_root: &Path, pattern: &str, found: &mut Found) -> Result<(), String> {
-    let abs = repo_root.join(pattern);
-    match fs::symlink_metadata(&abs) {
-        Ok(m) if m.is_file() => found.files.push(pattern.to_string()),
-        Ok(m) if m.file_type().is_symlink() => {
-            let inside = match (abs.canonicalize(), repo_root.canonicalize()) {
-                (Ok(target), Ok(root)) => target.starts_with(root) && target.is_file(),
-                _ => false,
-            };
-            if !inside {
-                return Err(format!(
-                    "{pattern:?} is a symlink that does not lead to a file inside the repository"
-                ));
-            }
-            found.files.push(pattern.to_string());
+fn include_literal(tip: &TreeFiles<'_>, pattern: &str, found: &mut Found) -> Result<(), String> {
+    match tip.entry(pattern).map_err(|e| e.to_string())? {
+        Some((EntryKind::File, _)) => found.files.push(pattern.to_string()),
+        Some((EntryKind::Symlink, _)) => {
+            return Err(format!(
+                "{pattern:?} is a symlink; ferry reads only regular files of the repository, \
+                 so include the file it points to"
+            ))
         }
-        Ok(_) => return Err(format!("{pattern:?} is not a file")),
-        Err(_) => {}
+        Some(_) => return Err(format!("{pattern:?} is not a file")),
+        None => {}
     }
     Ok(())
 }
@@ -294,32 +268,15 @@ fn include_literal(repo_root: &Path, pattern: &str, found: &mut Found) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::git::testing::TestTree;
 
     const WATCHER: &str =
         "apiVersion: pipecd.dev/v1beta1\nkind: ImageWatcher\nspec:\n  targets: []\n";
     const APP: &str = "apiVersion: pipecd.dev/v1beta1\nkind: KubernetesApp\nspec: {}\n";
 
-    fn repo(files: &[(&str, &str)]) -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        for (path, text) in files {
-            let p = dir.path().join(path);
-            fs::create_dir_all(p.parent().unwrap()).unwrap();
-            fs::write(p, text).unwrap();
-        }
-        dir
-    }
-
-    fn rel(root: &Path, paths: Vec<PathBuf>) -> Vec<String> {
-        paths
-            .iter()
-            .map(|p| {
-                p.strip_prefix(root)
-                    .unwrap()
-                    .to_str()
-                    .unwrap()
-                    .replace('\\', "/")
-            })
-            .collect()
+    /// A real git tree with `files` (a content `->x` is a symlink to `x`).
+    fn repo(files: &[(&str, &str)]) -> TestTree {
+        TestTree::new(files)
     }
 
     fn strings(v: &[&str]) -> Vec<String> {
@@ -350,7 +307,7 @@ mod tests {
             (".pipe/broken.yaml", "kind: ImageWatcher\nspec: [\n"),
             ("elsewhere/imagewatcher.yaml", WATCHER),
         ]);
-        let got = rel(dir.path(), watcher_files(dir.path(), &[], &[]).unwrap());
+        let got = watcher_files(&dir.files(), &[], &[]).unwrap();
         assert_eq!(
             got,
             [
@@ -380,8 +337,8 @@ mod tests {
             (".pipe/excluded.yaml", "kind: Imagewatcher\n"),
         ]);
         let found =
-            find_watcher_files(dir.path(), &[], &strings(&[".pipe/excluded.yaml"])).unwrap();
-        assert_eq!(rel(dir.path(), found.files), [".pipe/imagewatcher.yaml"]);
+            find_watcher_files(&dir.files(), &[], &strings(&[".pipe/excluded.yaml"])).unwrap();
+        assert_eq!(found.files, [".pipe/imagewatcher.yaml"]);
         assert_eq!(
             found.skipped,
             [
@@ -405,7 +362,7 @@ mod tests {
         assert!(found.skipped[0].to_string().contains("has no kind"));
 
         // A glob include filters by kind the same way, and says so.
-        let found = find_watcher_files(dir.path(), &strings(&[".pipe/*.yaml"]), &[]).unwrap();
+        let found = find_watcher_files(&dir.files(), &strings(&[".pipe/*.yaml"]), &[]).unwrap();
         let skipped: Vec<&str> = found.skipped.iter().map(|s| s.path.as_str()).collect();
         assert_eq!(
             skipped,
@@ -420,7 +377,7 @@ mod tests {
     #[test]
     fn no_pipe_directory_means_no_files() {
         let dir = repo(&[("a.yaml", WATCHER)]);
-        assert!(watcher_files(dir.path(), &[], &[]).unwrap().is_empty());
+        assert!(watcher_files(&dir.files(), &[], &[]).unwrap().is_empty());
     }
 
     #[test]
@@ -432,24 +389,29 @@ mod tests {
             ("team/watch.yaml", WATCHER),
         ]);
         let got = watcher_files(
-            dir.path(),
+            &dir.files(),
             &strings(&[".pipe/imagewatcher-*.yaml", "./team/watch.yaml"]),
             &strings(&[".pipe/*-dev.yaml"]),
         )
         .unwrap();
-        assert_eq!(
-            rel(dir.path(), got),
-            [".pipe/imagewatcher-prod.yaml", "team/watch.yaml"]
-        );
+        assert_eq!(got, [".pipe/imagewatcher-prod.yaml", "team/watch.yaml"]);
 
         // A literal include is taken whatever its kind, so its parse can say what is wrong.
-        let got =
-            watcher_files(dir.path(), &strings(&[".pipe/imagewatcher-app.yaml"]), &[]).unwrap();
-        assert_eq!(rel(dir.path(), got), [".pipe/imagewatcher-app.yaml"]);
+        let got = watcher_files(
+            &dir.files(),
+            &strings(&[".pipe/imagewatcher-app.yaml"]),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(got, [".pipe/imagewatcher-app.yaml"]);
 
-        let got =
-            watcher_files(dir.path(), &[], &strings(&[".pipe/imagewatcher-prod.yaml"])).unwrap();
-        assert_eq!(rel(dir.path(), got), [".pipe/imagewatcher-dev.yaml"]);
+        let got = watcher_files(
+            &dir.files(),
+            &[],
+            &strings(&[".pipe/imagewatcher-prod.yaml"]),
+        )
+        .unwrap();
+        assert_eq!(got, [".pipe/imagewatcher-dev.yaml"]);
     }
 
     #[test]
@@ -458,8 +420,12 @@ mod tests {
             (".pipe/imagewatcher.yaml", WATCHER),
             (".pipe/app.yaml", APP),
         ]);
-        let err = watcher_files(dir.path(), &strings(&[".pipe/imagewatcher-prdo.yaml"]), &[])
-            .unwrap_err();
+        let err = watcher_files(
+            &dir.files(),
+            &strings(&[".pipe/imagewatcher-prdo.yaml"]),
+            &[],
+        )
+        .unwrap_err();
         assert_eq!(err.field(), "includes[0]");
         assert!(
             err.to_string()
@@ -467,7 +433,7 @@ mod tests {
             "{err}"
         );
         let err = watcher_files(
-            dir.path(),
+            &dir.files(),
             &strings(&[".pipe/imagewatcher.yaml", ".pipe/app*.yaml"]),
             &[],
         )
@@ -477,7 +443,7 @@ mod tests {
             err.to_string().contains("matches no ImageWatcher file"),
             "{err}"
         );
-        let err = watcher_files(dir.path(), &strings(&[".pipe"]), &[]).unwrap_err();
+        let err = watcher_files(&dir.files(), &strings(&[".pipe"]), &[]).unwrap_err();
         assert!(err.to_string().contains("is not a file"), "{err}");
     }
 
@@ -485,28 +451,25 @@ mod tests {
     fn include_outside_the_repository_is_refused() {
         let dir = repo(&[(".pipe/imagewatcher.yaml", WATCHER)]);
         for bad in ["../x.yaml", "/etc/passwd"] {
-            let err = watcher_files(dir.path(), &strings(&[bad]), &[]).unwrap_err();
+            let err = watcher_files(&dir.files(), &strings(&[bad]), &[]).unwrap_err();
             assert_eq!(err.field(), "includes[0]");
             assert!(err.to_string().contains(bad), "{err}");
         }
-        let err = watcher_files(dir.path(), &[], &strings(&["../x.yaml"])).unwrap_err();
+        let err = watcher_files(&dir.files(), &[], &strings(&["../x.yaml"])).unwrap_err();
         assert_eq!(err.field(), "excludes[0]");
     }
 
-    #[cfg(unix)]
     #[test]
     fn symlinks_do_not_lead_out_of_the_repository() {
-        let outside = repo(&[("w.yaml", WATCHER)]);
-        let dir = repo(&[(".pipe/imagewatcher.yaml", WATCHER)]);
-        std::os::unix::fs::symlink(
-            outside.path().join("w.yaml"),
-            dir.path().join(".pipe/link.yaml"),
-        )
-        .unwrap();
-        std::os::unix::fs::symlink(outside.path(), dir.path().join(".pipe/linkdir")).unwrap();
-        let got = watcher_files(dir.path(), &[], &[]).unwrap();
-        assert_eq!(rel(dir.path(), got), [".pipe/imagewatcher.yaml"]);
-        let err = watcher_files(dir.path(), &strings(&[".pipe/link.yaml"]), &[]).unwrap_err();
+        let dir = repo(&[
+            (".pipe/imagewatcher.yaml", WATCHER),
+            (".pipe/link.yaml", "->/tmp/outside/w.yaml"),
+            (".pipe/linkdir", "->/tmp/outside"),
+            (".pipe/inside.yaml", "->imagewatcher.yaml"),
+        ]);
+        let got = watcher_files(&dir.files(), &[], &[]).unwrap();
+        assert_eq!(got, [".pipe/imagewatcher.yaml"]);
+        let err = watcher_files(&dir.files(), &strings(&[".pipe/link.yaml"]), &[]).unwrap_err();
         assert!(err.to_string().contains("symlink"), "{err}");
     }
 }

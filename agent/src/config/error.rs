@@ -20,6 +20,15 @@ pub enum ConfigError {
         /// The I/O error.
         source: io::Error,
     },
+    /// A file or directory of the config repository's tree could not be read (the message
+    /// names the path and the commit).
+    #[error("{source}")]
+    Tree {
+        /// The repo-relative path that failed.
+        file: String,
+        /// What the git layer reported.
+        source: crate::git::GitError,
+    },
     /// The text is not YAML, or does not have the expected shape: an unknown field (a typo would
     /// otherwise silently do nothing), a missing field, or a value of the wrong type.
     #[error("{0}")]
@@ -30,10 +39,11 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    /// The file, field path, position and message, for every variant but [`ConfigError::Read`].
+    /// The file, field path, position and message, for every variant but [`ConfigError::Read`]
+    /// and [`ConfigError::Tree`].
     pub fn diagnostic(&self) -> Option<&Diagnostic> {
         match self {
-            ConfigError::Read { .. } => None,
+            ConfigError::Read { .. } | ConfigError::Tree { .. } => None,
             ConfigError::Yaml(d) | ConfigError::Invalid(d) => Some(d),
         }
     }

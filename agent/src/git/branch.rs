@@ -8,7 +8,7 @@
 //! So the branch always contains the base's latest commits (a human commit on the base between
 //! two releases is in it), and a merge request from it shows only ferry's edits.
 
-use git2::{FileFavor, MergeOptions, Oid};
+use git2::{FileFavor, MergeOptions, Oid, Repository};
 
 use super::error::GitError;
 use super::Workspace;
@@ -58,8 +58,10 @@ impl Workspace {
     /// waiting on the branch is not undone by the next one. Where both touched a file, the
     /// edited base wins: it is the newer truth. A push branch the base already contains (or
     /// whose history the merge cannot reconcile) adds nothing, and `edited` is the tree.
+    /// `repo` is the handle the commit is being built in (it holds `edited`).
     pub(super) fn push_branch_tree(
         &self,
+        repo: &Repository,
         edited: Oid,
         base: Oid,
         tip: Oid,
@@ -68,26 +70,23 @@ impl Workspace {
         if tip == base || self.contains(base, tip)? {
             return Ok(edited);
         }
-        let ancestor = match self.repo.merge_base(tip, base) {
+        let ancestor = match repo.merge_base(tip, base) {
             Ok(a) => a,
             // Unrelated histories: nothing on the push branch can be told from the base.
             Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(edited),
             Err(e) => return Err(local("finding the merge base")(e)),
         };
         let tree_of = |commit: Oid| {
-            self.repo
-                .find_commit(commit)
+            repo.find_commit(commit)
                 .and_then(|c| c.tree())
                 .map_err(local("reading a tree"))
         };
-        let theirs = self
-            .repo
+        let theirs = repo
             .find_tree(edited)
             .map_err(local("reading the edited tree"))?;
         let mut options = MergeOptions::new();
         options.file_favor(FileFavor::Theirs);
-        let mut index = self
-            .repo
+        let mut index = repo
             .merge_trees(&tree_of(ancestor)?, &tree_of(tip)?, &theirs, Some(&options))
             .map_err(local("merging the push branch"))?;
         if index.has_conflicts() {
@@ -99,7 +98,7 @@ impl Workspace {
             return Ok(edited);
         }
         index
-            .write_tree_to(&self.repo)
+            .write_tree_to(repo)
             .map_err(local("writing the merged tree"))
     }
 

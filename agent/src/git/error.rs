@@ -205,7 +205,8 @@ pub enum GitError {
         attempts: u32,
     },
 
-    /// A path from a config file would leave the repository (or reach into `.git`).
+    /// A path from a config file would leave the repository's own files: `..`, absolute, into
+    /// `.git`, through a symlink or a submodule.
     #[error("refusing path {path:?}: {rule}")]
     Confinement {
         /// The path as written in the config.
@@ -214,8 +215,38 @@ pub enum GitError {
         rule: ConfinementRule,
     },
 
+    /// A path names nothing at the branch tip.
+    #[error("{path:?} does not exist at commit {commit} of the branch; fix the path, or restore the file")]
+    NotInTree {
+        /// The path as written in the config.
+        path: String,
+        /// The commit read.
+        commit: String,
+    },
+
+    /// A path names a directory where a file is needed.
+    #[error("{path:?} is a directory at commit {commit} of the branch, not a file")]
+    NotAFile {
+        /// The path as written in the config.
+        path: String,
+        /// The commit read.
+        commit: String,
+    },
+
+    /// An object of the tip's tree could not be read from the clone.
+    #[error("reading {path:?} at commit {commit}: {source}")]
+    TreeRead {
+        /// The path being read.
+        path: String,
+        /// The commit read.
+        commit: String,
+        /// What libgit2 reported.
+        #[source]
+        source: git2::Error,
+    },
+
     /// The edit callback failed; nothing was committed.
-    #[error("editing the work tree: {0}")]
+    #[error("editing the branch tip: {0}")]
     Apply(#[source] ApplyError),
 
     /// The signing key file could not be read.
@@ -275,16 +306,19 @@ pub enum ConfinementRule {
     ParentDir,
     /// The path goes through the repository's `.git` directory.
     GitDir,
-    /// A component of the path (named, repo-relative) is a symlink resolving outside the
-    /// repository.
-    SymlinkEscapes {
+    /// The path is not UTF-8, so no tree entry can match it.
+    NotUtf8,
+    /// An entry on the path (named, repo-relative) is a symlink (mode 120000). The agent reads
+    /// and edits only regular files of the tree, so a link is refused wherever it is and
+    /// whatever it points at: the target must name the file itself.
+    Symlink {
         /// The symlink, repo-relative.
         link: String,
     },
-    /// A component of the path (named, repo-relative) is a symlink whose target does not
-    /// exist, so where it leads cannot be checked.
-    DanglingSymlink {
-        /// The symlink, repo-relative.
+    /// An entry on the path (named, repo-relative) is a submodule: another repository, which
+    /// the agent does not edit.
+    Submodule {
+        /// The submodule, repo-relative.
         link: String,
     },
 }
@@ -302,14 +336,15 @@ impl fmt::Display for ConfinementRule {
             ConfinementRule::GitDir => {
                 f.write_str("paths inside the repository's .git directory are not allowed")
             }
-            ConfinementRule::SymlinkEscapes { link } => write!(
+            ConfinementRule::NotUtf8 => f.write_str("the path is not valid UTF-8"),
+            ConfinementRule::Symlink { link } => write!(
                 f,
-                "{link:?} is a symlink that resolves outside the repository"
+                "{link:?} is a symlink in the repository; ferry edits only regular files, so \
+                 write the path of the file the link points to"
             ),
-            ConfinementRule::DanglingSymlink { link } => write!(
+            ConfinementRule::Submodule { link } => write!(
                 f,
-                "{link:?} is a symlink to a missing target, so it cannot be checked to stay \
-                 inside the repository"
+                "{link:?} is a submodule; ferry edits only files of this repository"
             ),
         }
     }

@@ -1,10 +1,13 @@
-//! The agent's git layer: a local clone of one branch of the config repo, confined paths for
-//! edits, and the commit → sign → push loop that re-applies edits when it loses a race.
+//! The agent's git layer: a bare clone of one branch of the config repo, the files of its tip
+//! read by path, and the commit → sign → push loop that re-applies edits when it loses a race.
 //!
 //! - `auth`: credentials for the remote (SSH key file, URL user/token), the CA file that
 //!   `https://` remotes may need, and URL redaction.
 //! - `host_key`: the SSH host key a server showed, to explain libgit2 refusing it.
-//! - `confine`: repo-relative paths from untrusted config that must stay in the work tree.
+//! - `confine`: the lexical rules for repo-relative paths from untrusted config.
+//! - `tree`: [`TreeFiles`], a commit's files read by path (symlinks and submodules refused).
+//! - `commit`: the new tree (the tip's with only the changed paths replaced), the commit, its
+//!   objects written as one pack.
 //! - `signing`: OpenPGP (rPGP) and SSH (ssh-key) commit signatures.
 //! - `push`: [`Workspace::commit_and_push`], the commit/push/retry loop.
 //! - `branch`: branch mode ([`PushSettings`]): commits for a push branch, never the base.
@@ -12,36 +15,38 @@
 //!
 //! Everything here blocks (libgit2 is synchronous): call it from `spawn_blocking`.
 //!
-//! The remote is the single source of truth. Every sync hard-resets the work tree to the remote
-//! branch tip, and a push that loses a race is never rebased (`Rebase::commit` drops
-//! signatures) nor forced: the edits are applied again on the new tip, signed again, pushed again.
+//! The remote is the single source of truth. The clone is bare: no work tree and no index, so
+//! a sync is a fetch and a ref update, and what a release costs follows what it changes, not
+//! the size of the repository. A push that loses a race is never rebased (`Rebase::commit`
+//! drops signatures) nor forced: the edits are planned again on the new tip, signed again,
+//! pushed again.
 
 mod auth;
 mod branch;
+mod commit;
 mod confine;
 mod error;
 mod host_key;
 mod push;
 mod signing;
+mod tree;
 
 use std::path::{Path, PathBuf};
 
-use git2::build::CheckoutBuilder;
-use git2::{AutotagOption, FetchOptions, Repository, ResetType};
+use git2::{AutotagOption, FetchOptions, Repository};
 
 use host_key::SeenHostKey;
 
 pub use auth::{HttpsCredentials, RemoteAuth};
 pub use branch::{PushSettings, PushTo};
-/// Resolves an untrusted repo-relative path inside a work tree (see [`Workspace::confined_path`]);
-/// for edit callbacks, which get the (canonical) root but not the workspace. `root` must be
-/// canonical.
-pub(crate) use confine::confine as confine_path;
 pub use error::{ApplyError, ConfinementRule, GitError};
 /// Commit ids, as git2 spells them.
 pub use git2::Oid;
-pub use push::{Change, Outcome};
+pub use push::{Change, Files, Outcome};
 pub use signing::SigningKey;
+#[cfg(test)]
+pub(crate) use tree::testing;
+pub use tree::{EntryKind, FileEntry, TreeFiles};
 
 /// Who the agent's commits are by (author and committer alike).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,12 +57,12 @@ pub struct GitIdentity {
     pub email: String,
 }
 
-/// A clone of one branch of a remote, owned by the agent: local changes are thrown away on
-/// every sync.
+/// A bare clone of one branch of a remote, owned by the agent: every sync moves the local
+/// branch to the remote tip, whatever it held.
 pub struct Workspace {
     repo: Repository,
-    /// Canonical path of the work tree.
-    root: PathBuf,
+    /// The clone directory (a bare repository).
+    dir: PathBuf,
     /// The remote URL as configured (may carry a token).
     url: String,
     /// The remote URL safe to print.
@@ -72,7 +77,7 @@ pub struct Workspace {
 impl std::fmt::Debug for Workspace {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Workspace")
-            .field("root", &self.root)
+            .field("dir", &self.dir)
             .field("remote", &self.remote)
             .field("branch", &self.branch)
             .finish_non_exhaustive()
@@ -81,8 +86,9 @@ impl std::fmt::Debug for Workspace {
 
 impl Workspace {
     /// Clones `remote` (https://, ssh://, git://, file:// or a local path) branch `branch` into
-    /// `dir`, or opens and fetches it if `dir` already holds a clone; either way the work tree
-    /// ends at the remote branch tip. `dir` must be missing, empty, or a clone made here.
+    /// `dir` as a bare repository, or opens and fetches it if `dir` already holds one; either
+    /// way the local branch ends at the remote branch tip. `dir` must be missing, empty, or a
+    /// clone made here (a work-tree clone made by an older agent is replaced by a bare one).
     pub fn open(
         dir: &Path,
         remote: &str,
@@ -119,20 +125,9 @@ impl Workspace {
                     .map_err(local("adding origin"))?,
             ),
         }
-        let workdir = repo
-            .workdir()
-            .ok_or_else(|| GitError::NotAClone {
-                dir: dir.to_path_buf(),
-            })?
-            .to_path_buf();
-        let root = std::fs::canonicalize(&workdir).map_err(|source| GitError::Io {
-            action: "resolving the work tree",
-            path: workdir,
-            source,
-        })?;
         let mut workspace = Workspace {
             repo,
-            root,
+            dir: dir.to_path_buf(),
             url: remote.to_string(),
             remote: shown,
             branch: branch.to_string(),
@@ -143,8 +138,8 @@ impl Workspace {
         Ok(workspace)
     }
 
-    /// Fetches and hard-resets the work tree to the remote branch tip, discarding local commits,
-    /// changes and untracked files. Returns the tip commit id.
+    /// Fetches the remote branch and moves the local branch (and HEAD) to its tip, discarding
+    /// local commits. Returns the tip commit id. Nothing else is touched: there is no work tree.
     pub fn sync(&mut self) -> Result<Oid, GitError> {
         let tip = self.fetch()?;
         let local_ref = self.local_ref();
@@ -154,25 +149,19 @@ impl Workspace {
             .map_err(local("moving the branch"))?;
         self.repo
             .set_head(&local_ref)
-            .map_err(local("checking out the branch"))?;
-        let target = self
-            .repo
-            .find_object(tip, None)
-            .map_err(local("reading the tip commit"))?;
-        self.repo
-            .reset(&target, ResetType::Hard, None)
-            .map_err(local("resetting the work tree"))?;
-        // A hard reset forces the checkout strategy and so keeps untracked files; a file a
-        // failed attempt created must not survive into the next one.
-        self.repo
-            .checkout_head(Some(CheckoutBuilder::new().force().remove_untracked(true)))
-            .map_err(local("removing untracked files"))?;
+            .map_err(local("pointing HEAD at the branch"))?;
         Ok(tip)
     }
 
-    /// The work tree's root (canonical).
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// The files of the commit HEAD points at (the tip of the last sync).
+    pub fn files(&self) -> Result<TreeFiles<'_>, GitError> {
+        let head = self.head()?;
+        TreeFiles::at(&self.repo, head).map_err(self.local_error("reading the tip's tree"))
+    }
+
+    /// The clone directory (a bare repository).
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The remote URL, with any password replaced by `***`.
@@ -183,13 +172,6 @@ impl Workspace {
     /// The branch this workspace tracks and reads from (the base, in branch mode).
     pub fn branch(&self) -> &str {
         &self.branch
-    }
-
-    /// Resolves a repo-relative path from an untrusted config file, refusing an absolute path,
-    /// `..` components, anything under `.git`, and any symlink (at any level) that resolves
-    /// outside the repository root. Paths that do not exist yet are fine.
-    pub fn confined_path(&self, rel: &str) -> Result<PathBuf, GitError> {
-        confine::confine(&self.root, rel)
     }
 
     /// The commit HEAD points at.
@@ -267,18 +249,18 @@ impl Workspace {
     fn local_error(&self, action: &'static str) -> impl Fn(git2::Error) -> GitError + '_ {
         move |source| GitError::Local {
             action,
-            dir: self.root.clone(),
+            dir: self.dir.clone(),
             source,
         }
     }
 }
 
-/// Removes the lock files (`index.lock`, `HEAD.lock`, `packed-refs.lock`, `config.lock`,
-/// `refs/**/*.lock`) that a process killed
-/// in the middle of a git operation leaves behind; libgit2 refuses to touch the index or a ref
-/// while its lock exists, so an agent restarted after a SIGKILL would otherwise fail on its
-/// first sync ("the index is locked"). Safe because the clone belongs to this agent alone: it
-/// is opened once, at start, before anything of this process can hold a lock in it.
+/// Removes the lock files (`HEAD.lock`, `packed-refs.lock`, `config.lock`, `refs/**/*.lock`,
+/// and `index.lock` in a clone an older agent made) that a process killed in the middle of a
+/// git operation leaves behind; libgit2 refuses to touch a ref while its lock exists, so an
+/// agent restarted after a SIGKILL would otherwise fail on its first sync. Safe because the
+/// clone belongs to this agent alone: it is opened once, at start, before anything of this
+/// process can hold a lock in it.
 fn remove_stale_locks(git_dir: &Path) -> Result<(), GitError> {
     fn walk(dir: &Path, found: &mut Vec<PathBuf>) {
         let Ok(entries) = std::fs::read_dir(dir) else {
@@ -312,8 +294,12 @@ fn remove_stale_locks(git_dir: &Path) -> Result<(), GitError> {
     Ok(())
 }
 
-/// Opens the repository whose work tree is `dir`, or initialises one in a missing or empty
-/// `dir`.
+/// Opens the bare repository `dir`, or initialises one in a missing or empty `dir`.
+///
+/// A work-tree clone made by an agent before the clone became bare (`dir/.git`) is removed
+/// and cloned again, bare: one full fetch on the first start after the upgrade, after which
+/// the directory holds no work tree nobody reads. Opening it as it is would also work, but
+/// would keep a stale checkout of the whole repository on disk for ever.
 fn open_or_init(dir: &Path) -> Result<Repository, GitError> {
     let local = |action: &'static str| {
         move |source| GitError::Local {
@@ -322,16 +308,6 @@ fn open_or_init(dir: &Path) -> Result<Repository, GitError> {
             source,
         }
     };
-    if dir.join(".git").exists() {
-        let repo = Repository::open(dir).map_err(local("opening the clone"))?;
-        if repo.is_bare() {
-            return Err(GitError::NotAClone {
-                dir: dir.to_path_buf(),
-            });
-        }
-        remove_stale_locks(repo.path())?;
-        return Ok(repo);
-    }
     let io = |action: &'static str| {
         move |source| GitError::Io {
             action,
@@ -339,6 +315,14 @@ fn open_or_init(dir: &Path) -> Result<Repository, GitError> {
             source,
         }
     };
+    if dir.join(".git").is_dir() && Repository::open(dir).is_ok_and(|r| !r.is_bare()) {
+        tracing::warn!(dir = %dir.display(), "replacing the work-tree clone an older agent made with a bare clone (fetched again once)");
+        std::fs::remove_dir_all(dir).map_err(io("removing the old work-tree clone"))?;
+    }
+    if let Ok(repo) = Repository::open_bare(dir) {
+        remove_stale_locks(repo.path())?;
+        return Ok(repo);
+    }
     std::fs::create_dir_all(dir).map_err(io("creating the clone directory"))?;
     let empty = std::fs::read_dir(dir)
         .map_err(io("listing the clone directory"))?
@@ -349,7 +333,7 @@ fn open_or_init(dir: &Path) -> Result<Repository, GitError> {
             dir: dir.to_path_buf(),
         });
     }
-    Repository::init(dir).map_err(local("initialising the clone"))
+    Repository::init_bare(dir).map_err(local("initialising the clone"))
 }
 
 #[cfg(test)]

@@ -4,15 +4,18 @@
 //! onto the push branch instead.
 
 use std::cell::RefCell;
-use std::path::Path;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use git2::{ErrorCode, ObjectType, Oid, PushOptions, Signature};
+use git2::{ErrorCode, Oid, PushOptions};
 use rand::Rng;
 
 use super::error::{unless_tls, ApplyError, GitError};
 use super::host_key::SeenHostKey;
-use super::{GitIdentity, PushTo, SigningKey, Workspace};
+use super::{GitIdentity, PushTo, SigningKey, TreeFiles, Workspace};
+
+/// Repo-relative path → the file's new bytes, or `None` to delete it.
+pub type Files = BTreeMap<String, Option<Vec<u8>>>;
 
 /// What [`Workspace::commit_and_push`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,8 +46,8 @@ enum Pushed {
 /// What one run of an edit callback changed, and the commit message that describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
-    /// Repo-relative paths written or deleted.
-    pub paths: Vec<String>,
+    /// The files written (new bytes) or deleted (`None`), by repo-relative path.
+    pub files: Files,
     /// The commit message for exactly these edits.
     pub message: String,
     /// The branch to push to, for [`PushTo::PerChange`] (one branch per release batch); must be
@@ -53,14 +56,15 @@ pub struct Change {
 }
 
 impl Workspace {
-    /// Syncs to the remote tip, lets `apply` edit the work tree, and if it changed anything,
-    /// commits exactly the files it names as `identity` (author and committer) with `message`,
+    /// Syncs to the remote tip, lets `apply` plan edits on the tip's files, and if it changed
+    /// anything, commits exactly the files it returns as `identity` (author and committer) with
+    /// `message`,
     /// signed with `signing` if given, and pushes to the remote branch without forcing. In
     /// branch mode ([`PushTo::Branch`]) the edits are made on the base tip all the same and the
     /// commit goes to the push branch (see [`Workspace::set_push`]); the base is never pushed.
     ///
-    /// `apply` gets the work tree root and returns the repo-relative paths it wrote or deleted
-    /// (empty: nothing changed). See [`Workspace::commit_and_push_with`] for the retry rules.
+    /// `apply` gets the tip's files and returns the files to write or delete (empty: nothing
+    /// changed). See [`Workspace::commit_and_push_with`] for the retry rules.
     pub fn commit_and_push<F, E>(
         &mut self,
         identity: &GitIdentity,
@@ -69,13 +73,13 @@ impl Workspace {
         mut apply: F,
     ) -> Result<Outcome, GitError>
     where
-        F: FnMut(&Path) -> Result<Vec<String>, E>,
+        F: FnMut(&TreeFiles<'_>) -> Result<Files, E>,
         E: Into<ApplyError>,
     {
-        self.commit_and_push_with(identity, signing, |root| {
-            let paths = apply(root)?;
-            Ok::<_, E>((!paths.is_empty()).then(|| Change {
-                paths,
+        self.commit_and_push_with(identity, signing, |tip| {
+            let files = apply(tip)?;
+            Ok::<_, E>((!files.is_empty()).then(|| Change {
+                files,
                 message: message.to_string(),
                 branch: None,
             }))
@@ -85,9 +89,9 @@ impl Workspace {
     /// Like [`Workspace::commit_and_push`], but `apply` also writes the commit message, because
     /// what it changes (and so what the message should say) is only known on the tip it runs on.
     ///
-    /// `apply` returns `None` when nothing changed. When the push loses a race, the work tree is
-    /// reset to the new tip and `apply` runs again there, so it must compute its edits from the
-    /// files, not replay stale bytes. Up to 8 attempts, with jittered exponential backoff from
+    /// `apply` returns `None` when nothing changed. When the push loses a race, the clone is
+    /// synced to the new tip and `apply` runs again on its files, so it must compute its edits
+    /// from them, not replay stale bytes. Up to 8 attempts, with jittered exponential backoff from
     /// 50 ms. A race lost on a push branch is answered the same way: the base and the push
     /// branch are fetched again and the edits planned again on the base tip.
     ///
@@ -100,7 +104,7 @@ impl Workspace {
         mut apply: F,
     ) -> Result<Outcome, GitError>
     where
-        F: FnMut(&Path) -> Result<Option<Change>, E>,
+        F: FnMut(&TreeFiles<'_>) -> Result<Option<Change>, E>,
         E: Into<ApplyError>,
     {
         let mut backoff = FIRST_BACKOFF;
@@ -112,14 +116,25 @@ impl Workspace {
                 backoff *= 2;
             }
             let base = self.sync()?;
-            let Some(change) = apply(&self.root).map_err(|e| GitError::Apply(e.into()))? else {
+            let tip = TreeFiles::at(&self.repo, base)
+                .map_err(self.local_error("reading the tip's tree"))?;
+            let Some(change) = apply(&tip).map_err(|e| GitError::Apply(e.into()))? else {
                 return Ok(Outcome::NoChange);
             };
-            if change.paths.is_empty() {
+            drop(tip);
+            if change.files.is_empty() {
                 return Ok(Outcome::NoChange);
             }
             let branch = self.push_branch(&change)?;
-            let Some(commit) = self.commit(base, &branch, &change, identity, signing)? else {
+            let committed = self.commit(
+                base,
+                &branch,
+                &change.files,
+                &change.message,
+                identity,
+                signing,
+            )?;
+            let Some(commit) = committed else {
                 return Ok(Outcome::NoChange);
             };
             match self.push(&branch)? {
@@ -175,127 +190,6 @@ impl Workspace {
             PushTo::Branch(b) => b.clone(),
             PushTo::Base | PushTo::PerChange => self.branch.clone(),
         }
-    }
-
-    /// Stages the changed paths on the base tip `base` and commits them for `branch`, moving the
-    /// local `branch` to the commit. `None` when there is nothing to commit: the staged tree
-    /// equals the base's (the edits rewrote identical bytes) or, in branch mode, the push
-    /// branch's tree already is the one we would commit.
-    fn commit(
-        &self,
-        base: Oid,
-        branch: &str,
-        change: &Change,
-        identity: &GitIdentity,
-        signing: Option<&SigningKey>,
-    ) -> Result<Option<Oid>, GitError> {
-        let local = |action| self.local_error(action);
-        let edited = self.stage(&change.paths)?;
-        let base_commit = self
-            .repo
-            .find_commit(base)
-            .map_err(local("reading the base commit"))?;
-        if edited == base_commit.tree_id() {
-            return Ok(None);
-        }
-        let (tree_id, parents) = if branch == self.branch {
-            (edited, vec![base])
-        } else {
-            // Fetched after the edits, so a push branch that moved meanwhile is a lost race
-            // at push time, answered like any other.
-            let tip = self.fetch_branch(branch)?;
-            let tree = match tip {
-                Some(tip) => self.push_branch_tree(edited, base, tip)?,
-                None => edited,
-            };
-            if let Some(tip) = tip {
-                let tip_tree = self
-                    .repo
-                    .find_commit(tip)
-                    .map_err(local("reading the push branch tip"))?
-                    .tree_id();
-                if tip_tree == tree {
-                    return Ok(None);
-                }
-            }
-            (tree, self.push_branch_parents(base, tip)?)
-        };
-        let tree = self
-            .repo
-            .find_tree(tree_id)
-            .map_err(local("reading the new tree"))?;
-        let parents = parents
-            .into_iter()
-            .map(|p| self.repo.find_commit(p))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(local("reading the parent commit"))?;
-        let parents: Vec<&git2::Commit<'_>> = parents.iter().collect();
-        let who = Signature::now(&identity.name, &identity.email)
-            .map_err(local("making the commit identity"))?;
-        let message = if change.message.ends_with('\n') {
-            change.message.clone()
-        } else {
-            format!("{}\n", change.message)
-        };
-        let buffer = self
-            .repo
-            .commit_create_buffer(&who, &who, &message, &tree, &parents)
-            .map_err(local("building the commit"))?;
-        let commit = match signing {
-            // commit_signed writes the object only; the branch is moved below.
-            Some(key) => {
-                let content = buffer.as_str().map_err(|_| GitError::Sign {
-                    key: key.describe(),
-                    reason: "the commit is not valid UTF-8".into(),
-                })?;
-                let signature = key.sign(content.as_bytes())?;
-                self.repo
-                    .commit_signed(content, &signature, Some("gpgsig"))
-                    .map_err(local("writing the signed commit"))?
-            }
-            None => self
-                .repo
-                .odb()
-                .and_then(|odb| odb.write(ObjectType::Commit, &buffer))
-                .map_err(local("writing the commit"))?,
-        };
-        self.repo
-            .reference(
-                &format!("refs/heads/{branch}"),
-                commit,
-                true,
-                "ferry: commit",
-            )
-            .map_err(local("moving the branch to the commit"))?;
-        Ok(Some(commit))
-    }
-
-    /// Stages `changed` (repo-relative paths written or deleted) in the index, which sync left
-    /// at the base tip; returns the index's tree.
-    fn stage(&self, changed: &[String]) -> Result<Oid, GitError> {
-        let local = |action| self.local_error(action);
-        let mut index = self.repo.index().map_err(local("opening the index"))?;
-        for rel in changed {
-            let path = self.confined_path(rel)?;
-            match std::fs::canonicalize(&path) {
-                // Stage what was written, not a symlink on the way to it.
-                Ok(resolved) => {
-                    let staged = resolved.strip_prefix(&self.root).unwrap_or(&resolved);
-                    index
-                        .add_path(staged)
-                        .map_err(local("staging an edited file"))?;
-                }
-                Err(_) => {
-                    let staged = path.strip_prefix(&self.root).unwrap_or(&path);
-                    index
-                        .remove_path(staged)
-                        .map_err(local("staging a deleted file"))?;
-                }
-            }
-        }
-        let tree_id = index.write_tree().map_err(local("writing the tree"))?;
-        index.write().map_err(local("writing the index"))?;
-        Ok(tree_id)
     }
 
     /// Pushes the branch (never forced) and tells a lost race from a real failure.

@@ -2,9 +2,7 @@
 //! remote starts with, the edit that changes it, the identity the agent commits as, and reading
 //! a push out of an [`Outcome`]. Helpers that need no agent type live in `ferry-tests`.
 
-use std::path::Path;
-
-use ferry_agent::git::{GitIdentity, Oid, Outcome};
+use ferry_agent::git::{Files, GitIdentity, Oid, Outcome, TreeFiles};
 use ferry_tests::ssh_signing::PRINCIPAL;
 
 /// The file every remote starts with, holding [`V1`].
@@ -25,16 +23,23 @@ pub fn identity() -> GitIdentity {
 pub fn set_file(
     rel: &'static str,
     content: &'static str,
-) -> impl FnMut(&Path) -> std::io::Result<Vec<String>> {
-    move |root| {
-        let path = root.join(rel);
-        if std::fs::read_to_string(&path).ok().as_deref() == Some(content) {
-            return Ok(vec![]);
+) -> impl FnMut(&TreeFiles<'_>) -> std::io::Result<Files> {
+    move |tip| {
+        if tip.read(rel).ok().as_deref() == Some(content.as_bytes()) {
+            return Ok(Files::new());
         }
-        std::fs::create_dir_all(path.parent().unwrap())?;
-        std::fs::write(&path, content)?;
-        Ok(vec![rel.to_string()])
+        Ok(Files::from([(
+            rel.to_string(),
+            Some(content.as_bytes().to_vec()),
+        )]))
     }
+}
+
+/// `rel` at the workspace's tip, as text.
+// Not every test file reads the tip directly.
+#[allow(dead_code)]
+pub fn tip_file(ws: &ferry_agent::git::Workspace, rel: &str) -> String {
+    String::from_utf8(ws.files().unwrap().read(rel).unwrap()).unwrap()
 }
 
 /// The commit and the attempts of a push; panics on `NoChange`.
