@@ -31,6 +31,7 @@ pub struct Metrics {
     apply_duration: Histogram,
     publish_to_push: Histogram,
     targets_failing: Family<[(&'static str, String); 1], Gauge>,
+    sync_calls: Family<[(&'static str, &'static str); 1], Counter>,
 }
 
 impl Default for Metrics {
@@ -97,6 +98,12 @@ impl Metrics {
             "Targets whose last apply failed, by provider",
             targets_failing.clone(),
         );
+        let sync_calls = Family::default();
+        registry.register(
+            "sync_calls",
+            "Sync-trigger calls after a push (Argo CD, webhooks) by result: succeeded, retried (an attempt failed and was tried again), failed (given up), dropped (the queue was full)",
+            sync_calls.clone(),
+        );
         Metrics {
             registry,
             events_received,
@@ -107,6 +114,19 @@ impl Metrics {
             apply_duration,
             publish_to_push,
             targets_failing,
+            sync_calls,
+        }
+    }
+
+    /// The counters the sync triggers count into (`ferry_agent_sync_calls_total`).
+    pub fn sync_stats(&self) -> crate::sync_trigger::SyncStats {
+        let counter =
+            |result: &'static str| self.sync_calls.get_or_create(&[("result", result)]).clone();
+        crate::sync_trigger::SyncStats {
+            succeeded: counter("succeeded"),
+            retried: counter("retried"),
+            failed: counter("failed"),
+            dropped: counter("dropped"),
         }
     }
 

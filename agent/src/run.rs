@@ -348,7 +348,7 @@ pub async fn run(config: AgentConfig, opts: RunOptions) -> anyhow::Result<()> {
         notes: Notices::default(),
         skipped: Notices::default(),
         readiness: opts.readiness.clone(),
-        sync: SyncTriggers::start(config.sync_triggers.clone()),
+        sync: SyncTriggers::start(config.sync_triggers.clone(), opts.metrics.sync_stats()),
         metrics: opts.metrics.clone(),
     });
     let mut tasks = Vec::new();

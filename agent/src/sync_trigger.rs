@@ -7,10 +7,10 @@
 //! attempts. A failed call is logged and counted ([`SyncStats`]); it never undoes the push, nor
 //! delays the next one. Tokens are read from their files at each call and never logged.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -54,17 +54,18 @@ pub struct LandedTarget {
     pub digest: String,
 }
 
-/// What the sync triggers did since start (for logs, tests and metrics).
+/// What the sync triggers did since start: the agent's `ferry_agent_sync_calls_total{result}`
+/// counters ([`crate::metrics::Metrics::sync_stats`]).
 #[derive(Debug, Default)]
 pub struct SyncStats {
     /// Calls answered with 2xx.
-    pub succeeded: AtomicU64,
+    pub succeeded: Counter,
     /// Calls given up (after the last attempt, or refused for good).
-    pub failed: AtomicU64,
+    pub failed: Counter,
     /// Attempts that failed and were tried again.
-    pub retried: AtomicU64,
+    pub retried: Counter,
     /// Pushes not announced because the queue was full.
-    pub dropped: AtomicU64,
+    pub dropped: Counter,
 }
 
 /// The handle the apply loop offers pushes to.
@@ -76,8 +77,9 @@ pub struct SyncTriggers {
 
 impl SyncTriggers {
     /// Starts the caller task on the current runtime; without triggers, nothing runs.
-    pub fn start(triggers: Vec<SyncTriggerConfig>) -> SyncTriggers {
-        let stats = Arc::new(SyncStats::default());
+    /// `stats`: the counters to count into (the agent's metrics).
+    pub fn start(triggers: Vec<SyncTriggerConfig>, stats: SyncStats) -> SyncTriggers {
+        let stats = Arc::new(stats);
         if triggers.is_empty() {
             return SyncTriggers { tx: None, stats };
         }
@@ -93,7 +95,7 @@ impl SyncTriggers {
     pub fn landed(&self, push: PushLanded) {
         let Some(tx) = &self.tx else { return };
         if let Err(mpsc::error::TrySendError::Full(p)) = tx.try_send(push) {
-            let dropped = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            let dropped = self.stats.dropped.inc() + 1;
             tracing::warn!(repo = %p.repo_id, commit = %p.commit, dropped_total = dropped, "sync trigger queue full: this push triggers no sync");
         }
     }
@@ -185,22 +187,22 @@ async fn one_call(client: &reqwest::Client, call: &Call, push: &PushLanded, stat
     for attempt in 1..=ATTEMPTS {
         let why = match attempt_call(client, call).await {
             Ok(()) => {
-                stats.succeeded.fetch_add(1, Ordering::Relaxed);
+                stats.succeeded.inc();
                 tracing::info!(call = %call.what, repo = %push.repo_id, commit = %push.commit, attempt, "sync triggered");
                 return;
             }
             Err((why, retry)) if !retry => {
-                stats.failed.fetch_add(1, Ordering::Relaxed);
+                stats.failed.inc();
                 tracing::warn!(call = %call.what, repo = %push.repo_id, commit = %push.commit, error = %why, "sync trigger refused; not retried (the push stands)");
                 return;
             }
             Err((why, _)) => why,
         };
         if attempt == ATTEMPTS {
-            stats.failed.fetch_add(1, Ordering::Relaxed);
+            stats.failed.inc();
             tracing::warn!(call = %call.what, repo = %push.repo_id, commit = %push.commit, attempt, error = %why, "sync trigger failed; giving up (the push stands)");
         } else {
-            stats.retried.fetch_add(1, Ordering::Relaxed);
+            stats.retried.inc();
             tracing::warn!(call = %call.what, repo = %push.repo_id, commit = %push.commit, attempt, error = %why, "sync trigger failed; retrying");
             tokio::time::sleep(wait).await;
             wait *= 2;

@@ -326,6 +326,27 @@ fn notifications_and_sync_triggers_reach_receivers_and_a_hanging_one_slows_nothi
         kinds(&good.received())
     );
 
+    // What the outbox did is on /metrics: the good receiver's first 503 was retried, the hung
+    // receiver's queue dropped, and deliveries were counted.
+    let counted = |result: &str| -> u64 {
+        let page = ferry_tests::http::get(&server.http_addr, "/metrics").expect("GET /metrics");
+        let text = String::from_utf8_lossy(&page.body).into_owned();
+        let line = format!("ferry_notifications_total{{result=\"{result}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(line.as_str()))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {line} in /metrics:\n{text}"))
+    };
+    assert!(
+        wait_until(WAIT, || counted("retried") >= 1
+            && counted("dropped") >= 1
+            && counted("delivered") >= 1),
+        "outbox counters: delivered {}, retried {}, dropped {}",
+        counted("delivered"),
+        counted("retried"),
+        counted("dropped")
+    );
+
     // The agent goes away: announced once it has been gone 1 s.
     agent.kill9();
     assert!(

@@ -54,6 +54,7 @@ pub struct Metrics {
     cluster_lag: Family<[(&'static str, String); 1], Gauge>,
     store_commit: Histogram,
     token_checks: ByResult,
+    notifications: ByResult,
 }
 
 /// Buckets for request and commit latencies: 100 µs doubling to about 3.3 s. A registry read
@@ -128,6 +129,12 @@ impl Metrics {
             "Token checks against the store by result: ok, missing, unknown, revoked",
             token_checks.clone(),
         );
+        let notifications = ByResult::default();
+        registry.register(
+            "notifications",
+            "Notifications to --notify-url receivers by result: delivered, retried (an attempt failed and was tried again), failed (given up), dropped (the receiver's queue was full)",
+            notifications.clone(),
+        );
         Metrics {
             registry,
             publishes,
@@ -139,6 +146,22 @@ impl Metrics {
             cluster_lag,
             store_commit,
             token_checks,
+            notifications,
+        }
+    }
+
+    /// The counters the notification outbox counts into (`ferry_notifications_total`).
+    pub fn notification_stats(&self) -> crate::notify::OutboxStats {
+        let counter = |result: &'static str| {
+            self.notifications
+                .get_or_create(&[("result", result)])
+                .clone()
+        };
+        crate::notify::OutboxStats {
+            delivered: counter("delivered"),
+            retried: counter("retried"),
+            failed: counter("failed"),
+            dropped: counter("dropped"),
         }
     }
 

@@ -57,7 +57,11 @@ pub fn spawn(
     if cfg.urls.is_empty() {
         return None;
     }
-    let outbox = Outbox::start(&cfg.urls, &cfg.delivery);
+    let outbox = Outbox::start(
+        &cfg.urls,
+        &cfg.delivery,
+        service.metrics().notification_stats(),
+    );
     let receivers: Vec<String> = cfg.urls.iter().map(WebhookUrl::shown).collect();
     tracing::info!(receivers = ?receivers, format = ?cfg.delivery.format, "notifications on");
     tokio::spawn(watch_service(

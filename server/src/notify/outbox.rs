@@ -5,10 +5,10 @@
 //! notification, counts it and logs it. Each attempt has a timeout; a failed attempt is retried
 //! with doubling backoff a bounded number of times, then given up (counted and logged).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
 
 use super::message::{Format, Notification};
@@ -41,17 +41,18 @@ impl Default for Delivery {
     }
 }
 
-/// What the outbox did since start, over every receiver (for logs, tests and metrics).
+/// What the outbox did since start, over every receiver: the server's
+/// `ferry_notifications_total{result}` counters ([`crate::metrics::Metrics::notification_stats`]).
 #[derive(Debug, Default)]
 pub struct OutboxStats {
     /// Notifications a receiver answered with 2xx.
-    pub delivered: AtomicU64,
+    pub delivered: Counter,
     /// Attempts that failed and were tried again.
-    pub retried: AtomicU64,
+    pub retried: Counter,
     /// Notifications given up after the last attempt or a refusal (4xx).
-    pub failed: AtomicU64,
+    pub failed: Counter,
     /// Notifications dropped because a receiver's queue was full.
-    pub dropped: AtomicU64,
+    pub dropped: Counter,
 }
 
 /// The queues of every receiver.
@@ -63,8 +64,9 @@ pub struct Outbox {
 
 impl Outbox {
     /// Starts one sender task per URL on the current runtime.
-    pub fn start(urls: &[WebhookUrl], delivery: &Delivery) -> Outbox {
-        let stats = Arc::new(OutboxStats::default());
+    /// `stats`: the counters to count into (the server's metrics).
+    pub fn start(urls: &[WebhookUrl], delivery: &Delivery, stats: OutboxStats) -> Outbox {
+        let stats = Arc::new(stats);
         let client = reqwest::Client::builder()
             .user_agent(concat!("ferry-server/", env!("CARGO_PKG_VERSION")))
             // Webhook receivers answer directly; a redirect could send the body elsewhere.
@@ -95,7 +97,7 @@ impl Outbox {
             match tx.try_send(n.clone()) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => {
-                    let dropped = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                    let dropped = self.stats.dropped.inc() + 1;
                     tracing::warn!(
                         receiver = %url.shown(),
                         kind = n.what.kind(),
@@ -139,7 +141,7 @@ async fn deliver(
                 .await;
             let why = match sent {
                 Ok(r) if r.status().is_success() => {
-                    stats.delivered.fetch_add(1, Ordering::Relaxed);
+                    stats.delivered.inc();
                     tracing::debug!(%receiver, kind = n.what.kind(), id = %n.id, attempt, "notification delivered");
                     break;
                 }
@@ -149,7 +151,7 @@ async fn deliver(
                         && r.status() != reqwest::StatusCode::TOO_MANY_REQUESTS
                         && r.status() != reqwest::StatusCode::REQUEST_TIMEOUT =>
                 {
-                    stats.failed.fetch_add(1, Ordering::Relaxed);
+                    stats.failed.inc();
                     tracing::warn!(%receiver, kind = n.what.kind(), id = %n.id, status = %r.status(), "notification refused by the receiver; not retried");
                     break;
                 }
@@ -158,10 +160,10 @@ async fn deliver(
                 Err(e) => describe(&e.without_url()),
             };
             if attempt == delivery.attempts.max(1) {
-                stats.failed.fetch_add(1, Ordering::Relaxed);
+                stats.failed.inc();
                 tracing::warn!(%receiver, kind = n.what.kind(), id = %n.id, attempt, error = %why, "notification failed; giving up");
             } else {
-                stats.retried.fetch_add(1, Ordering::Relaxed);
+                stats.retried.inc();
                 tracing::warn!(%receiver, kind = n.what.kind(), id = %n.id, attempt, error = %why, retry_in_ms = wait.as_millis() as u64, "notification failed; retrying");
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(60));
