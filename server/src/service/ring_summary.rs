@@ -87,11 +87,6 @@ pub(super) fn summarise(
     let tallies: Vec<&RingTally> = index.ring_tallies(pipeline, ring).collect();
     let per_cluster = cluster_counts(&tallies, images);
     let names: Vec<&str> = per_cluster.iter().map(|(c, _)| *c).collect();
-    let position = |cluster: &str| {
-        names
-            .binary_search(&cluster)
-            .expect("a cluster with targets of a listed image is counted") as u32
-    };
     let mut out = RingSummary::default();
     for image in images {
         let of_image: Vec<&ImageTally> =
@@ -110,7 +105,12 @@ pub(super) fn summarise(
                 .digests
                 .iter()
                 .map(|(digest, by)| {
-                    running(image, digest, by.iter().map(|(c, h)| (position(c), *h)))
+                    running(
+                        image,
+                        digest,
+                        &names,
+                        by.iter().map(|(c, h)| (c.as_str(), *h)),
+                    )
                 })
                 .collect(),
             // Targets that named the pipeline and targets that did not: a cluster may have
@@ -132,9 +132,7 @@ pub(super) fn summarise(
                 }
                 merged
                     .into_iter()
-                    .map(|(digest, by)| {
-                        running(image, digest, by.into_iter().map(|(c, h)| (position(c), h)))
-                    })
+                    .map(|(digest, by)| running(image, digest, &names, by.into_iter()))
                     .collect()
             }
         };
@@ -193,12 +191,15 @@ fn cluster_counts<'a>(tallies: &[&'a RingTally], images: &[String]) -> Vec<(&'a 
     sums.into_iter().collect()
 }
 
-/// The running view of `digest` of `image` from its clusters (by position, ascending) and
-/// what each holds.
-fn running(
+/// The running view of `digest` of `image` from its clusters and what each holds, by name in
+/// ascending order. `names` is the ring's clusters by name (every one of `by_cluster` is among
+/// them), so one walk down it finds each cluster's position: a binary search per cluster cost
+/// nine name comparisons where this costs about one (profile 5 in BENCHMARKS.md).
+fn running<'a>(
     image: &str,
     digest: &str,
-    by_cluster: impl Iterator<Item = (u32, Held)>,
+    names: &[&str],
+    by_cluster: impl Iterator<Item = (&'a str, Held)>,
 ) -> RunningView {
     let mut view = RunningView {
         image: image.to_string(),
@@ -206,8 +207,13 @@ fn running(
         since_ms: i64::MAX,
         ..Default::default()
     };
-    for (at, held) in by_cluster {
-        view.cluster_indexes.push(at);
+    let mut at = 0;
+    for (cluster, held) in by_cluster {
+        while names.get(at).is_some_and(|n| *n != cluster) {
+            at += 1;
+        }
+        debug_assert!(at < names.len(), "cluster {cluster} is counted in the ring");
+        view.cluster_indexes.push(at as u32);
         view.targets += held.targets;
         view.since_ms = view.since_ms.min(held.first_since_ms);
     }
