@@ -116,6 +116,23 @@ impl FerryServer {
             .expect("connecting to ferry-server")
     }
 
+    /// A token with role promoter named `name`, and a client presenting it. The CLI makes the
+    /// token, so call this outside the runtime; `rt` runs the connect.
+    pub fn promoter(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        name: &str,
+    ) -> (String, ferry_proto::client::Client) {
+        let token = self
+            .token_command(&["create", "--role", "promoter", "--name", name])
+            .trim()
+            .to_string();
+        let client = rt
+            .block_on(ferry_proto::client::connect(&self.grpc_url(), Some(&token)))
+            .expect("connecting as the promoter");
+        (token, client)
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir

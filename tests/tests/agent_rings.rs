@@ -78,18 +78,9 @@ fn a_ring_target_follows_promotions_and_rollbacks_and_reports_them() {
     require_tool("git");
     let tmp = tempfile::tempdir().unwrap();
     let server = FerryServer::start();
-    let promoter_token = server
-        .token_command(&["create", "--role", "promoter", "--name", "release-manager"])
-        .trim()
-        .to_string();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut ci = rt.block_on(server.client());
-    let mut rm = rt
-        .block_on(ferry_proto::client::connect(
-            &server.grpc_url(),
-            Some(&promoter_token),
-        ))
-        .unwrap();
+    let (_, mut rm) = server.promoter(&rt, "release-manager");
 
     rt.block_on(rm.apply_pipeline(pb::ApplyPipelineRequest {
         spec: Some(pb::PipelineSpec {

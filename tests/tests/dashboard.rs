@@ -94,18 +94,9 @@ fn the_dashboard_shows_images_rings_and_clusters_and_updates_live() {
     let tmp = tempfile::tempdir().unwrap();
     let server = FerryServer::start();
     let ui = format!("http://{}/ui", server.http_addr);
-    let promoter = server
-        .token_command(&["create", "--role", "promoter", "--name", "release-manager"])
-        .trim()
-        .to_string();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut ci = rt.block_on(server.client());
-    let mut rm = rt
-        .block_on(ferry_proto::client::connect(
-            &server.grpc_url(),
-            Some(&promoter),
-        ))
-        .unwrap();
+    let (_, mut rm) = server.promoter(&rt, "release-manager");
     rt.block_on(
         rm.apply_pipeline(pb::ApplyPipelineRequest {
             spec: Some(pb::PipelineSpec {
@@ -346,18 +337,9 @@ fn token_mode_refuses_the_dashboard_until_login_and_a_promoter_can_promote() {
         .token_command(&["create", "--role", "reader", "--name", "viewer"])
         .trim()
         .to_string();
-    let promoter = server
-        .token_command(&["create", "--role", "promoter", "--name", "release-manager"])
-        .trim()
-        .to_string();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut ci = rt.block_on(server.client());
-    let mut rm = rt
-        .block_on(ferry_proto::client::connect(
-            &server.grpc_url(),
-            Some(&promoter),
-        ))
-        .unwrap();
+    let (promoter, mut rm) = server.promoter(&rt, "release-manager");
     rt.block_on(rm.apply_pipeline(pb::ApplyPipelineRequest {
         spec: Some(pb::PipelineSpec {
             name: "shop".into(),

@@ -208,30 +208,36 @@ impl Index {
     }
 }
 
+/// A target following ring `testers` of pipeline `shop`, for the tests of this module and of
+/// `ring_summary`.
+#[cfg(test)]
+pub(super) fn test_target(
+    cluster: &str,
+    target: &str,
+    image: &str,
+    digest: &str,
+    since: i64,
+    error: &str,
+) -> Arc<ReportedTarget> {
+    Arc::new(ReportedTarget {
+        cluster: cluster.into(),
+        target: target.into(),
+        image: image.into(),
+        digest: digest.into(),
+        ring: "testers".into(),
+        pipeline: "shop".into(),
+        error: error.into(),
+        since_ms: since,
+        reported_at_ms: 7,
+        ..Default::default()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn t(
-        cluster: &str,
-        target: &str,
-        image: &str,
-        digest: &str,
-        since: i64,
-        error: &str,
-    ) -> Arc<ReportedTarget> {
-        Arc::new(ReportedTarget {
-            cluster: cluster.into(),
-            target: target.into(),
-            image: image.into(),
-            digest: digest.into(),
-            ring: "testers".into(),
-            pipeline: "shop".into(),
-            error: error.into(),
-            since_ms: since,
-            ..Default::default()
-        })
-    }
+    use super::test_target as t;
 
     fn tally<'a>(index: &'a Index, image: &str) -> &'a ImageTally {
         index.image_tallies("shop", "testers", image)[0]

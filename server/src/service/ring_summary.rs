@@ -224,27 +224,7 @@ fn running<'a>(
 mod tests {
     use super::*;
 
-    fn t(
-        cluster: &str,
-        target: &str,
-        image: &str,
-        digest: &str,
-        since: i64,
-        error: &str,
-    ) -> Arc<ReportedTarget> {
-        Arc::new(ReportedTarget {
-            cluster: cluster.into(),
-            target: target.into(),
-            image: image.into(),
-            digest: digest.into(),
-            ring: "testers".into(),
-            pipeline: "shop".into(),
-            error: error.into(),
-            since_ms: since,
-            reported_at_ms: 7,
-            ..Default::default()
-        })
-    }
+    use crate::service::report_index::test_target as t;
 
     #[test]
     fn a_cluster_shows_under_each_digest_it_runs_and_counts_its_failures() {
