@@ -249,7 +249,7 @@ pub fn run(o: &Options) -> anyhow::Result<String> {
          read a manifest and config per tag. Pushes are the same for both designs and are not counted.\n\n",
         o.clusters, o.images, o.window_minutes, o.releases_per_hour, o.clusters
     ));
-    s.push_str("| design | origin requests in the window (measured) | per release or poll | 100 clusters × 200 images × 24 h (extrapolated) | ÷ ferry |\n|---|---:|---:|---:|---:|\n");
+    s.push_str("| design | origin requests in the window (measured) | per release or poll | 100 clusters × 200 images × 24 h (modelled) | ÷ ferry |\n|---|---:|---:|---:|---:|\n");
     let fleet_releases = FLEET_IMAGES * o.releases_per_hour * FLEET_MINUTES / 60;
     let ferry_fleet = per_publish * fleet_releases as f64;
     s.push_str(&format!(
@@ -269,11 +269,26 @@ pub fn run(o: &Options) -> anyhow::Result<String> {
             grouped(fleet / ferry_fleet)
         ));
     }
+    // The hub model: one updater (in a management cluster) polls each image once per interval
+    // for every cluster it serves, so its load does not grow with clusters. Same measured
+    // requests per poll; only the multiplier differs.
+    for (minutes, who, polls, n) in &polling {
+        let per_poll = *n as f64 / (polls * o.clusters * o.images) as f64;
+        let hub = per_poll * (FLEET_IMAGES * (FLEET_MINUTES / minutes)) as f64;
+        s.push_str(&format!(
+            "| hub: one updater for all {FLEET_CLUSTERS} clusters, polling every {minutes} min ({who}) | — | {per_poll:.1} per poll (measured above) | {} | {:.0}× |\n",
+            grouped(hub),
+            hub / ferry_fleet
+        ));
+    }
     s.push_str(&format!(
-        "\nThe fleet column: ferry = {} releases a day ({} images × {}/h × 24 h) × the measured requests per publish, \
-         whatever the number of clusters; polling = {} clusters × {} images × polls a day × the measured requests per poll. \
-         A polling fleet's load grows with clusters × images × 1/interval; ferry's grows only with releases.\n",
-        fleet_releases, FLEET_IMAGES, o.releases_per_hour, FLEET_CLUSTERS, FLEET_IMAGES
+        "\n**Measured:** the first two columns, from the origin's access log in this run: requests per publish (ferry) \
+         and per poll (a poller). **Modelled:** the fleet column, which multiplies those measured rates: ferry = {} releases \
+         a day ({} images × {}/h × 24 h) × the requests per publish, whatever the number of clusters; polling = {} clusters × \
+         {} images × polls a day × the requests per poll; the hub = {} images × polls a day × the requests per poll (one \
+         updater, as Argo CD Image Updater or Kargo run in a management cluster, serving every cluster). A per-cluster \
+         polling fleet grows with clusters × images × 1/interval, a hub with images × 1/interval, ferry only with releases.\n",
+        fleet_releases, FLEET_IMAGES, o.releases_per_hour, FLEET_CLUSTERS, FLEET_IMAGES, FLEET_IMAGES
     ));
     Ok(s)
 }
