@@ -32,7 +32,8 @@ impl Draining {
 
 /// The standard gRPC health service (`grpc.health.v1.Health`) on the gRPC listener, for
 /// orchestrators that probe gRPC: the server as a whole (`""`) and `ferry.v1.Ferry` answer
-/// SERVING until draining starts, then NOT_SERVING; any other name is NOT_FOUND.
+/// SERVING while the store answers a read (checked every [`STORE_CHECK_EVERY`], as `/readyz`
+/// checks it) and until draining starts, NOT_SERVING otherwise; any other name is NOT_FOUND.
 #[derive(Debug, Clone)]
 pub struct GrpcHealth {
     reporter: tonic_health::server::HealthReporter,
@@ -56,13 +57,55 @@ impl GrpcHealth {
 
     /// Every name answers NOT_SERVING from now on (watchers are told at once).
     pub async fn draining(&self) {
+        self.set(tonic_health::ServingStatus::NotServing).await;
+    }
+
+    async fn set(&self, status: tonic_health::ServingStatus) {
         for name in ["", FERRY_SERVICE] {
-            self.reporter
-                .set_service_status(name, tonic_health::ServingStatus::NotServing)
-                .await;
+            self.reporter.set_service_status(name, status).await;
         }
     }
+
+    /// Follows the store: NOT_SERVING while its probe fails (the database file gone, replaced
+    /// or unreadable), SERVING again once it answers, never SERVING once draining started.
+    /// Ends when `draining` starts.
+    pub fn spawn_store_watch(&self, service: Arc<Service>, draining: Draining) {
+        let health = self.clone();
+        tokio::spawn(async move {
+            let mut serving = true;
+            loop {
+                tokio::time::sleep(STORE_CHECK_EVERY).await;
+                if draining.is_draining() {
+                    return;
+                }
+                let store = service.store().clone();
+                let ok = matches!(
+                    tokio::task::spawn_blocking(move || store.probe()).await,
+                    Ok(Ok(_))
+                );
+                // Draining may have started during the probe: it already set NOT_SERVING.
+                if ok != serving && !draining.is_draining() {
+                    serving = ok;
+                    let status = if ok {
+                        tonic_health::ServingStatus::Serving
+                    } else {
+                        tonic_health::ServingStatus::NotServing
+                    };
+                    tracing::warn!(serving = ok, "gRPC health follows the store");
+                    health.set(status).await;
+                    if draining.is_draining() {
+                        // The drain began between the check and the set: it wins.
+                        health.set(tonic_health::ServingStatus::NotServing).await;
+                        return;
+                    }
+                }
+            }
+        });
+    }
 }
+
+/// How often gRPC health asks the store (one read on a fresh read-only connection).
+pub const STORE_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Registers `/healthz` and `/readyz`. Expects `web::Data<Arc<Service>>` and
 /// `web::Data<Draining>` among the app data.

@@ -85,6 +85,7 @@ pub async fn run(
             .context("setting up TLS on the gRPC listener")?;
     }
     let (grpc_health, grpc_health_service) = crate::health::GrpcHealth::serving().await;
+    grpc_health.spawn_store_watch(service.clone(), draining.clone());
     let grpc_server = grpc_builder
         .add_service(grpc_health_service)
         .add_service(

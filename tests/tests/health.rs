@@ -1,7 +1,7 @@
 //! Issue 11, must show 3: ferry-server's readiness goes false while it drains on SIGTERM (at the
 //! start of the drain, while its listeners still serve and a Subscribe stream still flows) and
 //! while its database file is gone or replaced; the standard gRPC health service says the same
-//! on the gRPC listener. Real ferry-server binary, real HTTP and gRPC clients.
+//! on the gRPC listener, for the drain and for the store. Real ferry-server binary, real HTTP and gRPC clients.
 
 use std::time::Duration;
 
@@ -140,8 +140,19 @@ fn readiness_goes_false_while_the_database_file_is_gone_or_replaced() {
         let health = http::get(addr, "/healthz").expect("GET /healthz");
         assert_eq!(health.status, 200, "{what}: the process is still alive");
     };
+    // gRPC health follows the store too (it asks it every second).
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = server.grpc_url();
+    let grpc_says =
+        |want: ServingStatus| wait_until(WAIT, || rt.block_on(grpc_health(&url, "")) == Ok(want));
+    assert!(grpc_says(ServingStatus::Serving));
     std::fs::rename(&db, &aside).unwrap();
     assert_store_not_ready("the database file removed");
+    assert!(
+        grpc_says(ServingStatus::NotServing),
+        "gRPC health with the database file removed: {:?}",
+        rt.block_on(grpc_health(&url, ""))
+    );
     std::fs::write(&db, b"this is not an SQLite database").unwrap();
     assert_store_not_ready("the database file replaced");
     assert!(
@@ -154,4 +165,9 @@ fn readiness_goes_false_while_the_database_file_is_gone_or_replaced() {
 
     std::fs::rename(&aside, &db).unwrap();
     assert_eq!(readyz(addr), Some((200, String::new())));
+    assert!(
+        grpc_says(ServingStatus::Serving),
+        "gRPC health once the file is back: {:?}",
+        rt.block_on(grpc_health(&url, ""))
+    );
 }
