@@ -78,11 +78,8 @@ impl GrpcHealth {
                 if draining.is_draining() {
                     return;
                 }
-                let store = service.store().clone();
-                let ok = matches!(
-                    tokio::task::spawn_blocking(move || store.probe()).await,
-                    Ok(Ok(_))
-                );
+                let probe = probe_store(&service).await;
+                let ok = probe.is_ok();
                 // Draining may have started during the probe: it already set NOT_SERVING.
                 if ok != serving && !draining.is_draining() {
                     serving = ok;
@@ -91,7 +88,12 @@ impl GrpcHealth {
                     } else {
                         tonic_health::ServingStatus::NotServing
                     };
-                    tracing::warn!(serving = ok, "gRPC health follows the store");
+                    match probe {
+                        Ok(()) => tracing::info!("gRPC health: the store answers again; SERVING"),
+                        Err(error) => {
+                            tracing::error!(%error, "gRPC health: the store did not answer a read; NOT_SERVING")
+                        }
+                    }
                     health.set(status).await;
                     if draining.is_draining() {
                         // The drain began between the check and the set: it wins.
@@ -137,31 +139,43 @@ async fn readyz(service: web::Data<Arc<Service>>, draining: web::Data<Draining>)
     if draining.is_draining() {
         return not_ready("draining: the server is shutting down", head_seq);
     }
-    // The read runs on the blocking pool: SQLite calls block, and a probe must never stall an
-    // HTTP worker that serves registry reads.
-    let store = service.store().clone();
-    match web::block(move || store.probe()).await {
-        Ok(Ok(_)) => HttpResponse::Ok().json(Readiness {
+    match probe_store(&service).await {
+        Ok(()) => HttpResponse::Ok().json(Readiness {
             ready: true,
             reason: None,
             head_seq,
         }),
-        Ok(Err(error)) => {
+        Err(error) => {
             // The cause may name paths on the server; it goes to the log, not to the client.
             tracing::error!(%error, "readiness: the store did not answer a read");
-            not_ready(
-                "store: the database did not answer a read; see the server log",
-                head_seq,
-            )
-        }
-        Err(error) => {
-            tracing::error!(%error, "readiness: the blocking pool did not run the store read");
-            not_ready(
-                "store: the read could not be scheduled; see the server log",
-                head_seq,
-            )
+            let reason = match error {
+                ProbeError::Store(_) => {
+                    "store: the database did not answer a read; see the server log"
+                }
+                ProbeError::NotRun(_) => {
+                    "store: the read could not be scheduled; see the server log"
+                }
+            };
+            not_ready(reason, head_seq)
         }
     }
+}
+
+/// Why [`probe_store`] failed.
+#[derive(Debug, thiserror::Error)]
+enum ProbeError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("the blocking pool did not run the store read: {0}")]
+    NotRun(#[from] tokio::task::JoinError),
+}
+
+/// The store's readiness read (`Store::probe`), on the blocking pool: SQLite calls block, and
+/// a probe must never stall an HTTP worker or the runtime. What `/readyz` and gRPC health ask.
+async fn probe_store(service: &Service) -> Result<(), ProbeError> {
+    let store = service.store().clone();
+    tokio::task::spawn_blocking(move || store.probe()).await??;
+    Ok(())
 }
 
 fn not_ready(reason: &'static str, head_seq: u64) -> HttpResponse {

@@ -179,7 +179,8 @@ fn read_reports(
     out
 }
 
-/// Every pipeline's status without history, on the blocking pool (it walks every report).
+/// Every pipeline's status without history, on the blocking pool (it takes the catalog, ring
+/// and report locks).
 async fn gate_views(service: &Arc<Service>) -> Vec<crate::service::PipelineView> {
     let s = service.clone();
     tokio::task::spawn_blocking(move || {

@@ -172,25 +172,18 @@ impl Index {
     /// The tallies of `ring`: of the targets that named `pipeline`, then of those that named
     /// none (an agent need not name the pipeline when its image is in one; such targets count
     /// for every pipeline that lists the image).
-    pub fn ring_tallies<'a>(
-        &'a self,
-        pipeline: &str,
-        ring: &str,
-    ) -> impl Iterator<Item = &'a RingTally> + 'a {
-        let mut sources = vec![pipeline];
-        if !pipeline.is_empty() {
-            sources.push("");
-        }
-        sources
-            .into_iter()
-            .filter_map(move |p| self.by_ring.get(p)?.get(ring))
-            .collect::<Vec<_>>()
-            .into_iter()
+    pub fn ring_tallies(&self, pipeline: &str, ring: &str) -> Vec<&RingTally> {
+        let unnamed = (!pipeline.is_empty()).then_some("");
+        std::iter::once(pipeline)
+            .chain(unnamed)
+            .filter_map(|p| self.by_ring.get(p)?.get(ring))
+            .collect()
     }
 
     /// The tallies of `image` in `ring`, as [`Index::ring_tallies`].
     pub fn image_tallies(&self, pipeline: &str, ring: &str, image: &str) -> Vec<&ImageTally> {
         self.ring_tallies(pipeline, ring)
+            .into_iter()
             .filter_map(|r| r.images.get(image))
             .collect()
     }
@@ -200,6 +193,7 @@ impl Index {
     pub fn ring_targets(&self, pipeline: &str, ring: &str) -> Vec<Arc<ReportedTarget>> {
         let mut out: Vec<Arc<ReportedTarget>> = self
             .ring_tallies(pipeline, ring)
+            .into_iter()
             .flat_map(|r| r.images.values())
             .flat_map(|tally| tally.targets.values().cloned())
             .collect();
@@ -269,7 +263,7 @@ mod tests {
             }
         );
         assert_eq!(web.failing.len(), 1);
-        let ring = index.ring_tallies("shop", "testers").next().unwrap();
+        let ring = index.ring_tallies("shop", "testers")[0];
         assert_eq!(
             ring.clusters["a"],
             Counts {
@@ -288,7 +282,7 @@ mod tests {
         assert_eq!(web.digests["d2"]["a"].targets, 2);
         assert!(web.failing.is_empty());
         assert_eq!(web.targets.len(), 3);
-        let ring = index.ring_tallies("shop", "testers").next().unwrap();
+        let ring = index.ring_tallies("shop", "testers")[0];
         assert_eq!(ring.clusters["a"].failing, 0);
 
         // A cluster that reports nothing more leaves no trace.

@@ -367,15 +367,12 @@ impl Service {
     /// when its image is in one pipeline) are included for every pipeline that asks for that
     /// ring: keep those whose image the pipeline lists.
     pub fn ring_reports(&self, pipeline: &str, ring: &str) -> Vec<ReportedTarget> {
-        self.ring_reports_shared(pipeline, ring)
+        self.reports
+            .index()
+            .ring_targets(pipeline, ring)
             .into_iter()
             .map(|t| ReportedTarget::clone(&t))
             .collect()
-    }
-
-    /// [`Service::ring_reports`] without copying each report.
-    pub fn ring_reports_shared(&self, pipeline: &str, ring: &str) -> Vec<Arc<ReportedTarget>> {
-        self.reports.index().ring_targets(pipeline, ring)
     }
 
     /// The latest reports of targets of `images` following `ring` of `pipeline` (with those

@@ -84,7 +84,7 @@ pub(super) fn summarise(
     clusters: &HashMap<String, ClusterInfo>,
     keep_all: bool,
 ) -> RingSummary {
-    let tallies: Vec<&RingTally> = index.ring_tallies(pipeline, ring).collect();
+    let tallies = index.ring_tallies(pipeline, ring);
     let per_cluster = cluster_counts(&tallies, images);
     let names: Vec<&str> = per_cluster.iter().map(|(c, _)| *c).collect();
     let mut out = RingSummary::default();
