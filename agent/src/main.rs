@@ -57,6 +57,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %args.config.display(), "starting");
     let config = ferry_agent::config::AgentConfig::load(&args.config)
         .with_context(|| format!("loading {}", args.config.display()))?;
     let readiness = Arc::new(ferry_agent::health::Readiness::for_config(&config));

@@ -76,21 +76,33 @@ pub fn from_yaml<T: DeserializeOwned>(text: &str, file: &str) -> Result<T, Diagn
 /// (`["spec", "targets"]`), skipping everything else, so one bad element does not hide the
 /// others. The rest of the document is expected to have been checked already. `Ok(None)` when
 /// there is no such element.
+///
+/// Each call parses the whole text: reading every element this way costs the square of the
+/// sequence's length. Try [`sequence_from_yaml`] first and come here for the elements of a
+/// sequence that did not deserialize as a whole.
 pub fn element_from_yaml<T: DeserializeOwned>(
     text: &str,
     file: &str,
     keys: &[&str],
     index: usize,
 ) -> Result<Option<T>, Diagnostic> {
-    run(
-        text,
-        file,
-        Nav::<T> {
-            keys,
-            index,
-            element: PhantomData,
-        },
-    )
+    let leaf = ElementAt::<T> {
+        index,
+        element: PhantomData,
+    };
+    run(text, file, Under { keys, leaf }).map(Option::flatten)
+}
+
+/// Deserializes the whole sequence found under the mapping keys `keys` in one pass, skipping
+/// everything else. `Ok(None)` when there is no such sequence. The first bad element fails the
+/// whole call; [`element_from_yaml`] then reads the elements one by one.
+pub fn sequence_from_yaml<T: DeserializeOwned>(
+    text: &str,
+    file: &str,
+    keys: &[&str],
+) -> Result<Option<Vec<T>>, Diagnostic> {
+    let leaf = PhantomData::<Vec<T>>;
+    run(text, file, Under { keys, leaf })
 }
 
 fn run<'de, S: DeserializeSeed<'de>>(
@@ -154,49 +166,72 @@ fn field_path(path: &serde_path_to_error::Path) -> String {
     out
 }
 
-/// Walks down `keys` through mappings, then picks element `index` of the sequence there.
-struct Nav<'k, T> {
+/// Walks down `keys` through mappings, then reads the value there with the seed `leaf`.
+struct Under<'k, S> {
     keys: &'k [&'k str],
-    index: usize,
-    element: PhantomData<T>,
+    leaf: S,
 }
 
-impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for Nav<'_, T> {
-    type Value = Option<T>;
+impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Under<'_, S> {
+    type Value = Option<S::Value>;
 
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Option<T>, D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         if self.keys.is_empty() {
-            d.deserialize_seq(self)
+            self.leaf.deserialize(d).map(Some)
         } else {
             d.deserialize_map(self)
         }
     }
 }
 
-impl<'de, T: Deserialize<'de>> Visitor<'de> for Nav<'_, T> {
-    type Value = Option<T>;
+impl<'de, S: DeserializeSeed<'de>> Visitor<'de> for Under<'_, S> {
+    type Value = Option<S::Value>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.keys.first() {
-            Some(key) => write!(f, "a mapping with `{key}`"),
-            None => f.write_str("a sequence"),
-        }
+        write!(f, "a mapping with `{}`", self.keys[0])
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<T>, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let (key_wanted, rest) = (self.keys[0], &self.keys[1..]);
+        let mut leaf = Some(self.leaf);
         let mut found = None;
         while let Some(key) = map.next_key::<String>()? {
-            if found.is_none() && key == self.keys[0] {
-                found = map.next_value_seed(Nav::<T> {
-                    keys: &self.keys[1..],
-                    index: self.index,
-                    element: PhantomData,
-                })?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
+            match leaf.take() {
+                Some(seed) if key == key_wanted => {
+                    found = map.next_value_seed(Under {
+                        keys: rest,
+                        leaf: seed,
+                    })?;
+                }
+                unused => {
+                    leaf = unused;
+                    map.next_value::<IgnoredAny>()?;
+                }
             }
         }
         Ok(found)
+    }
+}
+
+/// Picks element `index` of a sequence, skipping the others.
+struct ElementAt<T> {
+    index: usize,
+    element: PhantomData<T>,
+}
+
+impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for ElementAt<T> {
+    type Value = Option<T>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Option<T>, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for ElementAt<T> {
+    type Value = Option<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a sequence")
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<T>, A::Error> {
@@ -271,6 +306,31 @@ mod tests {
         assert!(element_from_yaml::<Item>(DOC, "x.yaml", &["items"], 3)
             .unwrap()
             .is_none());
+    }
+
+    #[test]
+    fn a_whole_sequence_is_read_in_one_pass() {
+        let good = "kind: x\nitems:\n  - name: a\n  - name: b\n    port: 80\nother: [1]\n";
+        let items: Vec<Item> = sequence_from_yaml(good, "x.yaml", &["items"])
+            .unwrap()
+            .unwrap();
+        let names: Vec<&str> = items.iter().map(|i| i.name.value.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(
+            Pos::of(&items[1].name),
+            Some(Pos {
+                line: 4,
+                column: 11
+            })
+        );
+        // One bad element fails the pass, with its own path; the caller then reads each alone.
+        let err = sequence_from_yaml::<Item>(DOC, "x.yaml", &["items"]).unwrap_err();
+        assert_eq!(err.field, "items[1].prot");
+        assert!(
+            sequence_from_yaml::<Item>("other: 1\n", "x.yaml", &["items"])
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]

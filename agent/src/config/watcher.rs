@@ -12,7 +12,7 @@ use super::error::{ConfigError, Pos};
 use super::message::validate_template;
 use super::piped::AgentConfig;
 use super::rules::{check_api_version, check_ring_name, WATCHER_KIND};
-use super::yaml::{element_from_yaml, from_yaml};
+use super::yaml::{element_from_yaml, from_yaml, sequence_from_yaml};
 // A target's kind and format are the editor's own types, and its policy the policy module's:
 // config validates (compiling each policy once), the editor and the planner apply.
 pub use crate::edit::{EditKind as TargetKind, Format};
@@ -161,21 +161,20 @@ impl ImageWatcherFile {
                 Some(m.value.clone())
             }
         };
-        let targets = (0..raw.spec.targets.len())
-            .map(|i| {
-                match element_from_yaml::<Spanned<RawTarget>>(text, file, &["spec", "targets"], i)?
-                {
-                    Some(raw) => validate_target(file, i, raw),
-                    // Unreachable: the first pass counted this many targets in the same text.
-                    None => Err(ConfigError::invalid(
-                        file,
-                        format!("spec.targets[{i}]"),
-                        None,
-                        "target not found",
-                    )),
-                }
-            })
-            .collect();
+        let targets =
+            match sequence_from_yaml::<Spanned<RawTarget>>(text, file, &["spec", "targets"]) {
+                // The usual case, every target well-formed: one pass over the text.
+                Ok(Some(all)) => all
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, raw)| validate_target(file, i, raw))
+                    .collect(),
+                // A malformed target fails the single pass. Each is then read alone (one pass per
+                // target), so every other target still loads and each error names its own target.
+                _ => (0..raw.spec.targets.len())
+                    .map(|i| target_alone(text, file, i))
+                    .collect(),
+            };
         Ok(ImageWatcherFile {
             file: file.to_string(),
             commit_message,
@@ -212,6 +211,20 @@ impl ImageWatcherFile {
                 *slot = Err(err);
             }
         }
+    }
+}
+
+/// Target `index` of the file, read without the others.
+fn target_alone(text: &str, file: &str, index: usize) -> Result<TargetSpec, ConfigError> {
+    match element_from_yaml::<Spanned<RawTarget>>(text, file, &["spec", "targets"], index)? {
+        Some(raw) => validate_target(file, index, raw),
+        // Unreachable: the first pass counted this many targets in the same text.
+        None => Err(ConfigError::invalid(
+            file,
+            format!("spec.targets[{index}]"),
+            None,
+            "target not found",
+        )),
     }
 }
 

@@ -22,6 +22,16 @@ pub(crate) fn element_from_yaml<T: DeserializeOwned>(
     ferry_proto::yaml::element_from_yaml(text, file, keys, index).map_err(ConfigError::Yaml)
 }
 
+/// Deserializes the whole sequence under `keys` in one pass; the first bad element fails it.
+/// `Ok(None)` when there is no such sequence.
+pub(crate) fn sequence_from_yaml<T: DeserializeOwned>(
+    text: &str,
+    file: &str,
+    keys: &[&str],
+) -> Result<Option<Vec<T>>, ConfigError> {
+    ferry_proto::yaml::sequence_from_yaml(text, file, keys).map_err(ConfigError::Yaml)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

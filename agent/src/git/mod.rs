@@ -112,7 +112,10 @@ impl Workspace {
                 source,
             }
         };
+        let started = std::time::Instant::now();
         let repo = open_or_init(dir)?;
+        // A clone with no branch yet is a first start: the sync below is the full fetch.
+        let fresh = repo.is_empty().unwrap_or(false);
         // An "origin" is not needed (fetch and push name the URL) but makes the clone look
         // normal to a human debugging it; a changed URL in the config replaces the old one.
         match repo.find_remote("origin") {
@@ -134,7 +137,15 @@ impl Workspace {
             auth,
             push: PushSettings::default(),
         };
-        workspace.sync()?;
+        let tip = workspace.sync()?;
+        tracing::info!(
+            remote = %workspace.remote,
+            branch,
+            %tip,
+            fresh,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "clone ready"
+        );
         Ok(workspace)
     }
 
