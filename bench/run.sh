@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v wrk >/dev/null || missing+=(wrk)
 command -v ab >/dev/null || missing+=(apache2-utils)
+# nginx is the second ceiling of the registry scenario (sbin: not on every PATH).
+{ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; } || missing+=(nginx-light)
 command -v skopeo >/dev/null || missing+=(skopeo)
 command -v docker-registry >/dev/null || missing+=(docker-registry)
 if ((${#missing[@]})); then

@@ -1,7 +1,8 @@
 //! `ferry-bench`: runs ferry next to what users would pick instead, on loopback, prints a table
 //! and records it in `BENCHMARKS.md`.
 //!
-//! - [`registry`]: scenario 1, registry reads against docker-registry and a constant handler;
+//! - [`registry`]: scenario 1, registry reads against docker-registry as shipped and two
+//!   ceilings (an actix-web constant handler, [`nginx`] serving the bytes from memory);
 //!   [`metrics_cost`]: the same reads with Prometheus metrics on and off.
 //! - [`publish`]: scenario 2, publishes per second, database size and memory at 100,000 tags.
 //! - [`fanout`]: scenario 3, publish → last of N `Subscribe` streams, memory per stream.
@@ -22,6 +23,7 @@ mod end_to_end;
 mod fanout;
 mod metrics_cost;
 mod monorepo;
+mod nginx;
 mod notify;
 mod origin_push;
 mod promote;

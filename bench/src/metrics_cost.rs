@@ -73,11 +73,12 @@ pub fn render(runs: usize, load: Load, pairs: &[Pair]) -> String {
     let mut s = format!(
         "\n### With metrics on and off (issue 11)\n\n\
          Two fresh ferry-servers holding the same image, one as deployed (`--metrics on`: every request \
-         counted and timed by endpoint pattern and status) and one with `--metrics off`. The two alternate \
-         run by run (wrk, 1 thread, {} connections, {} s per run, median of {runs} runs).\n\n\
+         counted and timed by endpoint pattern and status) and one with `--metrics off`, under one wrk thread \
+         (as for the token rows above). The two alternate \
+         run by run (wrk threads: {}, {} connections, {} s per run, median of {runs} runs).\n\n\
          | endpoint | metrics on req/s | metrics off req/s | on ÷ off | on p50 | on p99 | off p99 |\n\
          |---|---:|---:|---:|---:|---:|---:|\n",
-        load.connections, load.seconds
+        load.threads, load.connections, load.seconds
     );
     for p in pairs {
         s.push_str(&format!(

@@ -3,20 +3,6 @@
 
 use std::path::PathBuf;
 
-use crate::wrk::Sample;
-
-/// One endpoint measured on every server.
-pub struct Row {
-    /// What was requested.
-    pub what: String,
-    /// ferry's numbers.
-    pub ferry: Sample,
-    /// docker-registry's numbers.
-    pub registry: Sample,
-    /// The constant handler's numbers, where measured.
-    pub ceiling: Option<Sample>,
-}
-
 fn read(path: &str) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }

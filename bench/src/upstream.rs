@@ -193,7 +193,7 @@ async fn polling_window(
 /// Runs the scenario; returns its Markdown section.
 pub fn run(o: &Options) -> anyhow::Result<String> {
     let rt = tokio::runtime::Runtime::new()?;
-    let origin = OriginRegistry::start();
+    let origin = OriginRegistry::start_as_shipped();
     let releases = o.releases_per_hour * o.window_minutes / 60;
     if releases == 0 {
         bail!(
@@ -241,7 +241,7 @@ pub fn run(o: &Options) -> anyhow::Result<String> {
     s.push_str("## 5. Upstream load\n\n");
     s.push_str(&machine());
     s.push_str(&format!(
-        "Command: `bench/run.sh upstream`. Requests reaching the origin (docker-registry), counted from its access log, \
+        "Command: `bench/run.sh upstream`. Requests reaching the origin (docker-registry with the configuration its official image ships), counted from its access log, \
          for {} clusters × {} images over a {}-minute window with {} release(s) per image per hour. \
          ferry: the real `ferry publish docker://…` once per release while the {} clusters hold their streams to ferry \
          (they never ask the origin). Polling: each cluster asks for each image's tags list and then the newest tag's manifest, \

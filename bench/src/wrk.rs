@@ -94,9 +94,47 @@ pub fn parse(out: &str) -> anyhow::Result<Sample> {
     })
 }
 
+/// Busy and total CPU time of the machine so far, in clock ticks (`/proc/stat`'s first line;
+/// idle and iowait count as not busy).
+fn cpu_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let total: u64 = fields.iter().sum();
+    let idle = fields.get(3)? + fields.get(4).unwrap_or(&0);
+    Some((total - idle, total))
+}
+
+/// Waits (at most 60 s) until the machine's CPUs are under 15% busy over a quarter second.
+/// A server a measurement overloaded keeps working after its load generator stops (a
+/// docker-registry with 32 queued tags lists of 100,000 tags, say), as does the kernel
+/// writing back what a fill wrote; without this the next measurement would share the cores
+/// with them.
+pub fn wait_for_quiet() {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let Some(mut last) = cpu_ticks() else { return };
+    while std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        let Some(now) = cpu_ticks() else { return };
+        let (busy, total) = (now.0 - last.0, now.1 - last.1);
+        if total > 0 && (busy as f64) < 0.15 * total as f64 {
+            return;
+        }
+        last = now;
+    }
+    eprintln!("the machine stayed busy for 60 s; measuring anyway");
+}
+
 /// Runs one measurement of `method url`: wrk for GET, ApacheBench for HEAD (wrk's response
-/// parser waits for a body after HEAD and completes nothing).
+/// parser waits for a body after HEAD and completes nothing). Waits for the machine to be
+/// quiet first ([`wait_for_quiet`]).
 pub fn once(url: &str, method: &str, headers: &[&str], load: Load) -> anyhow::Result<Sample> {
+    wait_for_quiet();
     if method == "HEAD" {
         return ab_head(url, headers, load);
     }
@@ -124,26 +162,45 @@ pub fn once(url: &str, method: &str, headers: &[&str], load: Load) -> anyhow::Re
 }
 
 /// `ab -i` (HEAD) with keep-alive at the same concurrency, for about as long as a wrk run.
+/// ApacheBench has one thread, so a load of N threads runs N `ab` processes at once, each with
+/// its share of the connections: their rates add up, the p50 is their median and the p99 the
+/// worst of theirs.
 fn ab_head(url: &str, headers: &[&str], load: Load) -> anyhow::Result<Sample> {
     require_tool("ab");
-    let mut cmd = Command::new("ab");
-    cmd.args([
-        "-i",
-        "-k",
-        "-q",
-        "-c",
-        &load.connections.to_string(),
-        "-t",
-        &load.seconds.to_string(),
-        "-n",
-        "10000000",
-    ]);
-    for h in headers {
-        cmd.args(["-H", h]);
+    let processes = load.threads.max(1);
+    let per_process = (load.connections / processes).max(1);
+    let mut children = Vec::new();
+    for _ in 0..processes {
+        let mut cmd = Command::new("ab");
+        cmd.args([
+            "-i",
+            "-k",
+            "-q",
+            "-c",
+            &per_process.to_string(),
+            "-t",
+            &load.seconds.to_string(),
+            "-n",
+            "10000000",
+        ]);
+        for h in headers {
+            cmd.args(["-H", h]);
+        }
+        cmd.arg(url);
+        children.push(std::thread::spawn(move || run(&mut cmd)));
     }
-    cmd.arg(url);
-    let out = run(&mut cmd)?;
-    parse_ab(&out).with_context(|| format!("HEAD {url}"))
+    let mut samples = Vec::new();
+    for child in children {
+        let out = child.join().expect("an ab runner thread panicked")?;
+        samples.push(parse_ab(&out).with_context(|| format!("HEAD {url}"))?);
+    }
+    let mid = median(&samples);
+    Ok(Sample {
+        rps: samples.iter().map(|s| s.rps).sum(),
+        p50_ms: mid.p50_ms,
+        p99_ms: samples.iter().map(|s| s.p99_ms).fold(0.0, f64::max),
+        timeouts: 0,
+    })
 }
 
 /// Parses ApacheBench's report; refuses runs with failed or non-2xx requests.

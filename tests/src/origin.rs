@@ -1,5 +1,8 @@
 //! An origin registry: the CNCF reference registry (`docker-registry`, distribution v2) on a
-//! free loopback port, with filesystem storage in a temp dir and deletes enabled.
+//! free loopback port, with filesystem storage in a temp dir. [`OriginRegistry::start`] runs
+//! it as the tests want it (deletes enabled, no caches); [`OriginRegistry::start_as_shipped`]
+//! with the configuration the official `registry` image ships, which is how users run it and
+//! so what the benchmarks compare ferry with.
 //!
 //! Counting requests: distribution writes an Apache combined-format access log line per HTTP
 //! request to **stdout**, e.g.
@@ -26,6 +29,7 @@ pub struct OriginRegistry {
     // before the temp dir holding the log is deleted.
     child: ChildGuard,
     addr: String,
+    config: OriginConfig,
     dir: TempDir,
 }
 
@@ -40,11 +44,43 @@ pub struct AccessLogEntry {
     pub status: u16,
 }
 
+/// Which configuration the registry runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OriginConfig {
+    /// The tests' own: filesystem storage with deletes enabled, no blob-descriptor cache.
+    Tests,
+    /// The `/etc/docker/registry/config.yml` of the official `registry` image: filesystem
+    /// storage with the in-memory blob-descriptor cache, the `nosniff` header and the storage
+    /// health check; no deletes.
+    AsShipped,
+}
+
+impl OriginConfig {
+    /// How a benchmark table names it.
+    pub fn label(self) -> &'static str {
+        match self {
+            OriginConfig::Tests => "tests' config",
+            OriginConfig::AsShipped => "as shipped",
+        }
+    }
+}
+
 impl OriginRegistry {
+    /// Starts the registry with the tests' configuration ([`OriginConfig::Tests`]).
+    pub fn start() -> OriginRegistry {
+        OriginRegistry::start_with(OriginConfig::Tests)
+    }
+
+    /// Starts the registry with the official image's configuration
+    /// ([`OriginConfig::AsShipped`]).
+    pub fn start_as_shipped() -> OriginRegistry {
+        OriginRegistry::start_with(OriginConfig::AsShipped)
+    }
+
     /// Starts the registry and returns once `GET /v2/` answers 200 (that probe, and any
     /// retries of it, appear in the access log). Panics with the log tail if it does not
     /// come up within 10 s.
-    pub fn start() -> OriginRegistry {
+    pub fn start_with(config_kind: OriginConfig) -> OriginRegistry {
         let binary = require_tool("docker-registry");
         let dir = tempfile::Builder::new()
             .prefix("ferry-origin-")
@@ -52,8 +88,11 @@ impl OriginRegistry {
             .expect("creating a temp dir");
         let addr = format!("127.0.0.1:{}", free_port());
         let config = dir.path().join("config.yml");
-        std::fs::write(&config, config_yaml(&addr, &dir.path().join("storage")))
-            .expect("writing the registry config");
+        std::fs::write(
+            &config,
+            config_yaml(config_kind, &addr, &dir.path().join("storage")),
+        )
+        .expect("writing the registry config");
         let mut cmd = Command::new(binary);
         cmd.arg("serve").arg(&config);
         let mut child = spawn_logged(cmd, "docker-registry", dir.path());
@@ -70,7 +109,17 @@ impl OriginRegistry {
                 ),
             }
         }
-        OriginRegistry { child, addr, dir }
+        OriginRegistry {
+            child,
+            addr,
+            config: config_kind,
+            dir,
+        }
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> OriginConfig {
+        self.config
     }
 
     /// "127.0.0.1:PORT".
@@ -122,25 +171,50 @@ impl OriginRegistry {
     }
 }
 
-fn config_yaml(addr: &str, storage: &Path) -> String {
-    // A fixed http.secret silences the "No HTTP secret provided" warning; the access log is
-    // on by default and is what `count_requests` reads.
-    format!(
-        "version: 0.1
+fn config_yaml(kind: OriginConfig, addr: &str, storage: &Path) -> String {
+    let storage = storage.display();
+    match kind {
+        // A fixed http.secret silences the "No HTTP secret provided" warning; the access log
+        // is on by default and is what `count_requests` reads.
+        OriginConfig::Tests => format!(
+            "version: 0.1
 log:
   level: info
   formatter: text
 storage:
   filesystem:
-    rootdirectory: {}
+    rootdirectory: {storage}
   delete:
     enabled: true
 http:
   addr: {addr}
   secret: ferry-tests-not-secret
-",
-        storage.display()
-    )
+"
+        ),
+        // The official image's file, with only the address and the storage directory
+        // changed (the access log stays on, as there).
+        OriginConfig::AsShipped => format!(
+            "version: 0.1
+log:
+  fields:
+    service: registry
+storage:
+  cache:
+    blobdescriptor: inmemory
+  filesystem:
+    rootdirectory: {storage}
+http:
+  addr: {addr}
+  headers:
+    X-Content-Type-Options: [nosniff]
+health:
+  storagedriver:
+    enabled: true
+    interval: 10s
+    threshold: 3
+"
+        ),
+    }
 }
 
 /// Parses `IP - - [date] "METHOD PATH HTTP/1.1" STATUS SIZE "referer" "agent"`.
@@ -199,6 +273,36 @@ mod tests {
         assert_eq!(
             (last.method.as_str(), last.path.as_str(), last.status),
             ("GET", "/v2/nothing/here/manifests/latest", 404)
+        );
+    }
+
+    /// The benchmarks' baseline: the official image's configuration starts, answers with its
+    /// extra header, serves a pushed image through the blob-descriptor cache and still logs
+    /// each request.
+    #[test]
+    fn as_shipped_origin_serves_an_image_and_counts_requests() {
+        let origin = OriginRegistry::start_as_shipped();
+        let probe = http::get(&origin.addr(), "/v2/").unwrap();
+        assert_eq!(probe.header("X-Content-Type-Options"), Some("nosniff"));
+        let tmp = tempfile::tempdir().unwrap();
+        let mut layout = crate::oci::OciLayout::new(tmp.path().join("img"));
+        let image = layout.add_image(crate::oci::ImageSpec::default());
+        layout.tag(&image, "v1");
+        crate::skopeo::copy(&layout.reference("v1"), &origin.docker_ref("team/app:v1")).unwrap();
+        let before = origin.count_requests();
+        let path = format!("/v2/team/app/manifests/{}", image.manifest_digest);
+        let got = http::request(
+            &origin.addr(),
+            "GET",
+            &path,
+            &[("Accept", "application/vnd.oci.image.manifest.v1+json")],
+        )
+        .unwrap();
+        assert_eq!(got.status, 200, "{}", origin.log_tail(20));
+        assert_eq!(got.body, image.manifest_bytes);
+        assert_eq!(
+            origin.wait_for_requests(before + 1, Duration::from_secs(5)),
+            before + 1
         );
     }
 }

@@ -18,6 +18,7 @@ fn debian_package(tool: &str) -> &str {
         "ssh-keygen" => "openssh-client",
         "sshd" => "openssh-server",
         "ab" => "apache2-utils",
+        "nginx" => "nginx-light",
         "docker-registry" => "docker-registry",
         "lighttpd" => "lighttpd lighttpd-mod-openssl",
         other => other,
