@@ -253,7 +253,7 @@ fn render(o: &Options, rows: &[Row]) -> String {
          of the images with every image promoted through every ring, and {} clusters × {} targets reported \
          (one cluster in ten with a failing target). Each page is fetched {} times in a row on one keep-alive \
          connection (reqwest), after one untimed fetch; the baseline rows are the registry's reads of the same \
-         data, in the same run. The machine was shared with other agents compiling at the time.\n\n",
+         data, in the same run.\n\n",
         grouped(o.images as f64),
         o.tags,
         o.releases,

@@ -34,6 +34,13 @@ pub fn start(dir: &Path, manifest: &[u8], workers: usize) -> anyhow::Result<Ngin
     if body.contains(['\'', '\\', '$']) {
         bail!("the manifest holds a quote, backslash or dollar sign, which nginx's `return` would not serve verbatim");
     }
+    // nginx refuses a configuration parameter longer than its 4 KiB parse buffer.
+    if body.len() > 4000 {
+        bail!(
+            "the manifest is {} bytes; nginx's `return` takes at most about 4,000 in its configuration: benchmark with a smaller image",
+            body.len()
+        );
+    }
     let digest = ferry_proto::digest::sha256_digest(manifest);
     let addr = format!("127.0.0.1:{}", free_port());
     let prefix = dir.display();

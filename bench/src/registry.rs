@@ -323,7 +323,8 @@ pub fn run(o: &Options) -> anyhow::Result<String> {
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let load = Load {
         connections: o.connections,
-        threads: workers as u32,
+        // wrk refuses more threads than connections.
+        threads: (workers as u32).min(o.connections),
         seconds: o.seconds,
     };
     let load_before = Load { threads: 1, ..load };

@@ -94,8 +94,9 @@ pub fn parse(out: &str) -> anyhow::Result<Sample> {
     })
 }
 
-/// Busy and total CPU time of the machine so far, in clock ticks (`/proc/stat`'s first line;
-/// idle and iowait count as not busy).
+/// Busy and total CPU time of the machine so far, in clock ticks (`/proc/stat`'s first line:
+/// user, nice, system, idle, iowait, irq, softirq, steal; guest time is already inside user and
+/// nice, so the fields after steal are left out; idle and iowait count as not busy).
 fn cpu_ticks() -> Option<(u64, u64)> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let fields: Vec<u64> = stat
@@ -103,31 +104,45 @@ fn cpu_ticks() -> Option<(u64, u64)> {
         .next()?
         .split_whitespace()
         .skip(1)
+        .take(8)
         .filter_map(|f| f.parse().ok())
         .collect();
     let total: u64 = fields.iter().sum();
     let idle = fields.get(3)? + fields.get(4).unwrap_or(&0);
-    Some((total - idle, total))
+    Some((total.saturating_sub(idle), total))
 }
+
+/// Set once a wait timed out: the machine is busy with something else, and waiting 60 s
+/// before every further measurement would only make the run long.
+static GAVE_UP_WAITING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Waits (at most 60 s) until the machine's CPUs are under 15% busy over a quarter second.
 /// A server a measurement overloaded keeps working after its load generator stops (a
 /// docker-registry with 32 queued tags lists of 100,000 tags, say), as does the kernel
 /// writing back what a fill wrote; without this the next measurement would share the cores
-/// with them.
+/// with them. After one timeout it stops waiting for the rest of the run.
 pub fn wait_for_quiet() {
+    use std::sync::atomic::Ordering;
+    if GAVE_UP_WAITING.load(Ordering::Relaxed) {
+        return;
+    }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let Some(mut last) = cpu_ticks() else { return };
     while std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(250));
         let Some(now) = cpu_ticks() else { return };
-        let (busy, total) = (now.0 - last.0, now.1 - last.1);
+        // iowait can go down (proc(5)), so the differences saturate.
+        let busy = now.0.saturating_sub(last.0);
+        let total = now.1.saturating_sub(last.1);
         if total > 0 && (busy as f64) < 0.15 * total as f64 {
             return;
         }
         last = now;
     }
-    eprintln!("the machine stayed busy for 60 s; measuring anyway");
+    GAVE_UP_WAITING.store(true, Ordering::Relaxed);
+    eprintln!(
+        "the machine stayed busy for 60 s: measuring anyway, and not waiting again in this run"
+    );
 }
 
 /// Runs one measurement of `method url`: wrk for GET, ApacheBench for HEAD (wrk's response
@@ -163,14 +178,15 @@ pub fn once(url: &str, method: &str, headers: &[&str], load: Load) -> anyhow::Re
 
 /// `ab -i` (HEAD) with keep-alive at the same concurrency, for about as long as a wrk run.
 /// ApacheBench has one thread, so a load of N threads runs N `ab` processes at once, each with
-/// its share of the connections: their rates add up, the p50 is their median and the p99 the
-/// worst of theirs.
+/// its share of the connections (the first ones take the remainder): their rates add up, and
+/// the p50 and p99 are the worst of theirs.
 fn ab_head(url: &str, headers: &[&str], load: Load) -> anyhow::Result<Sample> {
     require_tool("ab");
-    let processes = load.threads.max(1);
-    let per_process = (load.connections / processes).max(1);
+    let processes = load.threads.clamp(1, load.connections.max(1));
     let mut children = Vec::new();
-    for _ in 0..processes {
+    for i in 0..processes {
+        let per_process =
+            load.connections / processes + u32::from(i < load.connections % processes);
         let mut cmd = Command::new("ab");
         cmd.args([
             "-i",
@@ -194,10 +210,9 @@ fn ab_head(url: &str, headers: &[&str], load: Load) -> anyhow::Result<Sample> {
         let out = child.join().expect("an ab runner thread panicked")?;
         samples.push(parse_ab(&out).with_context(|| format!("HEAD {url}"))?);
     }
-    let mid = median(&samples);
     Ok(Sample {
         rps: samples.iter().map(|s| s.rps).sum(),
-        p50_ms: mid.p50_ms,
+        p50_ms: samples.iter().map(|s| s.p50_ms).fold(0.0, f64::max),
         p99_ms: samples.iter().map(|s| s.p99_ms).fold(0.0, f64::max),
         timeouts: 0,
     })

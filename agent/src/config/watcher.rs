@@ -1,7 +1,8 @@
 //! ImageWatcher files: which manifest field each image's releases are written to.
 //!
 //! A bad target must not stop the others (docs/architecture.md §4), so the document is read once without its
-//! targets, then each target is read on its own; every target yields its own `Result`.
+//! targets, then the targets in one pass; if that pass fails on a malformed target, each target
+//! is read on its own. Either way every target yields its own `Result`.
 
 use ferry_proto::reference::ImageName;
 use serde::de::IgnoredAny;
@@ -30,7 +31,8 @@ struct RawFile {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawSpec {
     commit_message: Option<Spanned<String>>,
-    /// Only counted here; each target is read alone afterwards.
+    /// Only counted here; the targets are read afterwards (in one pass, or each alone when a
+    /// malformed one fails the pass).
     targets: Vec<IgnoredAny>,
 }
 

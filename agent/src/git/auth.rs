@@ -160,7 +160,10 @@ fn url_credentials(url: &str) -> Option<(String, String)> {
     Some((percent_decode(user), percent_decode(password)))
 }
 
-/// `url` with any password in its authority replaced by `***`, for messages and logs.
+/// `url` with any password in its authority replaced by `***`, for messages and logs. Over
+/// http(s) a user name without a password is hidden too: `https://TOKEN@host/…` is how GitHub
+/// and GitLab tokens are often written, and [`url_credentials`] reads it that way. Over ssh the
+/// user (`git@`) is an account name, not a secret, and stays.
 pub(crate) fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
@@ -171,6 +174,11 @@ pub(crate) fn redact(url: &str) -> String {
         Some((userinfo, host)) if userinfo.contains(':') => {
             let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
             format!("{scheme}://{user}:***@{host}{path}")
+        }
+        Some((_, host))
+            if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("http") =>
+        {
+            format!("{scheme}://***@{host}{path}")
         }
         _ => url.to_string(),
     }
@@ -222,6 +230,11 @@ mod tests {
         assert_eq!(
             redact("https://bot:secret@git.example.com/config.git"),
             "https://bot:***@git.example.com/config.git"
+        );
+        // A token written as the user name, as GitHub accepts it, is a secret too.
+        assert_eq!(
+            redact("https://ghp_0123456789abcdef@github.com/team/config.git"),
+            "https://***@github.com/team/config.git"
         );
         for url in [
             "https://git.example.com/config.git",
