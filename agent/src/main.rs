@@ -57,9 +57,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %args.config.display(), "starting");
     let config = ferry_agent::config::AgentConfig::load(&args.config)
         .with_context(|| format!("loading {}", args.config.display()))?;
+    // After the config loaded: a config the agent refuses stays one line of output.
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %args.config.display(), "starting");
     let readiness = Arc::new(ferry_agent::health::Readiness::for_config(&config));
     let metrics = Arc::new(ferry_agent::metrics::Metrics::new());
     if let Some(addr) = args.metrics_addr {
