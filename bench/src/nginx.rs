@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use ferry_tests::ports::{free_port, wait_for_tcp};
-use ferry_tests::process::{require_tool, spawn_logged, ChildGuard};
+use ferry_tests::process::{require_sbin_tool, spawn_logged, ChildGuard};
 
 /// A running nginx; killed when dropped.
 pub struct Nginx {
@@ -21,13 +21,7 @@ pub struct Nginx {
 
 /// Starts nginx in `dir` serving `manifest` (with its digest) at every path.
 pub fn start(dir: &Path, manifest: &[u8], workers: usize) -> anyhow::Result<Nginx> {
-    // Debian installs it in /usr/sbin, which is not on every user's PATH.
-    let sbin = Path::new("/usr/sbin/nginx");
-    let binary = if sbin.exists() {
-        sbin.to_path_buf()
-    } else {
-        require_tool("nginx")
-    };
+    let binary = require_sbin_tool("nginx");
     let body = std::str::from_utf8(manifest).context("the manifest is not UTF-8")?;
     // Inside nginx's single-quoted string `$` starts a variable and `\` an escape; a manifest
     // holding either (or a quote) would be served altered, so refuse rather than measure that.

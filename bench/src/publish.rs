@@ -170,22 +170,21 @@ pub fn run(o: &Options) -> anyhow::Result<String> {
             o.releases,
             workers,
         ))?;
-        let mut registry = Vec::new();
-        for origin in [&shipped, &tests_config] {
+        let push_rate = |origin: &OriginRegistry| {
             eprintln!(
                 "publish: docker-registry ({}), {label}, {} releases",
                 origin.config().label(),
                 o.registry_releases
             );
-            registry.push(rt.block_on(registry_rate(
+            rt.block_on(registry_rate(
                 origin,
                 &format!("pub/{label}"),
                 o.registry_releases,
                 workers,
-            ))?);
-        }
-        let before = registry.pop().expect("two registries");
-        let r = registry.pop().expect("two registries");
+            ))
+        };
+        let r = push_rate(&shipped)?;
+        let before = push_rate(&tests_config)?;
         rows.push((label, workers, f, r, before));
     }
 

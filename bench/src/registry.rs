@@ -86,11 +86,8 @@ fn fill_ferry(
 /// tag reads. A push also writes `index/sha256/<digest>/link`, read only by deletes and garbage
 /// collection; it is left out because writing and removing its two directories per tag took
 /// minutes on this disk.
-fn fill_registry(storage: &Path, repo: &str, digest: &str, tags: usize) -> anyhow::Result<()> {
-    let tags_dir = storage
-        .join("docker/registry/v2/repositories")
-        .join(repo)
-        .join("_manifests/tags");
+fn fill_registry(repository: &Path, digest: &str, tags: usize) -> anyhow::Result<()> {
+    let tags_dir = repository.join("_manifests/tags");
     for i in 0..tags {
         let current = tags_dir.join(tag_name(i)).join("current");
         std::fs::create_dir_all(&current)?;
@@ -300,10 +297,11 @@ fn fill_origins(
         &layout.reference("v1"),
         &first.docker_ref(&format!("team/big:{}", tag_name(0))),
     )?;
-    fill_registry(&first.storage_dir(), "team/big", digest, tags)?;
+    let big = repository_dir(first, "team/big");
+    fill_registry(&big, digest, tags)?;
     let link = repository_dir(second, "team/big");
     std::fs::create_dir_all(link.parent().context("a repository has a parent")?)?;
-    std::os::unix::fs::symlink(repository_dir(first, "team/big"), &link)?;
+    std::os::unix::fs::symlink(&big, &link)?;
     let catalog = |origin: &OriginRegistry| -> anyhow::Result<Vec<u8>> {
         Ok(http::get(&origin.addr(), "/v2/_catalog")?.body)
     };
@@ -413,6 +411,7 @@ pub fn run(o: &Options) -> anyhow::Result<String> {
     // ferry and the ceilings alternate run by run, so the machine's drift (large here: ferry's
     // GET by tag read 58,000 to 95,000 req/s in three runs of one day) falls on all alike.
     let constant = "/v2/x/manifests/v1";
+    // Also the anonymous row of the token comparison below.
     let ferry_get = format!(
         "http://{}{}/manifests/v1",
         ferry.http_addr, endpoints.ferry_repo
@@ -448,15 +447,7 @@ pub fn run(o: &Options) -> anyhow::Result<String> {
     eprintln!("registry: starting a ferry-server with --registry-auth token");
     // ferry against ferry: one wrk thread, as before. Two on 2 cores put four busy threads on
     // two cores and swung these 5–10% comparisons by ±25% between runs.
-    let auth = measure_auth(
-        o,
-        load_before,
-        &shipped,
-        &format!(
-            "http://{}{}/manifests/v1",
-            ferry.http_addr, endpoints.ferry_repo
-        ),
-    )?;
+    let auth = measure_auth(o, load_before, &shipped, &ferry_get)?;
     eprintln!("registry: starting ferry-servers with --metrics on and off");
     let metrics =
         crate::metrics_cost::measure(o.runs, load_before, &shipped, &image.manifest_digest)?;

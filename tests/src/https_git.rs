@@ -13,7 +13,7 @@ use tempfile::TempDir;
 
 use crate::git::{git, git_command, init_bare_repo_with_files};
 use crate::ports::free_port;
-use crate::process::{require_tool, run, run_combined, spawn_logged, ChildGuard};
+use crate::process::{require_sbin_tool, run, run_combined, spawn_logged, ChildGuard};
 
 /// The user every server accepts.
 pub const USER: &str = "ferry-bot";
@@ -35,7 +35,7 @@ impl HttpsGitServer {
     /// port accepts connections. Pushing needs `http.receivepack` in the repository's config
     /// ([`HttpsGitServer::init_bare_repo_with_files`] sets it).
     pub fn start(repo_base: &Path) -> HttpsGitServer {
-        let lighttpd = lighttpd();
+        let lighttpd = require_sbin_tool("lighttpd");
         std::fs::create_dir_all(repo_base)
             .unwrap_or_else(|e| panic!("creating {}: {e}", repo_base.display()));
         let base = std::fs::canonicalize(repo_base)
@@ -133,15 +133,6 @@ impl HttpsGitServer {
     pub fn log_tail(&self, lines: usize) -> String {
         self.child.log_tail(lines)
     }
-}
-
-/// `lighttpd`: Debian installs it in /usr/sbin, which a non-root PATH often lacks.
-fn lighttpd() -> PathBuf {
-    let sbin = Path::new("/usr/sbin/lighttpd");
-    if sbin.is_file() {
-        return sbin.to_path_buf();
-    }
-    require_tool("lighttpd")
 }
 
 fn write_users(dir: &Path, password: &str) {

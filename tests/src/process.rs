@@ -41,6 +41,18 @@ pub fn require_tool(tool: &str) -> PathBuf {
     );
 }
 
+/// Like [`require_tool`], for a tool Debian installs in `/usr/sbin` (sshd, lighttpd, nginx),
+/// which is not on every user's PATH: that path when it exists, else the tool on PATH. Also
+/// an absolute path, which sshd needs (it re-executes itself).
+pub fn require_sbin_tool(tool: &str) -> PathBuf {
+    let sbin = Path::new("/usr/sbin").join(tool);
+    if sbin.is_file() {
+        sbin
+    } else {
+        require_tool(tool)
+    }
+}
+
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     path.metadata()

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::process::{require_tool, run, spawn_logged, ChildGuard};
+use crate::process::{require_sbin_tool, require_tool, run, spawn_logged, ChildGuard};
 
 /// An `sshd -D` serving git over SSH; killed on drop.
 pub struct SshServer {
@@ -35,7 +35,7 @@ impl SshServer {
     /// As root this creates `/run/sshd` if missing: sshd refuses to start without its
     /// privilege separation directory, which only the system service normally creates.
     pub fn start(repo_base: &Path) -> SshServer {
-        let sshd = sshd_binary();
+        let sshd = require_sbin_tool("sshd");
         let keygen = require_tool("ssh-keygen");
         std::fs::create_dir_all(repo_base)
             .unwrap_or_else(|e| panic!("creating {}: {e}", repo_base.display()));
@@ -204,17 +204,6 @@ impl SshServer {
     /// The last `lines` lines of sshd's log, for failure messages.
     pub fn log_tail(&self, lines: usize) -> String {
         self.child.log_tail(lines)
-    }
-}
-
-/// sshd must be started by absolute path (it re-executes itself), and lives in /usr/sbin,
-/// which is not on every user's PATH.
-fn sshd_binary() -> PathBuf {
-    let sbin = Path::new("/usr/sbin/sshd");
-    if sbin.is_file() {
-        sbin.to_path_buf()
-    } else {
-        require_tool("sshd")
     }
 }
 
